@@ -1,0 +1,123 @@
+//! The console's languages and its UI strings, from Fluent files in `crm/locales/<lang>/`.
+//!
+//! Dutch and French are the municipality's languages; English is there for developers and for
+//! citizens who ask for it. A key missing in one language is a test failure, not a fallback.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use fluent_templates::fluent_bundle::FluentValue;
+use fluent_templates::{LanguageIdentifier, Loader, langid};
+
+fluent_templates::static_loader! {
+    static LOCALES = {
+        locales: "./locales",
+        fallback_language: "en",
+        // Unicode isolation marks around arguments would end up inside HTML attributes.
+        customise: |bundle| bundle.set_use_isolating(false),
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    #[default]
+    Nl,
+    Fr,
+    En,
+}
+
+static NL: LanguageIdentifier = langid!("nl");
+static FR: LanguageIdentifier = langid!("fr");
+static EN: LanguageIdentifier = langid!("en");
+
+impl Language {
+    pub const ALL: [Language; 3] = [Language::Nl, Language::Fr, Language::En];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::Nl => "nl",
+            Language::Fr => "fr",
+            Language::En => "en",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Language> {
+        Language::ALL.into_iter().find(|language| language.code() == code)
+    }
+
+    /// The first of our languages named in an `Accept-Language` header, Dutch when none is.
+    pub fn negotiate(accept_language: &str) -> Language {
+        accept_language
+            .split(',')
+            .filter_map(|part| part.split(';').next())
+            .filter_map(|tag| tag.trim().split('-').next())
+            .find_map(|primary| Language::from_code(&primary.to_ascii_lowercase()))
+            .unwrap_or_default()
+    }
+
+    /// The UI string for `key`; the key itself when it is missing, so a gap shows on screen.
+    pub fn text(self, key: &str) -> String {
+        LOCALES.try_lookup(self.identifier(), key).unwrap_or_else(|| key.to_owned())
+    }
+
+    pub fn text_with(self, key: &str, args: &[(&str, String)]) -> String {
+        let args: HashMap<Cow<'static, str>, FluentValue> = args
+            .iter()
+            .map(|(name, value)| (Cow::Owned((*name).to_owned()), FluentValue::from(value.clone())))
+            .collect();
+        LOCALES.try_lookup_with_args(self.identifier(), key, &args).unwrap_or_else(|| key.to_owned())
+    }
+
+    fn identifier(self) -> &'static LanguageIdentifier {
+        match self {
+            Language::Nl => &NL,
+            Language::Fr => &FR,
+            Language::En => &EN,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn keys(language: Language) -> BTreeSet<String> {
+        let path = format!("{}/locales/{}/console.ftl", env!("CARGO_MANIFEST_DIR"), language.code());
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
+        text.lines()
+            .filter(|line| !line.starts_with([' ', '#', '.']) && line.contains(" ="))
+            .map(|line| line.split(" =").next().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn every_language_has_every_key() {
+        let english = keys(Language::En);
+        assert!(english.len() > 20, "the parser found too few keys: {english:?}");
+        for language in [Language::Nl, Language::Fr] {
+            let other = keys(language);
+            let missing: Vec<_> = english.difference(&other).collect();
+            let extra: Vec<_> = other.difference(&english).collect();
+            assert!(missing.is_empty() && extra.is_empty(), "{language:?}: missing {missing:?}, extra {extra:?}");
+        }
+    }
+
+    #[test]
+    fn strings_differ_per_language() {
+        assert_eq!(Language::Nl.text("login-title"), "Aanmelden");
+        assert_eq!(Language::Fr.text("login-title"), "Connexion");
+        assert_eq!(Language::En.text("login-title"), "Sign in");
+        assert_eq!(Language::Fr.text_with("home-welcome", &[("name", "Ana".into())]), "Bienvenue, Ana");
+    }
+
+    #[test]
+    fn accept_language_picks_the_first_known() {
+        assert_eq!(Language::negotiate("fr-BE,fr;q=0.9,en;q=0.8"), Language::Fr);
+        assert_eq!(Language::negotiate("de-DE, en;q=0.5"), Language::En);
+        assert_eq!(Language::negotiate("de"), Language::Nl);
+        assert_eq!(Language::negotiate(""), Language::Nl);
+    }
+}

@@ -1,0 +1,12 @@
+//! Rows and queries on sqlx, one module per record. Nothing here knows about HTTP.
+//!
+//! Every function takes the `Db` (or a transaction) first and the time as a `Millis` where it
+//! writes one, so that tests control the clock.
+
+pub mod audit;
+pub mod directory;
+pub mod accounts;
+pub mod cases;
+pub mod contacts;
+pub mod sessions;
+pub mod users;

@@ -1,0 +1,245 @@
+//! Test support: a fresh database per test on either back end, and an in-process app to drive
+//! the real router with real sessions and CSRF tokens.
+//!
+//! PostgreSQL comes from `LOKET_TEST_POSTGRES_URL` (default: the local server's `test` database);
+//! each test gets its own schema, dropped afterwards. When PostgreSQL is missing the test fails
+//! and says so: the storage suite is only proven when it has run on both engines.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use crate::auth::{Role, hash_password};
+use crate::clock::{Clock, Millis};
+use crate::db::{Backend, Db};
+use crate::i18n::Language;
+use crate::records::users::{self, NewUser, UserId};
+use crate::web::{AppState, WebConfig, router};
+
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Generates `mod $name { sqlite, postgres }`: the same test body on both back ends.
+#[macro_export]
+macro_rules! db_test {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                let test_db = $crate::testing::TestDb::new($crate::db::Backend::Sqlite).await;
+                ($body)(test_db.db.clone()).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let test_db = $crate::testing::TestDb::new($crate::db::Backend::Postgres).await;
+                ($body)(test_db.db.clone()).await;
+            }
+        }
+    };
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+pub struct TestDb {
+    pub db: Db,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    SqliteFile(std::path::PathBuf),
+    PostgresSchema { url: String, schema: String },
+}
+
+impl TestDb {
+    /// A migrated, empty database.
+    pub async fn new(backend: Backend) -> TestDb {
+        let unique = format!("{}_{}_{}", std::process::id(), NEXT_ID.fetch_add(1, Ordering::Relaxed), rand::random::<u32>());
+        let (url, cleanup) = match backend {
+            Backend::Sqlite => {
+                let path = std::env::temp_dir().join(format!("loket-test-{unique}.db"));
+                (format!("sqlite://{}?mode=rwc", path.display()), Cleanup::SqliteFile(path))
+            }
+            Backend::Postgres => {
+                let base = postgres_url();
+                let schema = format!("loket_test_{unique}");
+                let admin = Db::connect(&base).await.unwrap_or_else(|error| panic!("{}", postgres_missing(&base, &error)));
+                sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(admin.pool()).await.expect("create test schema");
+                admin.close().await;
+                let separator = if base.contains('?') { '&' } else { '?' };
+                let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+                (url, Cleanup::PostgresSchema { url: base, schema })
+            }
+        };
+        let db = Db::connect(&url).await.expect("connect to the test database");
+        db.migrate().await.expect("migrate the test database");
+        eprintln!("storage test on {}", backend.name());
+        TestDb { db, cleanup }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::SqliteFile(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            Cleanup::PostgresSchema { url, schema } => {
+                // Drop cannot await, and the test's runtime may be shutting down: use a thread
+                // with a runtime of its own.
+                let (url, schema) = (url.clone(), schema.clone());
+                let dropped = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                    runtime.block_on(async {
+                        let admin = Db::connect(&url).await.ok()?;
+                        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(admin.pool()).await.ok()?;
+                        admin.close().await;
+                        Some(())
+                    })
+                });
+                let _ = dropped.join();
+            }
+        }
+    }
+}
+
+pub fn postgres_url() -> String {
+    std::env::var("LOKET_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
+}
+
+fn postgres_missing(url: &str, error: &dyn std::fmt::Display) -> String {
+    format!(
+        "PostgreSQL is needed by the storage suite and is not reachable at {url}: {error}\n\
+         Start it (e.g. `pg_ctlcluster --skip-systemctl-redirect 15 main start`) or point \
+         LOKET_TEST_POSTGRES_URL at a server with trust auth and a `test` database."
+    )
+}
+
+/// The whole console in process, on a manual clock.
+pub struct TestApp {
+    pub state: AppState,
+    pub clock: Clock,
+    router: Router,
+}
+
+/// A browser's cookie jar for one user, reduced to what loket sets: the session cookie and the
+/// CSRF token of its last page.
+#[derive(Clone, Debug, Default)]
+pub struct Browser {
+    pub cookie: Option<String>,
+    pub csrf: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub set_cookie: Option<String>,
+    pub body: String,
+}
+
+pub const TEST_START: Millis = Millis(1_795_000_000_000);
+
+impl TestApp {
+    pub fn new(db: Db) -> TestApp {
+        TestApp::with_config(db, WebConfig::default())
+    }
+
+    pub fn with_config(db: Db, config: WebConfig) -> TestApp {
+        let clock = Clock::manual(TEST_START);
+        let state = AppState::new(db, clock.clone(), config, None);
+        let router = router(state.clone());
+        TestApp { state, clock, router }
+    }
+
+    pub async fn create_user(&self, username: &str, roles: &[Role]) -> (UserId, String) {
+        let password = format!("{username}-password-123");
+        let password_hash = hash_password(&password).expect("hash");
+        let mut conn = self.state.db.pool().acquire().await.expect("connection");
+        let new_user = NewUser {
+            username,
+            display_name: username,
+            email: None,
+            password_hash: &password_hash,
+            language: Language::En,
+            roles,
+        };
+        let id = users::insert(&mut conn, &new_user, self.clock.now()).await.expect("insert user");
+        (id, password)
+    }
+
+    /// Opens the login page and signs in; the browser then holds the user's session.
+    pub async fn login(&self, username: &str, password: &str) -> Browser {
+        let mut browser = Browser::default();
+        let response = self.get(&mut browser, "/login").await;
+        assert_eq!(response.status, StatusCode::OK, "login page: {}", response.body);
+        let response = self.post(&mut browser, "/login", &[("username", username), ("password", password)]).await;
+        assert_eq!(response.status, StatusCode::SEE_OTHER, "login of {username} failed: {}", response.body);
+        browser.csrf = None;
+        let home = self.get(&mut browser, "/").await;
+        assert_eq!(home.status, StatusCode::OK, "home after login: {}", home.body);
+        browser
+    }
+
+    pub async fn get(&self, browser: &mut Browser, path: &str) -> TestResponse {
+        let mut request = Request::get(path);
+        if let Some(cookie) = &browser.cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        self.send(browser, request.body(Body::empty()).expect("request")).await
+    }
+
+    /// Posts a form with the browser's current CSRF token added.
+    pub async fn post(&self, browser: &mut Browser, path: &str, fields: &[(&str, &str)]) -> TestResponse {
+        let mut all: Vec<(&str, &str)> = fields.to_vec();
+        let csrf = browser.csrf.clone().unwrap_or_default();
+        all.push(("csrf", &csrf));
+        self.post_raw(browser, path, &all).await
+    }
+
+    /// Posts exactly these fields, for tests of a missing or forged token.
+    pub async fn post_raw(&self, browser: &mut Browser, path: &str, fields: &[(&str, &str)]) -> TestResponse {
+        let body = serde_html_form::to_string(fields).expect("form encoding");
+        let mut request = Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(cookie) = &browser.cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        self.send(browser, request.body(Body::from(body)).expect("request")).await
+    }
+
+    async fn send(&self, browser: &mut Browser, request: Request<Body>) -> TestResponse {
+        let response = tokio::time::timeout(Duration::from_secs(30), self.router.clone().oneshot(request))
+            .await
+            .expect("the router answers within 30 s")
+            .expect("the router is infallible");
+        let status = response.status();
+        let header_text = |name| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let location = header_text(header::LOCATION);
+        let set_cookie = header_text(header::SET_COOKIE);
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let body = String::from_utf8_lossy(&bytes).into_owned();
+        if let Some(cookie) = &set_cookie {
+            let pair = cookie.split(';').next().unwrap_or_default();
+            browser.cookie = if pair.ends_with('=') { None } else { Some(pair.to_owned()) };
+        }
+        if let Some(token) = csrf_in(&body) {
+            browser.csrf = Some(token);
+        }
+        TestResponse { status, location, set_cookie, body }
+    }
+}
+
+fn csrf_in(html: &str) -> Option<String> {
+    let start = html.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len();
+    let end = html[start..].find('"')?;
+    Some(html[start..start + end].to_owned())
+}

@@ -1,0 +1,19 @@
+//! The console's stylesheet, compiled in: no build step, nothing to deploy beside the binary.
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use super::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/static/console.css", get(stylesheet))
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        include_str!("../../static/console.css"),
+    )
+}

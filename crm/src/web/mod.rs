@@ -1,0 +1,86 @@
+//! The web console and its JSON API: axum handlers, one module per resource, each with its
+//! `routes()` next to its handlers, merged in `router`.
+//!
+//! Errors: handlers return `Result<_, WebError>`; a `WebError` is what the user sees (403, 404,
+//! a form error) or, for database and template failures, a logged 500 with nothing leaked.
+//! Permissions: every handler that needs a login takes a `CurrentUser` and calls
+//! `require(Permission::…)` first, so the rule sits beside the query it protects.
+
+mod admin_users;
+mod assets;
+mod audit_view;
+mod error;
+mod health;
+mod home;
+mod language;
+mod login;
+mod metrics;
+mod router;
+mod session;
+mod templates;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use error::WebError;
+pub use metrics::Metrics;
+pub use router::router;
+pub use session::{CurrentUser, SESSION_COOKIE};
+
+use crate::clock::Clock;
+use crate::db::Db;
+
+/// The console's settings, taken from the `[http]` and `[security]` sections of the config.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    pub session_ttl: Duration,
+    pub lockout_threshold: u32,
+    pub lockout_duration: Duration,
+    /// Sets `Secure` on the session cookie; on when loket is served over HTTPS.
+    pub secure_cookies: bool,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            session_ttl: Duration::from_secs(12 * 3600),
+            lockout_threshold: 5,
+            lockout_duration: Duration::from_secs(15 * 60),
+            secure_cookies: false,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<AppInner>);
+
+pub struct AppInner {
+    pub db: Db,
+    pub clock: Clock,
+    pub config: WebConfig,
+    pub metrics: Metrics,
+    /// Checked by `/readyz` when a Redis queue store is configured.
+    pub redis: Option<redis::Client>,
+    templates: templates::Templates,
+}
+
+impl AppState {
+    pub fn new(db: Db, clock: Clock, config: WebConfig, redis: Option<redis::Client>) -> AppState {
+        AppState(Arc::new(AppInner {
+            db,
+            clock,
+            config,
+            metrics: Metrics::default(),
+            redis,
+            templates: templates::Templates::new(),
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppInner;
+
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}

@@ -1,0 +1,49 @@
+//! Every route of the console, merged in one place, with the layers that apply to all of them.
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+
+use super::metrics::RequestLabels;
+use super::{AppState, admin_users, assets, audit_view, health, home, language, login};
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::routes())
+        .merge(assets::routes())
+        .merge(login::routes())
+        .merge(language::routes())
+        .merge(home::routes())
+        .merge(admin_users::routes())
+        .merge(audit_view::routes())
+        .route_layer(middleware::from_fn_with_state(state.clone(), count_request))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+async fn count_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    state.metrics.request(RequestLabels { method, route, status: response.status().as_u16() });
+    response
+}
+
+/// The console loads nothing from elsewhere, so the policy can forbid everything else.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
+    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}

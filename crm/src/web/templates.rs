@@ -1,0 +1,99 @@
+//! The console's HTML templates (minijinja, compiled into the binary) and the `t()` function
+//! that looks UI strings up in the page's language.
+
+use minijinja::value::{Kwargs, Value};
+use minijinja::{Environment, Error, State};
+use serde::Serialize;
+
+use crate::i18n::Language;
+
+/// Everything the layout needs; a page's own values sit beside it in the context.
+#[derive(Serialize)]
+pub struct Layout<'a> {
+    pub lang: &'static str,
+    pub csrf: Option<&'a str>,
+    /// The current path, where the language switch brings the visitor back to.
+    pub path: &'a str,
+    pub user: Option<LayoutUser<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct LayoutUser<'a> {
+    pub display_name: &'a str,
+    pub may_manage_users: bool,
+    pub may_view_audit: bool,
+}
+
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+macro_rules! template {
+    ($env:expr, $name:literal) => {
+        $env.add_template($name, include_str!(concat!("../../templates/", $name)))
+            .expect(concat!("template ", $name, " parses"))
+    };
+}
+
+impl Templates {
+    pub fn new() -> Templates {
+        let mut env = Environment::new();
+        template!(env, "layout.html");
+        template!(env, "login.html");
+        template!(env, "home.html");
+        template!(env, "admin/users.html");
+        template!(env, "admin/user_new.html");
+        template!(env, "admin/user_edit.html");
+        template!(env, "admin/roles.html");
+        template!(env, "audit/list.html");
+        env.add_function("t", translate);
+        env.add_filter("datetime", datetime);
+        Templates { env }
+    }
+
+    pub fn render(&self, name: &str, layout: &Layout<'_>, page: Value) -> Result<String, minijinja::Error> {
+        let context = minijinja::context! { layout => layout, lang => layout.lang, ..page };
+        self.env.get_template(name)?.render(context)
+    }
+}
+
+/// `t("key", name=value, …)`: the string in the language of the page being rendered.
+fn translate(state: &State, key: &str, kwargs: Kwargs) -> Result<String, Error> {
+    let code = state.lookup("lang").and_then(|value| value.as_str().map(str::to_owned)).unwrap_or_default();
+    let language = Language::from_code(&code).unwrap_or_default();
+    let names: Vec<&str> = kwargs.args().collect();
+    if names.is_empty() {
+        return Ok(language.text(key));
+    }
+    let mut args = Vec::with_capacity(names.len());
+    for name in names {
+        let value: Value = kwargs.get(name)?;
+        args.push((name, value.to_string()));
+    }
+    kwargs.assert_all_used()?;
+    Ok(language.text_with(key, &args))
+}
+
+/// Milliseconds since the epoch as `2026-11-28 19:10` (UTC).
+fn datetime(millis: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(millis.div_euclid(1000))
+        .ok()
+        .and_then(|at| at.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]")).ok())
+        .unwrap_or_default()
+}
+
+impl<'a> Layout<'a> {
+    pub fn for_user(current: &'a super::CurrentUser, path: &'a str) -> Layout<'a> {
+        use crate::auth::Permission;
+        Layout {
+            lang: current.language().code(),
+            csrf: Some(&current.session.csrf_token),
+            path,
+            user: Some(LayoutUser {
+                display_name: &current.user.display_name,
+                may_manage_users: current.may(Permission::ManageUsers),
+                may_view_audit: current.may(Permission::ViewAudit),
+            }),
+        }
+    }
+}
