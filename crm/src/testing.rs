@@ -50,6 +50,8 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 pub struct TestDb {
     pub db: Db,
+    /// The URL that reaches this database (and, on PostgreSQL, only this test's schema).
+    pub url: String,
     cleanup: Cleanup,
 }
 
@@ -81,7 +83,7 @@ impl TestDb {
         let db = Db::connect(&url).await.expect("connect to the test database");
         db.migrate().await.expect("migrate the test database");
         eprintln!("storage test on {}", backend.name());
-        TestDb { db, cleanup }
+        TestDb { db, url, cleanup }
     }
 }
 

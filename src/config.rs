@@ -1,0 +1,343 @@
+//! loket's configuration: a TOML file (every key documented in `deploy/loket.example.toml`),
+//! embedded defaults for every key, and environment overrides.
+//!
+//! Overrides: `LOKET_<SECTION>_<KEY>` (e.g. `LOKET_HTTP_LISTEN`, `LOKET_SECURITY_LOCKOUT_THRESHOLD`)
+//! and the conventional `DATABASE_URL` and `REDIS_URL`. An override of an unknown key in a known
+//! section is an error that names the variable; variables of unknown sections belong to others.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub security: SecurityConfig,
+    pub log: LogConfig,
+    pub data: DataConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    pub secure_cookies: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    #[serde(deserialize_with = "database_url")]
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// Unset: the in-process queue store. Set: Redis, checked by `/readyz`.
+    #[serde(deserialize_with = "redis_url")]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    pub session_minutes: u64,
+    pub lockout_threshold: u32,
+    pub lockout_minutes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `loket=debug,sqlx=warn`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Where the SQLite database, the demo credentials and (later) documents and recordings live.
+    pub dir: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            http: HttpConfig::default(),
+            database: DatabaseConfig::default(),
+            redis: RedisConfig::default(),
+            security: SecurityConfig::default(),
+            log: LogConfig::default(),
+            data: DataConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), secure_cookies: false }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig { url: "sqlite://data/loket.db?mode=rwc".to_owned() }
+    }
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig { session_minutes: 12 * 60, lockout_threshold: 5, lockout_minutes: 15 }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Human, level: "info".to_owned() }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig { dir: PathBuf::from("data") }
+    }
+}
+
+impl SecurityConfig {
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_secs(self.session_minutes * 60)
+    }
+
+    pub fn lockout_duration(&self) -> Duration {
+        Duration::from_secs(self.lockout_minutes * 60)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read { file: String, source: std::io::Error },
+    #[error("{file}:{line}:{column}: {key}{message}")]
+    Invalid { file: String, line: usize, column: usize, key: String, message: String },
+    #[error("{file}: {key}{message}")]
+    InvalidNoPosition { file: String, key: String, message: String },
+    #[error("environment variable {variable}: {message}")]
+    Environment { variable: String, message: String },
+}
+
+/// The file named by `--config`, else `loket.toml` when it exists, else the embedded defaults;
+/// then the environment.
+pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+    let default_path = Path::new("loket.toml");
+    let config = match path {
+        Some(path) => parse_file(path)?,
+        None if default_path.exists() => parse_file(default_path)?,
+        None => Config::default(),
+    };
+    apply_env(config, env)
+}
+
+pub fn parse_file(path: &Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+    parse(&text, &file)
+}
+
+/// Parses a whole file; an error names the file, the key and the line.
+pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+    let deserializer = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let key = if path == "." || path.is_empty() { String::new() } else { format!("key `{path}`: ") };
+        let inner = error.into_inner();
+        let message = inner.message().to_owned();
+        match inner.span() {
+            Some(span) => {
+                let (line, column) = line_and_column(text, span.start);
+                ConfigError::Invalid { file: file.to_owned(), line, column, key, message }
+            }
+            None => ConfigError::InvalidNoPosition { file: file.to_owned(), key, message },
+        }
+    })
+}
+
+const SECTIONS: [&str; 6] = ["http", "database", "redis", "security", "log", "data"];
+
+fn apply_env(config: Config, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+    let mut overrides: Vec<(String, String, String, String)> = Vec::new();
+    let mut prefixed = Vec::new();
+    for (variable, value) in env {
+        match variable.as_str() {
+            "DATABASE_URL" => overrides.push((variable.clone(), "database".into(), "url".into(), value)),
+            "REDIS_URL" => overrides.push((variable.clone(), "redis".into(), "url".into(), value)),
+            _ => {
+                let Some(rest) = variable.strip_prefix("LOKET_") else { continue };
+                let lower = rest.to_ascii_lowercase();
+                let Some((section, key)) = lower.split_once('_') else { continue };
+                if SECTIONS.contains(&section) {
+                    prefixed.push((variable.clone(), section.to_owned(), key.to_owned(), value));
+                }
+            }
+        }
+    }
+    // LOKET_… variables are the specific ones: they win over DATABASE_URL and REDIS_URL.
+    overrides.extend(prefixed);
+    if overrides.is_empty() {
+        return Ok(config);
+    }
+    let mut table = toml::Table::try_from(&config).map_err(|error| ConfigError::Environment {
+        variable: "(all)".into(),
+        message: error.to_string(),
+    })?;
+    for (variable, section, key, value) in &overrides {
+        let Some(toml::Value::Table(section_table)) = table.get_mut(section) else { continue };
+        let known = section_table.contains_key(key) || (section == "redis" && key == "url");
+        if !known {
+            return Err(ConfigError::Environment {
+                variable: variable.clone(),
+                message: format!("the [{section}] section has no key `{key}`"),
+            });
+        }
+        let typed = match section_table.get(key) {
+            Some(toml::Value::Integer(_)) => value.trim().parse::<i64>().map(toml::Value::Integer).map_err(|_| "expected a whole number"),
+            Some(toml::Value::Boolean(_)) => value.trim().parse::<bool>().map(toml::Value::Boolean).map_err(|_| "expected true or false"),
+            // Unset optional keys (redis.url) and text keys take the text as it is.
+            _ => Ok(toml::Value::String(value.clone())),
+        }
+        .map_err(|message| ConfigError::Environment { variable: variable.clone(), message: message.to_owned() })?;
+        section_table.insert(key.clone(), typed);
+    }
+    let variables: Vec<&str> = overrides.iter().map(|(variable, ..)| variable.as_str()).collect();
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|error| {
+        let path = error.path().to_string();
+        ConfigError::Environment {
+            variable: variables.join(", "),
+            message: format!("key `{path}`: {}", error.into_inner().message()),
+        }
+    })
+}
+
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(before.len(), |newline| before.len() - newline - 1) + 1;
+    (line, column)
+}
+
+fn database_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let url = String::deserialize(deserializer)?;
+    if url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(url)
+    } else {
+        Err(serde::de::Error::custom("expected sqlite://… or postgres://…"))
+    }
+}
+
+fn redis_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let url = Option::<String>::deserialize(deserializer)?;
+    match url {
+        Some(url) if !(url.starts_with("redis://") || url.starts_with("rediss://")) => {
+            Err(serde::de::Error::custom("expected redis://… or rediss://…"))
+        }
+        url => Ok(url.filter(|url| !url.is_empty())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn the_example_file_is_valid_and_matches_the_defaults() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/loket.example.toml");
+        let example = parse_file(Path::new(path)).unwrap();
+        let defaults = Config::default();
+        assert_eq!(toml::to_string(&example).unwrap(), toml::to_string(&defaults).unwrap(), "the example documents the defaults");
+    }
+
+    #[test]
+    fn a_misspelt_key_is_named_with_its_line() {
+        let text = "[http]\nlisten = \"127.0.0.1:9000\"\n\n[security]\nlockout_treshold = 3\n";
+        let error = parse(text, "loket.toml").unwrap_err().to_string();
+        assert!(error.starts_with("loket.toml:5:1: key `security.lockout_treshold`: unknown field `lockout_treshold`"), "{error}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key_and_line() {
+        let error = parse("[security]\nlockout_threshold = \"five\"\n", "x.toml").unwrap_err().to_string();
+        assert!(error.starts_with("x.toml:2:21: key `security.lockout_threshold`: invalid type"), "{error}");
+        let error = parse("[http]\nlisten = \"localhost\"\n", "x.toml").unwrap_err().to_string();
+        assert!(error.starts_with("x.toml:2:10: key `http.listen`"), "{error}");
+        let error = parse("[database]\nurl = \"mysql://db\"\n", "x.toml").unwrap_err().to_string();
+        assert!(error.contains("key `database.url`: expected sqlite://… or postgres://…"), "{error}");
+        let error = parse("[log]\nformat = \"xml\"\n", "x.toml").unwrap_err().to_string();
+        assert!(error.contains("x.toml:2:10: key `log.format`: unknown variant `xml`"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_section_and_bad_syntax_are_reported() {
+        let error = parse("[htp]\nlisten = 1\n", "x.toml").unwrap_err().to_string();
+        assert!(error.starts_with("x.toml:1:") && error.contains("unknown field `htp`"), "{error}");
+        let error = parse("[http\n", "x.toml").unwrap_err().to_string();
+        assert!(error.starts_with("x.toml:1:"), "{error}");
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file() {
+        let config = parse("[security]\nlockout_threshold = 3\n", "x.toml").unwrap();
+        let config = apply_env(
+            config,
+            env(&[
+                ("LOKET_SECURITY_LOCKOUT_THRESHOLD", "7"),
+                ("LOKET_HTTP_LISTEN", "0.0.0.0:80"),
+                ("DATABASE_URL", "postgres://db/loket"),
+                ("REDIS_URL", "redis://127.0.0.1:6379"),
+                ("LOKET_TEST_POSTGRES_URL", "belongs to the tests"),
+                ("PATH", "/usr/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.security.lockout_threshold, 7);
+        assert_eq!(config.http.listen, "0.0.0.0:80".parse().unwrap());
+        assert_eq!(config.database.url, "postgres://db/loket");
+        assert_eq!(config.redis.url.as_deref(), Some("redis://127.0.0.1:6379"));
+    }
+
+    #[test]
+    fn loket_variables_win_over_the_conventional_ones() {
+        let config = apply_env(
+            Config::default(),
+            env(&[("LOKET_DATABASE_URL", "sqlite://a.db"), ("DATABASE_URL", "postgres://b/c")]),
+        )
+        .unwrap();
+        assert_eq!(config.database.url, "sqlite://a.db");
+    }
+
+    #[test]
+    fn a_bad_override_names_the_variable() {
+        let error = apply_env(Config::default(), env(&[("LOKET_HTTP_LISTN", "x")])).unwrap_err().to_string();
+        assert_eq!(error, "environment variable LOKET_HTTP_LISTN: the [http] section has no key `listn`");
+        let error = apply_env(Config::default(), env(&[("LOKET_SECURITY_LOCKOUT_MINUTES", "soon")])).unwrap_err().to_string();
+        assert_eq!(error, "environment variable LOKET_SECURITY_LOCKOUT_MINUTES: expected a whole number");
+        let error = apply_env(Config::default(), env(&[("LOKET_HTTP_LISTEN", "nowhere")])).unwrap_err().to_string();
+        assert!(error.starts_with("environment variable LOKET_HTTP_LISTEN: key `http.listen`"), "{error}");
+    }
+}

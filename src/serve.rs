@@ -1,0 +1,145 @@
+//! `loket serve`: open the database, optionally seed the demo, and serve the console until
+//! SIGINT or SIGTERM, letting requests in flight finish.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use loket_crm::clock::Clock;
+use loket_crm::db::{Db, redact_password};
+use loket_crm::web::{AppState, WebConfig, router};
+
+use crate::config::Config;
+
+const CREDENTIALS_FILE: &str = "demo-credentials.txt";
+
+pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    let db = open_database(&config).await?;
+    if demo {
+        seed_demo(&db, &config).await.context("seeding the demo municipality")?;
+    }
+    let redis = config
+        .redis
+        .url
+        .as_deref()
+        .map(redis::Client::open)
+        .transpose()
+        .context("redis.url is not a valid Redis URL")?;
+    let web_config = WebConfig {
+        session_ttl: config.security.session_ttl(),
+        lockout_threshold: config.security.lockout_threshold,
+        lockout_duration: config.security.lockout_duration(),
+        secure_cookies: config.http.secure_cookies,
+    };
+    let state = AppState::new(db.clone(), Clock::System, web_config, redis);
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(%address, database = db.backend().name(), "loket is serving the console");
+    println!("loket: console on http://{address}/");
+    let purge = tokio::spawn(purge_expired_sessions(db.clone()));
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
+    purge.abort();
+    db.close().await;
+    tracing::info!("loket stopped");
+    Ok(())
+}
+
+pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
+    let url = &config.database.url;
+    let db = Db::connect(url).await.with_context(|| {
+        format!(
+            "the database at {} (database.url / DATABASE_URL) is not available; is the server running?",
+            redact_password(url)
+        )
+    })?;
+    db.migrate().await.context("applying the database migrations")?;
+    Ok(db)
+}
+
+/// Seeds the demo, then prints every demo user's password: new ones are saved beside the
+/// database (readable by the owner only), so a later start can print them again.
+pub async fn seed_demo(db: &Db, config: &Config) -> anyhow::Result<()> {
+    let clock = Clock::System;
+    let report = loket_crm::demo::seed(db, clock.now(), current_year()).await?;
+    let path = config.data.dir.join(CREDENTIALS_FILE);
+    if !report.new_credentials.is_empty() {
+        save_credentials(&path, &report.new_credentials)
+            .with_context(|| format!("saving the demo passwords in {}", path.display()))?;
+    }
+    match std::fs::read_to_string(&path) {
+        Ok(saved) => {
+            println!("Demo users (user name, password), kept in {}:", path.display());
+            for line in saved.lines() {
+                println!("  {line}");
+            }
+        }
+        Err(_) => println!(
+            "The demo users exist, but {} is gone; an admin can reset their passwords.",
+            path.display()
+        ),
+    }
+    Ok(())
+}
+
+fn save_credentials(path: &Path, credentials: &[(String, String)]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    for (username, password) in credentials {
+        writeln!(file, "{username:<12} {password}")?;
+    }
+    Ok(())
+}
+
+async fn purge_expired_sessions(db: Db) {
+    let mut every = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        every.tick().await;
+        match loket_crm::records::sessions::purge_expired(&db, Clock::System.now()).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::debug!(purged, "expired sessions purged"),
+            Err(error) => tracing::warn!(%error, "purging expired sessions failed"),
+        }
+    }
+}
+
+fn current_year() -> u16 {
+    let seconds = Clock::System.now().0 / 1000;
+    time::OffsetDateTime::from_unix_timestamp(seconds).map_or(2026, |now| u16::try_from(now.year()).unwrap_or(2026))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
