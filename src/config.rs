@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub http: HttpConfig,
@@ -72,19 +72,6 @@ pub enum LogFormat {
 pub struct DataConfig {
     /// Where the SQLite database, the demo credentials and (later) documents and recordings live.
     pub dir: PathBuf,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            http: HttpConfig::default(),
-            database: DatabaseConfig::default(),
-            redis: RedisConfig::default(),
-            security: SecurityConfig::default(),
-            log: LogConfig::default(),
-            data: DataConfig::default(),
-        }
-    }
 }
 
 impl Default for HttpConfig {
@@ -199,10 +186,8 @@ fn apply_env(config: Config, env: impl IntoIterator<Item = (String, String)>) ->
     if overrides.is_empty() {
         return Ok(config);
     }
-    let mut table = toml::Table::try_from(&config).map_err(|error| ConfigError::Environment {
-        variable: "(all)".into(),
-        message: error.to_string(),
-    })?;
+    let mut table = toml::Table::try_from(&config)
+        .map_err(|error| ConfigError::Environment { variable: "(all)".into(), message: error.to_string() })?;
     for (variable, section, key, value) in &overrides {
         let Some(toml::Value::Table(section_table)) = table.get_mut(section) else { continue };
         let known = section_table.contains_key(key) || (section == "redis" && key == "url");
@@ -213,8 +198,12 @@ fn apply_env(config: Config, env: impl IntoIterator<Item = (String, String)>) ->
             });
         }
         let typed = match section_table.get(key) {
-            Some(toml::Value::Integer(_)) => value.trim().parse::<i64>().map(toml::Value::Integer).map_err(|_| "expected a whole number"),
-            Some(toml::Value::Boolean(_)) => value.trim().parse::<bool>().map(toml::Value::Boolean).map_err(|_| "expected true or false"),
+            Some(toml::Value::Integer(_)) => {
+                value.trim().parse::<i64>().map(toml::Value::Integer).map_err(|_| "expected a whole number")
+            }
+            Some(toml::Value::Boolean(_)) => {
+                value.trim().parse::<bool>().map(toml::Value::Boolean).map_err(|_| "expected true or false")
+            }
             // Unset optional keys (redis.url) and text keys take the text as it is.
             _ => Ok(toml::Value::String(value.clone())),
         }
@@ -270,14 +259,21 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/loket.example.toml");
         let example = parse_file(Path::new(path)).unwrap();
         let defaults = Config::default();
-        assert_eq!(toml::to_string(&example).unwrap(), toml::to_string(&defaults).unwrap(), "the example documents the defaults");
+        assert_eq!(
+            toml::to_string(&example).unwrap(),
+            toml::to_string(&defaults).unwrap(),
+            "the example documents the defaults"
+        );
     }
 
     #[test]
     fn a_misspelt_key_is_named_with_its_line() {
         let text = "[http]\nlisten = \"127.0.0.1:9000\"\n\n[security]\nlockout_treshold = 3\n";
         let error = parse(text, "loket.toml").unwrap_err().to_string();
-        assert!(error.starts_with("loket.toml:5:1: key `security.lockout_treshold`: unknown field `lockout_treshold`"), "{error}");
+        assert!(
+            error.starts_with("loket.toml:5:1: key `security.lockout_treshold`: unknown field `lockout_treshold`"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -335,7 +331,8 @@ mod tests {
     fn a_bad_override_names_the_variable() {
         let error = apply_env(Config::default(), env(&[("LOKET_HTTP_LISTN", "x")])).unwrap_err().to_string();
         assert_eq!(error, "environment variable LOKET_HTTP_LISTN: the [http] section has no key `listn`");
-        let error = apply_env(Config::default(), env(&[("LOKET_SECURITY_LOCKOUT_MINUTES", "soon")])).unwrap_err().to_string();
+        let error =
+            apply_env(Config::default(), env(&[("LOKET_SECURITY_LOCKOUT_MINUTES", "soon")])).unwrap_err().to_string();
         assert_eq!(error, "environment variable LOKET_SECURITY_LOCKOUT_MINUTES: expected a whole number");
         let error = apply_env(Config::default(), env(&[("LOKET_HTTP_LISTEN", "nowhere")])).unwrap_err().to_string();
         assert!(error.starts_with("environment variable LOKET_HTTP_LISTEN: key `http.listen`"), "{error}");

@@ -76,10 +76,7 @@ pub async fn seed_demo(db: &Db, config: &Config) -> anyhow::Result<()> {
                 println!("  {line}");
             }
         }
-        Err(_) => println!(
-            "The demo users exist, but {} is gone; an admin can reset their passwords.",
-            path.display()
-        ),
+        Err(_) => println!("The demo users exist, but {} is gone; an admin can reset their passwords.", path.display()),
     }
     Ok(())
 }

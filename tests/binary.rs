@@ -35,7 +35,8 @@ impl Drop for TempDir {
 }
 
 fn rand_suffix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64 % 1_000_000_007
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64
+        % 1_000_000_007
 }
 
 fn loket(dir: &Path) -> Command {
@@ -78,7 +79,12 @@ fn start(extra_env: &[(&str, &str)]) -> Loket {
 
 impl Loket {
     fn password(&self, username: &str) -> &str {
-        &self.credentials.iter().find(|(name, _)| name == username).unwrap_or_else(|| panic!("no demo user {username}")).1
+        &self
+            .credentials
+            .iter()
+            .find(|(name, _)| name == username)
+            .unwrap_or_else(|| panic!("no demo user {username}"))
+            .1
     }
 
     /// SIGTERM, then the process must exit by itself, successfully, within the deadline.
@@ -137,7 +143,12 @@ async fn status_of(client: &reqwest::Client, base: &str, path: &str) -> u16 {
 #[tokio::test]
 async fn the_demo_serves_the_login_page_and_every_demo_user_reaches_only_their_pages() {
     let loket = start(&[]);
-    assert_eq!(loket.credentials.len(), 10, "a password for each demo user: {:?}", loket.credentials.iter().map(|c| &c.0).collect::<Vec<_>>());
+    assert_eq!(
+        loket.credentials.len(),
+        10,
+        "a password for each demo user: {:?}",
+        loket.credentials.iter().map(|c| &c.0).collect::<Vec<_>>()
+    );
     let anonymous = client();
     let page = anonymous.get(format!("{}/login", loket.base)).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("<form method=\"post\" action=\"/login\">"));
@@ -159,7 +170,11 @@ async fn the_demo_serves_the_login_page_and_every_demo_user_reaches_only_their_p
         let home = login(&client, &loket.base, username, loket.password(username)).await;
         assert!(home.contains("Welkom") || home.contains("Bienvenue"), "{username}: {home}");
         let expected = |allowed: bool| if allowed { 200 } else { 403 };
-        assert_eq!(status_of(&client, &loket.base, "/admin/users").await, expected(admin_pages), "{username} /admin/users");
+        assert_eq!(
+            status_of(&client, &loket.base, "/admin/users").await,
+            expected(admin_pages),
+            "{username} /admin/users"
+        );
         assert_eq!(status_of(&client, &loket.base, "/audit").await, expected(audit_page), "{username} /audit");
         assert_eq!(status_of(&client, &loket.base, "/api/me").await, 200);
     }

@@ -116,7 +116,7 @@ impl fmt::Display for NationalRegisterNumber {
 
 fn days_in_month(year: u16, month: u32) -> u32 {
     match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => 29,
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -134,7 +134,8 @@ mod tests {
     // The worked examples of the domain reference, §1.
     #[test]
     fn reference_examples() {
-        let cases: &[(&str, Result<(u16, NumberKind), NationalNumberError>)] = &[
+        type Expected = Result<(u16, NumberKind), NationalNumberError>;
+        let cases: &[(&str, Expected)] = &[
             ("85.07.30-033.28", Ok((1985, NumberKind::Register))),
             ("17.07.30-033.84", Ok((2017, NumberKind::Register))),
             ("93.05.18-223.61", Ok((1993, NumberKind::Register))),

@@ -55,11 +55,7 @@ impl Db {
         if backend == Backend::Sqlite {
             ensure_sqlite_dir(url)?;
         }
-        let connect_error = |source| DbError::Connect {
-            backend: backend.name(),
-            url: redact_password(url),
-            source,
-        };
+        let connect_error = |source| DbError::Connect { backend: backend.name(), url: redact_password(url), source };
         let pool = AnyPoolOptions::new()
             // SQLite serialises writers anyway; a small pool avoids needless busy waits.
             .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
@@ -69,8 +65,10 @@ impl Db {
                     if backend == Backend::Sqlite {
                         // WAL lets the console read while a writer commits; foreign keys are off
                         // by default in SQLite and the schema relies on them.
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
-                            .await?;
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                        )
+                        .await?;
                     }
                     Ok(())
                 })
@@ -86,10 +84,7 @@ impl Db {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&self.pool).await.map_err(|source| DbError::Migrate {
-            backend: self.backend.name(),
-            source,
-        })
+        migrator.run(&self.pool).await.map_err(|source| DbError::Migrate { backend: self.backend.name(), source })
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -53,7 +53,8 @@ pub async fn seed(db: &Db, now: Millis, current_year: u16) -> Result<SeedReport,
             usize::from(directory::insert_skill(&mut tx, &service.code, SkillKind::Service, &names).await?);
     }
     for skill in &demo.skills {
-        report.inserted_rows += usize::from(directory::insert_skill(&mut tx, &skill.code, skill.kind, &skill.name).await?);
+        report.inserted_rows +=
+            usize::from(directory::insert_skill(&mut tx, &skill.code, skill.kind, &skill.name).await?);
     }
     for queue in &queues {
         report.inserted_rows += usize::from(directory::insert_queue(&mut tx, queue).await?);
@@ -65,7 +66,10 @@ pub async fn seed(db: &Db, now: Millis, current_year: u16) -> Result<SeedReport,
         let roles = demo_user
             .roles
             .iter()
-            .map(|name| name.parse::<Role>().map_err(|error| DemoError::Invalid(format!("user {}: {error}", demo_user.username))))
+            .map(|name| {
+                name.parse::<Role>()
+                    .map_err(|error| DemoError::Invalid(format!("user {}: {error}", demo_user.username)))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let password = random_password();
         let password_hash = hash_password(&password).map_err(|error| DemoError::Invalid(error.to_string()))?;
@@ -96,8 +100,9 @@ pub async fn seed(db: &Db, now: Millis, current_year: u16) -> Result<SeedReport,
     }
     let mut contact_ids = BTreeMap::new();
     for contact in &demo.contacts {
-        let number = NationalRegisterNumber::parse(&contact.national_number, current_year)
-            .map_err(|error| DemoError::Invalid(format!("contact {} {}: {error}", contact.first_name, contact.last_name)))?;
+        let number = NationalRegisterNumber::parse(&contact.national_number, current_year).map_err(|error| {
+            DemoError::Invalid(format!("contact {} {}: {error}", contact.first_name, contact.last_name))
+        })?;
         let new_contact = NewContact {
             first_name: &contact.first_name,
             last_name: &contact.last_name,
@@ -133,9 +138,11 @@ pub async fn seed(db: &Db, now: Millis, current_year: u16) -> Result<SeedReport,
                 let digits = EnterpriseNumber::parse(number)
                     .map_err(|error| DemoError::Invalid(format!("case {}: {error}", case.number)))?
                     .digits();
-                Some(*account_ids.get(&digits).ok_or_else(|| {
-                    DemoError::Invalid(format!("case {}: no demo account {number}", case.number))
-                })?)
+                Some(
+                    *account_ids
+                        .get(&digits)
+                        .ok_or_else(|| DemoError::Invalid(format!("case {}: no demo account {number}", case.number)))?,
+                )
             }
             None => None,
         };

@@ -63,7 +63,8 @@ enum Cleanup {
 impl TestDb {
     /// A migrated, empty database.
     pub async fn new(backend: Backend) -> TestDb {
-        let unique = format!("{}_{}_{}", std::process::id(), NEXT_ID.fetch_add(1, Ordering::Relaxed), rand::random::<u32>());
+        let unique =
+            format!("{}_{}_{}", std::process::id(), NEXT_ID.fetch_add(1, Ordering::Relaxed), rand::random::<u32>());
         let (url, cleanup) = match backend {
             Backend::Sqlite => {
                 let path = std::env::temp_dir().join(format!("loket-test-{unique}.db"));
@@ -72,8 +73,12 @@ impl TestDb {
             Backend::Postgres => {
                 let base = postgres_url();
                 let schema = format!("loket_test_{unique}");
-                let admin = Db::connect(&base).await.unwrap_or_else(|error| panic!("{}", postgres_missing(&base, &error)));
-                sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(admin.pool()).await.expect("create test schema");
+                let admin =
+                    Db::connect(&base).await.unwrap_or_else(|error| panic!("{}", postgres_missing(&base, &error)));
+                sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                    .execute(admin.pool())
+                    .await
+                    .expect("create test schema");
                 admin.close().await;
                 let separator = if base.contains('?') { '&' } else { '?' };
                 let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");

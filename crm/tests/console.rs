@@ -109,7 +109,8 @@ async fn forms_without_the_session_token_are_refused() {
     let (_db, app) = sqlite_app().await;
     let (_, password) = app.create_user("admin", &[Role::Admin]).await;
     let mut browser = app.login("admin", &password).await;
-    let fields = [("username", "sneaky"), ("display_name", "S"), ("language", "nl"), ("password", "a long enough password")];
+    let fields =
+        [("username", "sneaky"), ("display_name", "S"), ("language", "nl"), ("password", "a long enough password")];
     let missing = app.post_raw(&mut browser, "/admin/users", &fields).await;
     assert_eq!(missing.status, StatusCode::FORBIDDEN);
     let mut forged = fields.to_vec();
@@ -160,7 +161,8 @@ db_test!(repeated_failures_lock_the_account_until_the_time_passes, async |db: Db
     let mut browser = Browser::default();
     app.get(&mut browser, "/login").await;
     for attempt in 1..=3 {
-        let response = app.post(&mut browser, "/login", &[("username", "agent"), ("password", "wrong password!")]).await;
+        let response =
+            app.post(&mut browser, "/login", &[("username", "agent"), ("password", "wrong password!")]).await;
         assert_eq!(response.status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
     }
     // The right password no longer opens the account…
@@ -241,7 +243,10 @@ db_test!(the_admin_creates_a_user_who_can_then_log_in, async |db: Db| {
     assert_eq!(created.roles, vec![Role::Agent, Role::Expert]);
     let list = app.get(&mut admin, "/admin/users").await;
     assert!(list.body.contains("Nieuwe Collega"));
-    let audit = audit::list(&app.state.db, &AuditFilter { action_prefix: Some("user.".into()), ..AuditFilter::default() }, 5).await.unwrap();
+    let audit =
+        audit::list(&app.state.db, &AuditFilter { action_prefix: Some("user.".into()), ..AuditFilter::default() }, 5)
+            .await
+            .unwrap();
     assert_eq!(audit[0].action, "user.created");
     assert_eq!(audit[0].actor_name, "admin");
 
@@ -254,11 +259,34 @@ async fn a_bad_user_form_names_the_field_and_saves_nothing() {
     let (_db, app) = sqlite_app().await;
     let (_, password) = app.create_user("admin", &[Role::Admin]).await;
     let mut admin = app.login("admin", &password).await;
-    let cases: [(&[(&str, &str)], &str, &str); 4] = [
-        (&[("username", "x y"), ("display_name", "A"), ("language", "nl"), ("password", "long enough password")], "username", "Use 2 to 64 letters"),
-        (&[("username", "ok.name"), ("display_name", "A"), ("language", "nl"), ("password", "short")], "password", "at least 12 characters"),
-        (&[("username", "admin"), ("display_name", "A"), ("language", "nl"), ("password", "long enough password")], "username", "taken"),
-        (&[("username", "ok.name"), ("display_name", "A"), ("language", "nl"), ("password", "long enough password"), ("roles", "root")], "roles", "Unknown role"),
+    type Fields<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(Fields, &str, &str); 4] = [
+        (
+            &[("username", "x y"), ("display_name", "A"), ("language", "nl"), ("password", "long enough password")],
+            "username",
+            "Use 2 to 64 letters",
+        ),
+        (
+            &[("username", "ok.name"), ("display_name", "A"), ("language", "nl"), ("password", "short")],
+            "password",
+            "at least 12 characters",
+        ),
+        (
+            &[("username", "admin"), ("display_name", "A"), ("language", "nl"), ("password", "long enough password")],
+            "username",
+            "taken",
+        ),
+        (
+            &[
+                ("username", "ok.name"),
+                ("display_name", "A"),
+                ("language", "nl"),
+                ("password", "long enough password"),
+                ("roles", "root"),
+            ],
+            "roles",
+            "Unknown role",
+        ),
     ];
     for (fields, field, message) in cases {
         app.get(&mut admin, "/admin/users/new").await;
@@ -314,7 +342,10 @@ async fn health_readiness_and_metrics() {
     assert_eq!(app.get(&mut browser, "/readyz").await.body, "ready\n");
     app.get(&mut browser, "/login").await;
     let metrics = app.get(&mut browser, "/metrics").await.body;
-    assert!(metrics.contains("loket_http_requests_total{method=\"GET\",route=\"/login\",status=\"200\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("loket_http_requests_total{method=\"GET\",route=\"/login\",status=\"200\"} 1"),
+        "{metrics}"
+    );
     app.state.db.close().await;
     let response = app.get(&mut browser, "/readyz").await;
     assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);

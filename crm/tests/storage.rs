@@ -102,16 +102,24 @@ db_test!(audit_entries_filter_by_actor_action_and_time, async |db: Db| {
         (T0.plus(Duration::from_secs(20)), Actor::User { id, name: "dpo" }, "login.failed", "user"),
     ];
     for (at, actor, action, subject_type) in entries {
-        let entry = AuditEntry { actor, action, subject_type, subject_id: Some("1".into()), purpose: None, detail: None };
+        let entry =
+            AuditEntry { actor, action, subject_type, subject_id: Some("1".into()), purpose: None, detail: None };
         audit::record(db.pool(), &entry, at).await.unwrap();
     }
     let all = audit::list(&db, &AuditFilter::default(), 10).await.unwrap();
-    assert_eq!(all.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["login.failed", "demo.seeded", "login.succeeded"]);
+    assert_eq!(
+        all.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["login.failed", "demo.seeded", "login.succeeded"]
+    );
     let logins = AuditFilter { action_prefix: Some("login.".into()), ..AuditFilter::default() };
     assert_eq!(audit::list(&db, &logins, 10).await.unwrap().len(), 2);
     let system = AuditFilter { actor_name: Some("loket".into()), ..AuditFilter::default() };
     assert_eq!(audit::list(&db, &system, 10).await.unwrap()[0].action, "demo.seeded");
-    let window = AuditFilter { from: Some(T0.plus(Duration::from_secs(5))), until: Some(T0.plus(Duration::from_secs(15))), ..AuditFilter::default() };
+    let window = AuditFilter {
+        from: Some(T0.plus(Duration::from_secs(5))),
+        until: Some(T0.plus(Duration::from_secs(15))),
+        ..AuditFilter::default()
+    };
     assert_eq!(audit::list(&db, &window, 10).await.unwrap().len(), 1);
     assert_eq!(audit::list(&db, &AuditFilter::default(), 1).await.unwrap().len(), 1, "the limit holds");
 });
@@ -125,7 +133,20 @@ db_test!(demo_seed_is_idempotent, async |db: Db| {
     }
     assert!(usernames.contains(&"admin") && usernames.contains(&"dpo"));
     assert!(first.new_credentials.iter().all(|(_, password)| password.len() == 16));
-    let tables = ["users", "user_roles", "services", "skills", "queues", "queue_skills", "user_skills", "user_queues", "contacts", "accounts", "cases", "audit_log"];
+    let tables = [
+        "users",
+        "user_roles",
+        "services",
+        "skills",
+        "queues",
+        "queue_skills",
+        "user_skills",
+        "user_queues",
+        "contacts",
+        "accounts",
+        "cases",
+        "audit_log",
+    ];
     let mut before = Vec::new();
     for table in tables {
         before.push(count(&db, table).await);
@@ -143,7 +164,8 @@ db_test!(demo_seed_is_idempotent, async |db: Db| {
     for (table, expected) in tables.iter().zip(before) {
         assert_eq!(count(&db, table).await, expected, "seeding twice changed {table}");
     }
-    let population_nl = directory::queues(&db).await.unwrap().into_iter().find(|q| q.code == "population-nl-l1").expect("queue");
+    let population_nl =
+        directory::queues(&db).await.unwrap().into_iter().find(|q| q.code == "population-nl-l1").expect("queue");
     assert_eq!(population_nl.skills, vec![("nl".to_owned(), 1), ("population".to_owned(), 1)]);
     assert_eq!(population_nl.names.fr, "Population NL – ligne 1");
 });

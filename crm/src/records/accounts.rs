@@ -14,7 +14,11 @@ pub struct NewAccount<'a> {
 }
 
 /// Inserts an account unless its enterprise number is known; returns the id either way.
-pub async fn insert_or_find(conn: &mut AnyConnection, account: &NewAccount<'_>, now: Millis) -> Result<i64, sqlx::Error> {
+pub async fn insert_or_find(
+    conn: &mut AnyConnection,
+    account: &NewAccount<'_>,
+    now: Millis,
+) -> Result<i64, sqlx::Error> {
     let digits = account.enterprise_number.digits();
     let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE enterprise_number = $1")
         .bind(&digits)

@@ -26,7 +26,11 @@ pub struct NewContact<'a> {
 
 /// Inserts a contact unless one with the same national register number exists; returns the id
 /// of the contact either way.
-pub async fn insert_or_find(conn: &mut AnyConnection, contact: &NewContact<'_>, now: Millis) -> Result<i64, sqlx::Error> {
+pub async fn insert_or_find(
+    conn: &mut AnyConnection,
+    contact: &NewContact<'_>,
+    now: Millis,
+) -> Result<i64, sqlx::Error> {
     let digits = contact.national_number.map(NationalRegisterNumber::digits);
     if let Some(digits) = &digits {
         let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM contacts WHERE national_number = $1")

@@ -104,7 +104,12 @@ pub async fn insert_queue(conn: &mut AnyConnection, queue: &Queue) -> Result<boo
     Ok(true)
 }
 
-pub async fn set_user_skill(conn: &mut AnyConnection, user_id: i64, skill: &str, level: i64) -> Result<(), sqlx::Error> {
+pub async fn set_user_skill(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    skill: &str,
+    level: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO user_skills (user_id, skill_code, level) VALUES ($1, $2, $3)
          ON CONFLICT (user_id, skill_code) DO UPDATE SET level = excluded.level",

@@ -3,10 +3,10 @@
 //! Every function takes the `Db` (or a transaction) first and the time as a `Millis` where it
 //! writes one, so that tests control the clock.
 
-pub mod audit;
-pub mod directory;
 pub mod accounts;
+pub mod audit;
 pub mod cases;
 pub mod contacts;
+pub mod directory;
 pub mod sessions;
 pub mod users;

@@ -33,13 +33,7 @@ pub async fn create(
     expires_at: Millis,
 ) -> Result<NewSession, sqlx::Error> {
     let token = random_token();
-    let session = Session {
-        token_hash: hash_token(&token),
-        user_id,
-        csrf_token: random_token(),
-        language,
-        expires_at,
-    };
+    let session = Session { token_hash: hash_token(&token), user_id, csrf_token: random_token(), language, expires_at };
     sqlx::query(
         "INSERT INTO sessions (token_hash, user_id, csrf_token, language, created_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -85,20 +79,12 @@ pub async fn set_language(db: &Db, token_hash: &str, language: Language) -> Resu
 }
 
 pub async fn delete(db: &Db, token_hash: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-        .bind(token_hash)
-        .execute(db.pool())
-        .await
-        .map(|_| ())
+    sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(db.pool()).await.map(|_| ())
 }
 
 /// Ends every session of a user, e.g. when an admin changes the user's roles or disables them.
 pub async fn delete_for_user(db: &Db, user_id: UserId) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-        .bind(user_id.0)
-        .execute(db.pool())
-        .await
-        .map(|_| ())
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id.0).execute(db.pool()).await.map(|_| ())
 }
 
 pub async fn purge_expired(db: &Db, now: Millis) -> Result<u64, sqlx::Error> {

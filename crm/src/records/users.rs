@@ -109,9 +109,7 @@ pub async fn find_for_login(db: &Db, username: &str) -> Result<Option<LoginCandi
 }
 
 pub async fn list(db: &Db) -> Result<Vec<User>, sqlx::Error> {
-    let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY username"))
-        .fetch_all(db.pool())
-        .await?;
+    let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY username")).fetch_all(db.pool()).await?;
     let role_rows = sqlx::query("SELECT user_id, role FROM user_roles").fetch_all(db.pool()).await?;
     let mut users = rows.iter().map(user_from_row).collect::<Result<Vec<_>, _>>()?;
     for role_row in role_rows {
@@ -143,7 +141,11 @@ async fn insert_roles(conn: &mut AnyConnection, id: UserId, roles: &[Role]) -> R
     Ok(())
 }
 
-pub async fn set_disabled(conn: &mut AnyConnection, id: UserId, disabled_at: Option<Millis>) -> Result<(), sqlx::Error> {
+pub async fn set_disabled(
+    conn: &mut AnyConnection,
+    id: UserId,
+    disabled_at: Option<Millis>,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2")
         .bind(disabled_at.map(|at| at.0))
         .bind(id.0)

@@ -10,11 +10,11 @@ use serde::Deserialize;
 use super::session::CsrfForm;
 use super::templates::Layout;
 use super::{AppState, CurrentUser, WebError};
-use crate::auth::{Permission, PasswordError, Role, hash_password};
+use crate::auth::{PasswordError, Permission, Role, hash_password};
 use crate::i18n::Language;
 use crate::records::audit::{self, Actor, AuditEntry};
-use crate::records::users::{self, NewUser, UserError, UserId};
 use crate::records::sessions;
+use crate::records::users::{self, NewUser, UserError, UserId};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -67,7 +67,11 @@ async fn new_form(State(state): State<AppState>, current: CurrentUser) -> Result
     render_new_form(&state, &current, &NewUserForm::default(), None)
 }
 
-async fn create(State(state): State<AppState>, current: CurrentUser, CsrfForm { form, .. }: CsrfForm<NewUserForm>) -> Result<Response, WebError> {
+async fn create(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    CsrfForm { form, .. }: CsrfForm<NewUserForm>,
+) -> Result<Response, WebError> {
     current.require(Permission::ManageUsers)?;
     let invalid = |field: &'static str, message: &'static str| Some((field, message));
     let roles: Result<Vec<Role>, _> = form.roles.iter().map(|name| name.parse::<Role>()).collect();
@@ -89,7 +93,9 @@ async fn create(State(state): State<AppState>, current: CurrentUser, CsrfForm { 
     let password_hash = match hash_password(&form.password) {
         Ok(hash) => hash,
         Err(PasswordError::TooShort { .. }) => {
-            return Ok(render_new_form(&state, &current, &form, invalid("password", "error-password-short"))?.into_response());
+            return Ok(
+                render_new_form(&state, &current, &form, invalid("password", "error-password-short"))?.into_response()
+            );
         }
         Err(PasswordError::Hash(error)) => return Err(WebError::BadRequest(error.to_string())),
     };
@@ -108,7 +114,9 @@ async fn create(State(state): State<AppState>, current: CurrentUser, CsrfForm { 
     let id = match users::insert(&mut tx, &new_user, now).await {
         Ok(id) => id,
         Err(UserError::UsernameTaken(_)) => {
-            return Ok(render_new_form(&state, &current, &form, invalid("username", "error-username-taken"))?.into_response());
+            return Ok(
+                render_new_form(&state, &current, &form, invalid("username", "error-username-taken"))?.into_response()
+            );
         }
         Err(UserError::InvalidUsername) => {
             return Ok(render_new_form(&state, &current, &form, invalid("username", "error-username"))?.into_response());
@@ -145,7 +153,11 @@ fn render_new_form(
     Ok(Html(html))
 }
 
-async fn edit_form(State(state): State<AppState>, current: CurrentUser, Path(id): Path<i64>) -> Result<Html<String>, WebError> {
+async fn edit_form(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Html<String>, WebError> {
     current.require(Permission::ManageUsers)?;
     let user = users::get(&state.db, UserId(id)).await?.ok_or(WebError::NotFound)?;
     let now = state.clock.now();
@@ -271,7 +283,12 @@ async fn existing_user(state: &AppState, id: i64) -> Result<UserId, WebError> {
     users::get(&state.db, UserId(id)).await?.map(|user| user.id).ok_or(WebError::NotFound)
 }
 
-fn admin_entry<'a>(current: &'a CurrentUser, action: &'a str, subject: UserId, detail: Option<String>) -> AuditEntry<'a> {
+fn admin_entry<'a>(
+    current: &'a CurrentUser,
+    action: &'a str,
+    subject: UserId,
+    detail: Option<String>,
+) -> AuditEntry<'a> {
     AuditEntry {
         actor: Actor::User { id: current.user.id, name: &current.user.username },
         action,

@@ -30,9 +30,14 @@ struct AuditQuery {
     until: Option<String>,
 }
 
-async fn list(State(state): State<AppState>, current: CurrentUser, Query(query): Query<AuditQuery>) -> Result<Html<String>, WebError> {
+async fn list(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Query(query): Query<AuditQuery>,
+) -> Result<Html<String>, WebError> {
     current.require(Permission::ViewAudit)?;
-    let non_empty = |value: &Option<String>| value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    let non_empty =
+        |value: &Option<String>| value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
     let day_start = |value: &Option<String>, field: &str| -> Result<Option<Millis>, WebError> {
         match non_empty(value) {
             Some(text) => day_start_millis(&text)

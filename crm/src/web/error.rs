@@ -30,7 +30,9 @@ impl IntoResponse for WebError {
                 "Cette page a expiré ; rechargez-la",
                 "This page has expired; reload it",
             ),
-            WebError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Ongeldige aanvraag", "Requête invalide", "Bad request"),
+            WebError::BadRequest(_) => {
+                (StatusCode::BAD_REQUEST, "Ongeldige aanvraag", "Requête invalide", "Bad request")
+            }
             WebError::Database(_) | WebError::Template(_) => {
                 tracing::error!(error = %self, "request failed");
                 (

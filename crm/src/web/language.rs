@@ -22,7 +22,10 @@ struct LanguageForm {
     back: Option<String>,
 }
 
-async fn switch_language(State(state): State<AppState>, CsrfForm { visitor, form }: CsrfForm<LanguageForm>) -> Result<Redirect, WebError> {
+async fn switch_language(
+    State(state): State<AppState>,
+    CsrfForm { visitor, form }: CsrfForm<LanguageForm>,
+) -> Result<Redirect, WebError> {
     let language = Language::from_code(&form.language)
         .ok_or_else(|| WebError::BadRequest(format!("unknown language {:?}", form.language)))?;
     if let Some(user) = &visitor.user {

@@ -40,7 +40,10 @@ async fn login_page(State(state): State<AppState>, visitor: Visitor) -> Result<R
     render_login(&state, visitor, None).await
 }
 
-async fn login(State(state): State<AppState>, CsrfForm { visitor, form }: CsrfForm<LoginForm>) -> Result<Response, WebError> {
+async fn login(
+    State(state): State<AppState>,
+    CsrfForm { visitor, form }: CsrfForm<LoginForm>,
+) -> Result<Response, WebError> {
     let now = state.clock.now();
     let username = form.username.trim();
     let Some(candidate) = users::find_for_login(&state.db, username).await? else {
@@ -64,8 +67,14 @@ async fn login(State(state): State<AppState>, CsrfForm { visitor, form }: CsrfFo
         let locked = users::record_failed_login(&state.db, user.id, state.config.lockout_threshold, lock_until).await?;
         let now_locked = locked.is_some_and(|until| until > now);
         let action = if now_locked { "login.locked" } else { "login.failed" };
-        let entry =
-            AuditEntry { actor, action, subject_type: "user", subject_id: Some(user.id.0.to_string()), purpose: None, detail: None };
+        let entry = AuditEntry {
+            actor,
+            action,
+            subject_type: "user",
+            subject_id: Some(user.id.0.to_string()),
+            purpose: None,
+            detail: None,
+        };
         audit::record(state.db.pool(), &entry, now).await?;
         state.metrics.login(if now_locked { "locked" } else { "wrong_password" });
         return render_login(&state, visitor, Some(if now_locked { "login-locked" } else { "login-failed" })).await;
@@ -76,16 +85,26 @@ async fn login(State(state): State<AppState>, CsrfForm { visitor, form }: CsrfFo
         sessions::delete(&state.db, &old.token_hash).await?;
     }
     let new_session =
-        sessions::create(&state.db, Some(user.id), Some(user.language), now, now.plus(state.config.session_ttl)).await?;
-    let entry =
-        AuditEntry { actor, action: "login.succeeded", subject_type: "user", subject_id: Some(user.id.0.to_string()), purpose: None, detail: None };
+        sessions::create(&state.db, Some(user.id), Some(user.language), now, now.plus(state.config.session_ttl))
+            .await?;
+    let entry = AuditEntry {
+        actor,
+        action: "login.succeeded",
+        subject_type: "user",
+        subject_id: Some(user.id.0.to_string()),
+        purpose: None,
+        detail: None,
+    };
     audit::record(state.db.pool(), &entry, now).await?;
     state.metrics.login("succeeded");
     tracing::info!(user = %user.username, "login");
     Ok(([(header::SET_COOKIE, session_cookie(&new_session, &state))], Redirect::to("/")).into_response())
 }
 
-async fn logout(State(state): State<AppState>, CsrfForm { visitor, .. }: CsrfForm<serde::de::IgnoredAny>) -> Result<Response, WebError> {
+async fn logout(
+    State(state): State<AppState>,
+    CsrfForm { visitor, .. }: CsrfForm<serde::de::IgnoredAny>,
+) -> Result<Response, WebError> {
     if let Some(session) = &visitor.session {
         sessions::delete(&state.db, &session.token_hash).await?;
     }
@@ -99,8 +118,7 @@ async fn render_login(state: &AppState, visitor: Visitor, error: Option<&str>) -
     let (session, cookie) = match visitor.session {
         Some(session) => (session, None),
         None => {
-            let new_session =
-                sessions::create(&state.db, None, None, now, now.plus(state.config.session_ttl)).await?;
+            let new_session = sessions::create(&state.db, None, None, now, now.plus(state.config.session_ttl)).await?;
             let cookie = session_cookie(&new_session, state);
             (new_session.session, Some(cookie))
         }

@@ -119,9 +119,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = request.into_parts();
         let visitor = Visitor::from_request_parts(&mut parts, state).await?;
-        let bytes = axum::body::to_bytes(body, 64 * 1024)
-            .await
-            .map_err(|error| WebError::BadRequest(error.to_string()))?;
+        let bytes =
+            axum::body::to_bytes(body, 64 * 1024).await.map_err(|error| WebError::BadRequest(error.to_string()))?;
         let sent: CsrfField = serde_html_form::from_bytes(&bytes).map_err(|_| WebError::CsrfMismatch)?;
         let expected = visitor.session.as_ref().map(|session| session.csrf_token.as_str());
         if expected.is_none_or(|expected| !constant_time_eq(expected.as_bytes(), sent.csrf.as_bytes())) {
@@ -135,7 +134,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
 pub fn session_cookie(new_session: &NewSession, state: &AppState) -> HeaderValue {
     let max_age = state.config.session_ttl.as_secs();
     let secure = if state.config.secure_cookies { "; Secure" } else { "" };
-    let cookie = format!("{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}", new_session.token);
+    let cookie =
+        format!("{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}", new_session.token);
     // The token is hex, so the cookie is always a valid header value.
     HeaderValue::from_str(&cookie).expect("hex session token is a valid header value")
 }

@@ -30,8 +30,11 @@ pub struct Templates {
 
 macro_rules! template {
     ($env:expr, $name:literal) => {
-        $env.add_template($name, include_str!(concat!("../../templates/", $name)))
-            .expect(concat!("template ", $name, " parses"))
+        $env.add_template($name, include_str!(concat!("../../templates/", $name))).expect(concat!(
+            "template ",
+            $name,
+            " parses"
+        ))
     };
 }
 
