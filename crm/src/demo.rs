@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use loket_be::{EnterpriseNumber, NationalRegisterNumber};
+use loket_be::{EnterpriseNumber, NationalRegisterNumber, PhoneNumber};
 use rand::Rng;
 use serde::Deserialize;
 
@@ -14,9 +14,13 @@ use crate::auth::{Role, hash_password};
 use crate::clock::Millis;
 use crate::db::Db;
 use crate::i18n::Language;
+use crate::records::accounts::{AccountError, AccountInput, Establishment};
 use crate::records::audit::{self, Actor, AuditEntry};
-use crate::records::contacts::{Address, NewContact};
+use crate::records::case_types::{self, CaseType};
+use crate::records::cases::{CaseError, CaseInput};
+use crate::records::contacts::{Address, ContactError, ContactInput};
 use crate::records::directory::{self, Names, Queue, SkillKind};
+use crate::records::email_templates::{self, EmailTemplate};
 use crate::records::{accounts, cases, contacts, users};
 
 const DEMO_TOML: &str = include_str!("../demo.toml");
@@ -98,33 +102,77 @@ pub async fn seed(db: &Db, now: Millis, current_year: u16) -> Result<SeedReport,
         report.inserted_rows += 1;
         report.new_credentials.push((demo_user.username.clone(), password));
     }
+    for case_type in &demo.case_types {
+        report.inserted_rows += usize::from(case_types::upsert(&mut tx, case_type).await?);
+    }
+    for template in &demo.email_templates {
+        report.inserted_rows += usize::from(email_templates::insert_if_absent(&mut tx, template).await?);
+    }
     let mut contact_ids = BTreeMap::new();
     for contact in &demo.contacts {
-        let number = NationalRegisterNumber::parse(&contact.national_number, current_year).map_err(|error| {
+        let invalid = |error: &dyn std::fmt::Display| {
             DemoError::Invalid(format!("contact {} {}: {error}", contact.first_name, contact.last_name))
-        })?;
-        let new_contact = NewContact {
-            first_name: &contact.first_name,
-            last_name: &contact.last_name,
-            national_number: Some(&number),
-            language: contact.language,
-            phone_e164: contact.phone.as_deref(),
-            email: contact.email.as_deref(),
-            address: contact.address.as_ref(),
         };
-        contact_ids.insert(number.digits(), contacts::insert_or_find(&mut tx, &new_contact, now).await?);
+        let number = NationalRegisterNumber::parse(&contact.national_number, current_year).map_err(|e| invalid(&e))?;
+        let phones = contact
+            .phones
+            .iter()
+            .map(|phone| PhoneNumber::parse(phone))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(&e))?;
+        let input = ContactInput {
+            first_name: contact.first_name.clone(),
+            last_name: contact.last_name.clone(),
+            national_number: Some(number.clone()),
+            language: contact.language,
+            preferred_channel: None,
+            phones,
+            emails: contact.emails.clone(),
+            address: contact.address.clone().unwrap_or_default(),
+        };
+        let id = match contacts::insert(&mut tx, &input, now).await {
+            Ok(id) => {
+                report.inserted_rows += 1;
+                id
+            }
+            Err(ContactError::DuplicateNationalNumber(existing)) => existing,
+            Err(ContactError::Database(error)) => return Err(error.into()),
+            Err(ContactError::InvalidMerge) => unreachable!("insert never merges"),
+        };
+        contact_ids.insert(number.digits(), id.0);
     }
     let mut account_ids = BTreeMap::new();
     for account in &demo.accounts {
         let number = EnterpriseNumber::parse(&account.enterprise_number)
             .map_err(|error| DemoError::Invalid(format!("account {}: {error}", account.name)))?;
-        let new_account = accounts::NewAccount {
-            enterprise_number: &number,
-            name: &account.name,
-            legal_form: account.legal_form.as_deref(),
-            address: account.address.as_ref(),
+        let id = match accounts::find_by_enterprise_number(&mut tx, &number).await? {
+            Some(id) => id,
+            None => {
+                let input = AccountInput {
+                    enterprise_number: number.clone(),
+                    name: account.name.clone(),
+                    legal_form: account.legal_form.clone(),
+                    vat_registered: account.vat_registered,
+                    address: account.address.clone().unwrap_or_default(),
+                };
+                let id = accounts::insert(&mut tx, &input, now).await.map_err(|error| match error {
+                    AccountError::Database(error) => DemoError::Database(error),
+                    other => DemoError::Invalid(other.to_string()),
+                })?;
+                for establishment in &account.establishments {
+                    accounts::add_establishment(&mut tx, id, establishment).await?;
+                }
+                for (contact, role) in &account.contacts {
+                    let contact_id = *contact_ids.get(contact).ok_or_else(|| {
+                        DemoError::Invalid(format!("account {}: no demo contact {contact}", account.name))
+                    })?;
+                    accounts::link_contact(&mut tx, id, contact_id, Some(role)).await?;
+                }
+                report.inserted_rows += 1;
+                id
+            }
         };
-        account_ids.insert(number.digits(), accounts::insert_or_find(&mut tx, &new_account, now).await?);
+        account_ids.insert(number.digits(), id.0);
     }
     for case in &demo.cases {
         let contact_id = match &case.contact {
@@ -146,18 +194,25 @@ pub async fn seed(db: &Db, now: Millis, current_year: u16) -> Result<SeedReport,
             }
             None => None,
         };
-        let new_case = cases::NewCase {
-            number: &case.number,
+        let input = CaseInput {
             contact_id,
             account_id,
-            service_code: &case.service,
-            request_type: &case.request_type,
-            channel: &case.channel,
+            service_code: case.service.clone(),
+            case_type: case.case_type.clone(),
+            channel: case.channel.clone(),
             support_line: case.support_line,
-            status: &case.status,
-            subject: &case.subject,
+            priority: 0,
+            owner_id: None,
+            queue_code: None,
+            subject: case.subject.clone(),
+            custom_fields: serde_json::Map::new(),
         };
-        report.inserted_rows += usize::from(cases::insert_if_absent(&mut tx, &new_case, now).await?);
+        let inserted =
+            cases::import_if_absent(&mut tx, &case.number, &input, now).await.map_err(|error| match error {
+                CaseError::Database(error) => DemoError::Database(error),
+                other => DemoError::Invalid(format!("case {}: {other}", case.number)),
+            })?;
+        report.inserted_rows += usize::from(inserted);
     }
     if report.inserted_rows > 0 {
         let entry = AuditEntry {
@@ -188,6 +243,8 @@ struct Demo {
     skills: Vec<DemoSkill>,
     queues: QueueLayout,
     users: Vec<DemoUser>,
+    case_types: Vec<CaseType>,
+    email_templates: Vec<EmailTemplate>,
     contacts: Vec<DemoContact>,
     accounts: Vec<DemoAccount>,
     cases: Vec<DemoCase>,
@@ -236,8 +293,10 @@ struct DemoContact {
     last_name: String,
     national_number: String,
     language: Language,
-    phone: Option<String>,
-    email: Option<String>,
+    #[serde(default)]
+    phones: Vec<String>,
+    #[serde(default)]
+    emails: Vec<String>,
     address: Option<Address>,
 }
 
@@ -247,7 +306,14 @@ struct DemoAccount {
     enterprise_number: String,
     name: String,
     legal_form: Option<String>,
+    #[serde(default)]
+    vat_registered: bool,
     address: Option<Address>,
+    #[serde(default)]
+    establishments: Vec<Establishment>,
+    /// National number of a demo contact → their role for the company.
+    #[serde(default)]
+    contacts: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -257,17 +323,11 @@ struct DemoCase {
     contact: Option<String>,
     account: Option<String>,
     service: String,
-    request_type: String,
+    case_type: String,
     channel: String,
     subject: String,
-    #[serde(default = "default_status")]
-    status: String,
     #[serde(default = "default_line")]
     support_line: i64,
-}
-
-fn default_status() -> String {
-    "new".to_owned()
 }
 
 fn default_line() -> i64 {

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod db;
 pub mod demo;
 pub mod i18n;
+pub mod mail;
 pub mod records;
 pub mod web;
 

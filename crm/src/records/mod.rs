@@ -5,8 +5,14 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod case_types;
 pub mod cases;
 pub mod contacts;
 pub mod directory;
+pub mod documents;
+pub mod email_templates;
+pub mod outbox;
+pub mod saved_views;
 pub mod sessions;
+pub mod timeline;
 pub mod users;

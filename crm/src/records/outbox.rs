@@ -1,0 +1,185 @@
+//! Mail on its way out. A message is written here in the same transaction as the change that
+//! caused it; a sender delivers it and retries with back-off until it leaves. Nothing is dropped:
+//! after `MAX_ATTEMPTS` the message is marked failed, shown on its case, and can be retried.
+
+use std::time::Duration;
+
+use rand::RngCore;
+use sqlx::{AnyConnection, Row};
+
+use crate::clock::Millis;
+use crate::db::Db;
+
+pub const MAX_ATTEMPTS: i64 = 8;
+
+pub struct NewMail<'a> {
+    pub case_id: Option<i64>,
+    pub to_address: &'a str,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub created_by: &'a str,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutboxMail {
+    pub id: i64,
+    pub case_id: Option<i64>,
+    pub message_id: String,
+    pub in_reply_to: Option<String>,
+    pub references: Option<String>,
+    pub to_address: String,
+    pub subject: String,
+    pub body: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+}
+
+/// Queues a message; on a case it threads under the case's previous message (RFC 5322 §3.6.4:
+/// In-Reply-To names the parent, References the chain).
+pub async fn enqueue(
+    conn: &mut AnyConnection,
+    mail: &NewMail<'_>,
+    domain: &str,
+    now: Millis,
+) -> Result<OutboxMail, sqlx::Error> {
+    let (in_reply_to, references) = match mail.case_id {
+        Some(case_id) => {
+            let parent = sqlx::query(
+                "SELECT message_id, mail_references FROM outbox WHERE case_id = $1 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(case_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            match parent {
+                Some(row) => {
+                    let parent_id: String = row.try_get("message_id")?;
+                    let chain: Option<String> = row.try_get("mail_references")?;
+                    let references = match chain {
+                        Some(chain) => format!("{chain} {parent_id}"),
+                        None => parent_id.clone(),
+                    };
+                    (Some(parent_id), Some(references))
+                }
+                None => (None, None),
+            }
+        }
+        None => (None, None),
+    };
+    let mut random = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut random);
+    let message_id = format!("<{}.{}@{domain}>", now.0, hex::encode(random));
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO outbox (case_id, message_id, in_reply_to, mail_references, to_address, subject, body, status,
+                             next_attempt_at, created_by, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $8) RETURNING id",
+    )
+    .bind(mail.case_id)
+    .bind(&message_id)
+    .bind(in_reply_to.as_deref())
+    .bind(references.as_deref())
+    .bind(mail.to_address)
+    .bind(mail.subject)
+    .bind(mail.body)
+    .bind(now.0)
+    .bind(mail.created_by)
+    .fetch_one(conn)
+    .await?;
+    Ok(OutboxMail {
+        id,
+        case_id: mail.case_id,
+        message_id,
+        in_reply_to,
+        references,
+        to_address: mail.to_address.to_owned(),
+        subject: mail.subject.to_owned(),
+        body: mail.body.to_owned(),
+        status: "pending".to_owned(),
+        attempts: 0,
+        last_error: None,
+        created_at: now.0,
+    })
+}
+
+pub async fn due(db: &Db, now: Millis, limit: i64) -> Result<Vec<OutboxMail>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "{SELECT} WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"
+    ))
+    .bind(now.0)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(mail_from_row).collect()
+}
+
+pub async fn for_case(db: &Db, case_id: i64) -> Result<Vec<OutboxMail>, sqlx::Error> {
+    let rows = sqlx::query(&format!("{SELECT} WHERE case_id = $1 ORDER BY id DESC"))
+        .bind(case_id)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(mail_from_row).collect()
+}
+
+pub async fn mark_sent(db: &Db, id: i64, now: Millis) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE outbox SET status = 'sent', sent_at = $1, attempts = attempts + 1, last_error = NULL WHERE id = $2",
+    )
+    .bind(now.0)
+    .bind(id)
+    .execute(db.pool())
+    .await
+    .map(|_| ())
+}
+
+/// Records a failed attempt: the next one after 1, 2, 4 … minutes (at most an hour), and after
+/// `MAX_ATTEMPTS` the message waits, failed, for someone to retry it.
+pub async fn mark_attempt_failed(db: &Db, id: i64, error: &str, now: Millis) -> Result<(), sqlx::Error> {
+    let attempts: i64 =
+        sqlx::query_scalar("SELECT attempts FROM outbox WHERE id = $1").bind(id).fetch_one(db.pool()).await?;
+    let attempts = attempts + 1;
+    let backoff =
+        Duration::from_secs(60 * 2u64.saturating_pow(u32::try_from(attempts - 1).unwrap_or(u32::MAX)).min(60));
+    let status = if attempts >= MAX_ATTEMPTS { "failed" } else { "pending" };
+    sqlx::query("UPDATE outbox SET status = $1, attempts = $2, last_error = $3, next_attempt_at = $4 WHERE id = $5")
+        .bind(status)
+        .bind(attempts)
+        .bind(error)
+        .bind(now.plus(backoff).0)
+        .bind(id)
+        .execute(db.pool())
+        .await
+        .map(|_| ())
+}
+
+/// Puts a failed message back in line, now.
+pub async fn retry(db: &Db, id: i64, now: Millis) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $1 WHERE id = $2 AND status = 'failed'",
+    )
+    .bind(now.0)
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+const SELECT: &str = "SELECT id, case_id, message_id, in_reply_to, mail_references, to_address, subject, body, status,
+        attempts, last_error, created_at FROM outbox";
+
+fn mail_from_row(row: &sqlx::any::AnyRow) -> Result<OutboxMail, sqlx::Error> {
+    Ok(OutboxMail {
+        id: row.try_get("id")?,
+        case_id: row.try_get("case_id")?,
+        message_id: row.try_get("message_id")?,
+        in_reply_to: row.try_get("in_reply_to")?,
+        references: row.try_get("mail_references")?,
+        to_address: row.try_get("to_address")?,
+        subject: row.try_get("subject")?,
+        body: row.try_get("body")?,
+        status: row.try_get("status")?,
+        attempts: row.try_get("attempts")?,
+        last_error: row.try_get("last_error")?,
+        created_at: row.try_get("created_at")?,
+    })
+}

@@ -1,0 +1,91 @@
+//! The timeline of a case and of a contact: every interaction and change, appended in order.
+
+use sqlx::{AnyConnection, Row};
+
+use crate::clock::Millis;
+use crate::db::Db;
+
+pub struct NewEntry<'a> {
+    pub case_id: Option<i64>,
+    pub contact_id: Option<i64>,
+    /// `call`, `email_in`, `email_out`, `web_form`, `facebook`, `note`, `status`, `document`,
+    /// `escalation`, `merge`, `created`, `link`.
+    pub kind: &'a str,
+    pub actor_name: &'a str,
+    /// Public entries may be shown to the citizen (portal, replies); internal ones never are.
+    pub public: bool,
+    pub summary: String,
+    pub body: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Entry {
+    pub id: i64,
+    pub at: i64,
+    pub case_id: Option<i64>,
+    pub case_number: Option<String>,
+    pub kind: String,
+    pub actor_name: String,
+    pub public: bool,
+    pub summary: String,
+    pub body: Option<String>,
+}
+
+pub async fn append(conn: &mut AnyConnection, entry: &NewEntry<'_>, now: Millis) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO timeline (at, case_id, contact_id, kind, actor_name, visibility, summary, body)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(now.0)
+    .bind(entry.case_id)
+    .bind(entry.contact_id)
+    .bind(entry.kind)
+    .bind(entry.actor_name)
+    .bind(if entry.public { "public" } else { "internal" })
+    .bind(&entry.summary)
+    .bind(entry.body.as_deref())
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// Newest first.
+pub async fn for_case(db: &Db, case_id: i64, limit: i64) -> Result<Vec<Entry>, sqlx::Error> {
+    let rows = sqlx::query(&format!("{SELECT} WHERE t.case_id = $1 ORDER BY t.id DESC LIMIT $2"))
+        .bind(case_id)
+        .bind(limit)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(entry_from_row).collect()
+}
+
+/// Everything about a contact, on its own record and on its cases, newest first.
+pub async fn for_contact(db: &Db, contact_id: i64, limit: i64) -> Result<Vec<Entry>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "{SELECT} WHERE t.contact_id = $1 OR t.case_id IN (SELECT id FROM cases WHERE contact_id = $1)
+         ORDER BY t.id DESC LIMIT $2"
+    ))
+    .bind(contact_id)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(entry_from_row).collect()
+}
+
+const SELECT: &str = "SELECT t.id, t.at, t.case_id, c.number AS case_number, t.kind, t.actor_name, t.visibility,
+        t.summary, t.body
+    FROM timeline t LEFT JOIN cases c ON c.id = t.case_id";
+
+fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<Entry, sqlx::Error> {
+    Ok(Entry {
+        id: row.try_get("id")?,
+        at: row.try_get("at")?,
+        case_id: row.try_get("case_id")?,
+        case_number: row.try_get("case_number")?,
+        kind: row.try_get("kind")?,
+        actor_name: row.try_get("actor_name")?,
+        public: row.try_get::<String, _>("visibility")? == "public",
+        summary: row.try_get("summary")?,
+        body: row.try_get("body")?,
+    })
+}
