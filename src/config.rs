@@ -20,6 +20,8 @@ pub struct Config {
     pub security: SecurityConfig,
     pub log: LogConfig,
     pub data: DataConfig,
+    pub smtp: SmtpConfig,
+    pub documents: DocumentsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,6 +67,69 @@ pub struct LogConfig {
 pub enum LogFormat {
     Human,
     Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// Unset: mail waits in the outbox (and is shown as pending on its case) until one is set.
+    pub host: Option<String>,
+    pub port: u16,
+    pub security: SmtpSecurityConfig,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub from: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurityConfig {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DocumentsConfig {
+    /// The largest document an agent may attach to a case, in MiB.
+    pub max_upload_mb: usize,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: None,
+            port: 25,
+            security: SmtpSecurityConfig::None,
+            username: None,
+            password: None,
+            from: "Loket <loket@example.invalid>".to_owned(),
+        }
+    }
+}
+
+impl SmtpConfig {
+    pub fn settings(&self) -> loket_crm::mail::SmtpSettings {
+        loket_crm::mail::SmtpSettings {
+            host: self.host.clone().unwrap_or_default(),
+            port: self.port,
+            security: match self.security {
+                SmtpSecurityConfig::None => loket_crm::mail::SmtpSecurity::None,
+                SmtpSecurityConfig::Starttls => loket_crm::mail::SmtpSecurity::StartTls,
+                SmtpSecurityConfig::Tls => loket_crm::mail::SmtpSecurity::Tls,
+            },
+            username: self.username.clone(),
+            password: self.password.clone(),
+            from: self.from.clone(),
+        }
+    }
+}
+
+impl Default for DocumentsConfig {
+    fn default() -> Self {
+        DocumentsConfig { max_upload_mb: 20 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -162,7 +227,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     })
 }
 
-const SECTIONS: [&str; 6] = ["http", "database", "redis", "security", "log", "data"];
+const SECTIONS: [&str; 8] = ["http", "database", "redis", "security", "log", "data", "smtp", "documents"];
 
 fn apply_env(config: Config, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
     let mut overrides: Vec<(String, String, String, String)> = Vec::new();
@@ -190,7 +255,10 @@ fn apply_env(config: Config, env: impl IntoIterator<Item = (String, String)>) ->
         .map_err(|error| ConfigError::Environment { variable: "(all)".into(), message: error.to_string() })?;
     for (variable, section, key, value) in &overrides {
         let Some(toml::Value::Table(section_table)) = table.get_mut(section) else { continue };
-        let known = section_table.contains_key(key) || (section == "redis" && key == "url");
+        // Optional keys are absent from the serialised defaults but may be set.
+        let optional =
+            matches!((section.as_str(), key.as_str()), ("redis", "url") | ("smtp", "host" | "username" | "password"));
+        let known = section_table.contains_key(key) || optional;
         if !known {
             return Err(ConfigError::Environment {
                 variable: variable.clone(),

@@ -5,9 +5,13 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use loket_crm::clock::Clock;
 use loket_crm::db::{Db, redact_password};
+use loket_crm::mail::Mailer;
+use loket_crm::records::documents::DiskStore;
 use loket_crm::web::{AppState, WebConfig, router};
 
 use crate::config::Config;
@@ -26,13 +30,20 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         .map(redis::Client::open)
         .transpose()
         .context("redis.url is not a valid Redis URL")?;
+    let mailer = match &config.smtp.host {
+        Some(_) => Some(Mailer::new(&config.smtp.settings()).context("the [smtp] section")?),
+        None => None,
+    };
     let web_config = WebConfig {
         session_ttl: config.security.session_ttl(),
         lockout_threshold: config.security.lockout_threshold,
         lockout_duration: config.security.lockout_duration(),
         secure_cookies: config.http.secure_cookies,
+        mail_domain: mailer.as_ref().map_or_else(|| "loket.invalid".to_owned(), |mailer| mailer.domain.clone()),
+        max_upload_bytes: config.documents.max_upload_mb * 1024 * 1024,
     };
-    let state = AppState::new(db.clone(), Clock::System, web_config, redis);
+    let documents = Arc::new(DiskStore::new(config.data.dir.join("documents")));
+    let state = AppState::new(db.clone(), Clock::System, web_config, redis, documents);
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
@@ -40,8 +51,18 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     tracing::info!(%address, database = db.backend().name(), "loket is serving the console");
     println!("loket: console on http://{address}/");
     let purge = tokio::spawn(purge_expired_sessions(db.clone()));
+    let sender = match mailer {
+        Some(mailer) => Some(tokio::spawn(loket_crm::mail::run_outbox(db.clone(), mailer, Clock::System))),
+        None => {
+            tracing::warn!("no [smtp] host configured: mail waits in the outbox until one is");
+            None
+        }
+    };
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
     purge.abort();
+    if let Some(sender) = sender {
+        sender.abort();
+    }
     db.close().await;
     tracing::info!("loket stopped");
     Ok(())

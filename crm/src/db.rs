@@ -128,6 +128,29 @@ fn ensure_sqlite_dir(url: &str) -> Result<(), DbError> {
     std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir { path: dir.display().to_string(), source })
 }
 
+/// A LIKE pattern matching `text` literally at the start (`Prefix`) or anywhere (`Contains`);
+/// use it with `LIKE $n ESCAPE '\'`, which both engines understand.
+pub fn like_pattern(text: &str, position: LikePosition) -> String {
+    let mut escaped = String::with_capacity(text.len() + 2);
+    if position == LikePosition::Contains {
+        escaped.push('%');
+    }
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped.push('%');
+    escaped
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LikePosition {
+    Prefix,
+    Contains,
+}
+
 /// URLs end up in error messages and logs; a password in them must not.
 pub fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
@@ -147,6 +170,12 @@ mod tests {
         assert_eq!(redact_password("postgres://loket:s3cret@db:5432/loket"), "postgres://loket:***@db:5432/loket");
         assert_eq!(redact_password("postgres://loket@db/loket"), "postgres://loket@db/loket");
         assert_eq!(redact_password("sqlite://data/loket.db"), "sqlite://data/loket.db");
+    }
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern("contact.searched_by", LikePosition::Prefix), "contact.searched\\_by%");
+        assert_eq!(like_pattern("50%", LikePosition::Contains), "%50\\%%");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! each test gets its own schema, dropped afterwards. When PostgreSQL is missing the test fails
 //! and says so: the storage suite is only proven when it has run on both engines.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use crate::auth::{Role, hash_password};
 use crate::clock::{Clock, Millis};
 use crate::db::{Backend, Db};
 use crate::i18n::Language;
+use crate::records::documents::DiskStore;
 use crate::records::users::{self, NewUser, UserId};
 use crate::web::{AppState, WebConfig, router};
 
@@ -31,13 +33,15 @@ macro_rules! db_test {
             #[allow(unused_imports)]
             use super::*;
 
-            #[tokio::test]
+            // Multi-threaded: `TestDb::drop` blocks its thread while the pool returns connections
+            // (and flushes their rollbacks) on another.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
                 let test_db = $crate::testing::TestDb::new($crate::db::Backend::Sqlite).await;
                 ($body)(test_db.db.clone()).await;
             }
 
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 let test_db = $crate::testing::TestDb::new($crate::db::Backend::Postgres).await;
                 ($body)(test_db.db.clone()).await;
@@ -108,7 +112,14 @@ impl Drop for TestDb {
                     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
                     runtime.block_on(async {
                         let admin = Db::connect(&url).await.ok()?;
-                        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(admin.pool()).await.ok()?;
+                        // A connection the test left in a transaction must not hang the suite:
+                        // past the timeout the schema stays behind, and says so.
+                        sqlx::query("SET lock_timeout = '10s'").execute(admin.pool()).await.ok()?;
+                        if let Err(error) =
+                            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(admin.pool()).await
+                        {
+                            eprintln!("test schema {schema} left behind: {error}");
+                        }
                         admin.close().await;
                         Some(())
                     })
@@ -136,6 +147,14 @@ pub struct TestApp {
     pub state: AppState,
     pub clock: Clock,
     router: Router,
+    /// Where uploaded documents go; removed with the app.
+    pub documents_dir: std::path::PathBuf,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.documents_dir);
+    }
 }
 
 /// A browser's cookie jar for one user, reduced to what loket sets: the session cookie and the
@@ -163,9 +182,13 @@ impl TestApp {
 
     pub fn with_config(db: Db, config: WebConfig) -> TestApp {
         let clock = Clock::manual(TEST_START);
-        let state = AppState::new(db, clock.clone(), config, None);
+        let unique =
+            format!("{}_{}_{}", std::process::id(), NEXT_ID.fetch_add(1, Ordering::Relaxed), rand::random::<u32>());
+        let documents_dir = std::env::temp_dir().join(format!("loket-test-documents-{unique}"));
+        let documents = Arc::new(DiskStore::new(documents_dir.clone()));
+        let state = AppState::new(db, clock.clone(), config, None, documents);
         let router = router(state.clone());
-        TestApp { state, clock, router }
+        TestApp { state, clock, router, documents_dir }
     }
 
     pub async fn create_user(&self, username: &str, roles: &[Role]) -> (UserId, String) {
@@ -217,6 +240,31 @@ impl TestApp {
     pub async fn post_raw(&self, browser: &mut Browser, path: &str, fields: &[(&str, &str)]) -> TestResponse {
         let body = serde_html_form::to_string(fields).expect("form encoding");
         let mut request = Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(cookie) = &browser.cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        self.send(browser, request.body(Body::from(body)).expect("request")).await
+    }
+
+    /// Uploads one file as a browser's multipart form does, with the CSRF token first.
+    pub async fn upload(&self, browser: &mut Browser, path: &str, file_name: &str, bytes: &[u8]) -> TestResponse {
+        let boundary = "loket-test-boundary-7MA4YWxkTrZu0gW";
+        let csrf = browser.csrf.clone().unwrap_or_default();
+        let mut body = Vec::new();
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n").as_bytes(),
+        );
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let mut request =
+            Request::post(path).header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"));
         if let Some(cookie) = &browser.cookie {
             request = request.header(header::COOKIE, cookie);
         }

@@ -26,61 +26,175 @@ enum Allowed {
     Only(&'static [Role]),
 }
 
+struct RouteCheck {
+    method: &'static str,
+    path: String,
+    allowed: Allowed,
+    fields: Vec<(&'static str, String)>,
+    /// What an allowed role gets: 200 for a page, 303 after a form, or the refusal of a
+    /// well-formed but impossible request (400, 404) that still proves the role got through.
+    allowed_status: StatusCode,
+}
+
+fn check(
+    method: &'static str,
+    path: impl Into<String>,
+    allowed: Allowed,
+    fields: &[(&'static str, &str)],
+    status: u16,
+) -> RouteCheck {
+    RouteCheck {
+        method,
+        path: path.into(),
+        allowed,
+        fields: fields.iter().map(|(name, value)| (*name, (*value).to_owned())).collect(),
+        allowed_status: StatusCode::from_u16(status).expect("status"),
+    }
+}
+
 #[tokio::test]
 async fn every_route_admits_exactly_its_roles() {
     let (_db, app) = sqlite_app().await;
+    loket_crm::demo::seed(&app.state.db, loket_crm::testing::TEST_START, 2026).await.expect("demo");
     let (target, _) = app.create_user("target.user", &[Role::Agent]).await;
-    let target_path = |action: &str| format!("/admin/users/{}{action}", target.0);
-    let admin_only = Allowed::Only(&[Role::Admin]);
-    let routes: Vec<(&str, String, Allowed)> = vec![
-        ("GET", "/".into(), Allowed::EveryRole),
-        ("GET", "/api/me".into(), Allowed::EveryRole),
-        ("GET", "/admin/users".into(), admin_only),
-        ("GET", "/admin/users/new".into(), admin_only),
-        ("GET", target_path(""), admin_only),
-        ("GET", "/admin/roles".into(), admin_only),
-        ("GET", "/audit".into(), Allowed::Only(&[Role::Dpo])),
-        ("POST", "/admin/users".into(), admin_only),
-        ("POST", target_path("/roles"), admin_only),
-        ("POST", target_path("/unlock"), admin_only),
-        ("POST", target_path("/disable"), admin_only),
-        ("POST", target_path("/enable"), admin_only),
-        ("POST", "/language".into(), Allowed::EveryRole),
-        ("POST", "/logout".into(), Allowed::EveryRole),
+    let scalar = |sql: &'static str| {
+        let db = app.state.db.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(db.pool()).await.expect(sql) }
+    };
+    let emma = scalar("SELECT id FROM contacts WHERE national_number = '78021412342'").await;
+    let case = scalar("SELECT id FROM cases WHERE number = '2026-000001'").await;
+    let account = scalar("SELECT id FROM accounts ORDER BY id LIMIT 1").await;
+    let user = |action: &str| format!("/admin/users/{}{action}", target.0);
+    let contact = |action: &str| format!("/contacts/{emma}{action}");
+    let case_path = |action: &str| format!("/cases/{case}{action}");
+    let admin = Allowed::Only(&[Role::Admin]);
+    let case_workers = Allowed::Only(&[Role::Agent, Role::Supervisor, Role::Expert]);
+    let company_readers = Allowed::Only(&[Role::Agent, Role::Supervisor, Role::Expert, Role::Teller, Role::Manager]);
+    let new_user = [
+        ("username", "made.by.walker"),
+        ("display_name", "Made"),
+        ("language", "nl"),
+        ("password", "a long enough password"),
+    ];
+    let contact_fields =
+        [("first_name", "Emma"), ("last_name", "Claes"), ("language", "nl"), ("phones", "+32470123456")];
+    let routes = vec![
+        check("GET", "/", Allowed::EveryRole, &[], 200),
+        check("GET", "/api/me", Allowed::EveryRole, &[], 200),
+        check("GET", "/admin/users", admin, &[], 200),
+        check("GET", "/admin/users/new", admin, &[], 200),
+        check("GET", user(""), admin, &[], 200),
+        check("GET", "/admin/roles", admin, &[], 200),
+        check("POST", "/admin/users", admin, &new_user, 303),
+        check("POST", user("/roles"), admin, &[("roles", "agent")], 303),
+        check("POST", user("/unlock"), admin, &[], 303),
+        check("POST", user("/disable"), admin, &[], 303),
+        check("POST", user("/enable"), admin, &[], 303),
+        check("GET", "/admin/templates", admin, &[], 200),
+        check("GET", "/admin/templates/reply/nl", admin, &[], 200),
+        check(
+            "POST",
+            "/admin/templates/reply/nl",
+            admin,
+            &[("title", "Antwoord"), ("subject", "Dossier {{ case.number }}"), ("body", "Beste")],
+            303,
+        ),
+        check("GET", "/audit", Allowed::Only(&[Role::Dpo]), &[], 200),
+        check("GET", "/contacts?q=claes", case_workers, &[], 200),
+        check("GET", "/contacts/new", case_workers, &[], 200),
+        check(
+            "POST",
+            "/contacts",
+            case_workers,
+            &[("first_name", "Walker"), ("last_name", "Test"), ("language", "fr"), ("confirm_duplicate", "yes")],
+            303,
+        ),
+        check(
+            "POST",
+            "/contacts/find",
+            case_workers,
+            &[("national_number", "78021412342"), ("purpose", "permission walk")],
+            303,
+        ),
+        check("GET", contact(""), case_workers, &[], 200),
+        check("GET", contact("/edit"), case_workers, &[], 200),
+        check("POST", contact("/edit"), case_workers, &contact_fields, 303),
+        // Merging a contact into itself is refused, after the permission check.
+        check("POST", contact("/merge"), case_workers, &[("duplicate_id", &emma.to_string())], 400),
+        check("GET", "/accounts", company_readers, &[], 200),
+        check("GET", "/accounts/new", company_readers, &[], 200),
+        check(
+            "POST",
+            "/accounts",
+            company_readers,
+            &[("enterprise_number", "0403.019.262"), ("name", "Bad number")],
+            200,
+        ),
+        check("GET", format!("/accounts/{account}"), company_readers, &[], 200),
+        check("GET", "/search?q=claes", case_workers, &[], 200),
+        check("GET", "/cases?status=new", case_workers, &[], 200),
+        check("GET", "/cases/new", case_workers, &[], 200),
+        check(
+            "POST",
+            "/cases",
+            case_workers,
+            &[("case_type", "passport"), ("channel", "voice"), ("subject", "Walk")],
+            303,
+        ),
+        check("POST", "/cases/bulk", case_workers, &[("action", "assign_me"), ("ids", &case.to_string())], 303),
+        check("POST", "/cases/views", case_workers, &[("name", "Walk"), ("query", "status=new")], 303),
+        check("POST", "/cases/views/999/delete", case_workers, &[], 303),
+        check("GET", case_path(""), case_workers, &[], 200),
+        check(
+            "POST",
+            case_path("/edit"),
+            case_workers,
+            &[("subject", "Nieuw paspoort aanvragen"), ("priority", "1")],
+            303,
+        ),
+        check("POST", case_path("/status"), case_workers, &[("status", "in_progress")], 303),
+        check("POST", case_path("/note"), case_workers, &[("body", "walk")], 303),
+        check("UPLOAD", case_path("/documents"), case_workers, &[], 303),
+        check("GET", case_path("/documents/1"), case_workers, &[], 200),
+        check(
+            "POST",
+            case_path("/mail"),
+            case_workers,
+            &[("to", "emma.claes@example.be"), ("subject", "Walk"), ("body", "Walk")],
+            303,
+        ),
+        check("POST", case_path("/mail/999/retry"), case_workers, &[], 404),
+        check("POST", case_path("/link"), case_workers, &[("number", "2026-000003")], 303),
+        check("POST", case_path("/clone"), case_workers, &[], 303),
+        check("POST", case_path("/escalate"), case_workers, &[("note", "walk")], 303),
+        check("POST", "/language", Allowed::EveryRole, &[("language", "en"), ("back", "/")], 303),
+        check("POST", "/logout", Allowed::EveryRole, &[], 303),
     ];
     for role in Role::ALL {
         let (_, password) = app.create_user(&format!("walker.{role}"), &[role]).await;
         let mut browser = app.login(&format!("walker.{role}"), &password).await;
-        for (method, path, allowed) in &routes {
-            let may = match allowed {
+        for route in &routes {
+            let may = match route.allowed {
                 Allowed::EveryRole => true,
                 Allowed::Only(roles) => roles.contains(&role),
             };
-            let response = match *method {
-                "GET" => app.get(&mut browser, path).await,
-                _ => {
-                    let new_username = format!("made.by.{role}");
-                    let fields: Vec<(&str, &str)> = vec![
-                        ("username", &new_username),
-                        ("display_name", "Made"),
-                        ("language", "nl"),
-                        ("password", "a long enough password"),
-                        ("roles", "agent"),
-                        ("back", "/"),
-                    ];
-                    app.post(&mut browser, path, &fields).await
-                }
-            };
-            let expected = match (may, *method) {
-                (false, _) => StatusCode::FORBIDDEN,
-                (true, "GET") => StatusCode::OK,
-                (true, _) => StatusCode::SEE_OTHER,
-            };
-            assert_eq!(response.status, expected, "{role} {method} {path}: {}", response.body);
-            // Every page rendered for a GET carries a fresh token; keep using it.
-            if *method == "GET" && may {
-                let _ = app.get(&mut browser, "/").await;
+            // Every page carries a fresh token in its forms; a POST follows a page as in a browser.
+            if route.method != "GET" {
+                app.get(&mut browser, "/").await;
             }
+            let username = format!("made.by.{role}");
+            let fields: Vec<(&str, &str)> = route
+                .fields
+                .iter()
+                .map(|(name, value)| (*name, if *name == "username" { username.as_str() } else { value.as_str() }))
+                .collect();
+            let response = match route.method {
+                "GET" => app.get(&mut browser, &route.path).await,
+                "UPLOAD" => app.upload(&mut browser, &route.path, "walk.txt", b"walk").await,
+                _ => app.post(&mut browser, &route.path, &fields).await,
+            };
+            let expected = if may { route.allowed_status } else { StatusCode::FORBIDDEN };
+            assert_eq!(response.status, expected, "{role} {} {}: {}", route.method, route.path, response.body);
         }
     }
 }

@@ -43,6 +43,8 @@ pub enum Permission {
     ViewAudit,
     /// Create users and give roles.
     ManageUsers,
+    /// Edit the municipality's configuration: mail templates, canned answers, case types.
+    Configure,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +83,7 @@ impl Role {
         match self {
             // The admin configures; reading citizens' data or the audit trail of that reading is
             // deliberately not part of it (separation of duties with the DPO).
-            Role::Admin => &[ManageUsers],
+            Role::Admin => &[ManageUsers, Configure],
             Role::Agent => &[HandleWork, WorkCases],
             Role::Supervisor => &[HandleWork, WorkCases, Supervise, ViewReports],
             Role::Expert => &[HandleWork, WorkCases, ResolveEscalations],
@@ -99,7 +101,7 @@ impl Role {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 11] = [
         Permission::HandleWork,
         Permission::WorkCases,
         Permission::ResolveEscalations,
@@ -110,6 +112,7 @@ impl Permission {
         Permission::ViewReports,
         Permission::ViewAudit,
         Permission::ManageUsers,
+        Permission::Configure,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -124,6 +127,7 @@ impl Permission {
             Permission::ViewReports => "view_reports",
             Permission::ViewAudit => "view_audit",
             Permission::ManageUsers => "manage_users",
+            Permission::Configure => "configure",
         }
     }
 }

@@ -5,7 +5,7 @@ use loket_be::EnterpriseNumber;
 use sqlx::{AnyConnection, Row};
 
 use crate::clock::Millis;
-use crate::db::Db;
+use crate::db::{Db, LikePosition, like_pattern};
 use crate::records::contacts::Address;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -191,9 +191,9 @@ pub struct AccountSummary {
 /// By name (any part) or by enterprise number in any written form.
 pub async fn search(db: &Db, text: &str, limit: i64) -> Result<Vec<AccountSummary>, sqlx::Error> {
     let digits = EnterpriseNumber::parse(text).ok().map(|number| number.digits());
-    let pattern = format!("%{}%", text.trim().to_lowercase().replace(['%', '_'], ""));
+    let pattern = like_pattern(&text.trim().to_lowercase(), LikePosition::Contains);
     let rows = sqlx::query(
-        "SELECT id, enterprise_number, name, city FROM accounts WHERE search_name LIKE $1 OR enterprise_number = $2
+        "SELECT id, enterprise_number, name, city FROM accounts WHERE search_name LIKE $1 ESCAPE '\\' OR enterprise_number = $2
          ORDER BY name, id LIMIT $3",
     )
     .bind(pattern)
@@ -201,17 +201,7 @@ pub async fn search(db: &Db, text: &str, limit: i64) -> Result<Vec<AccountSummar
     .bind(limit)
     .fetch_all(db.pool())
     .await?;
-    rows.iter()
-        .map(|row| {
-            let digits: String = row.try_get("enterprise_number")?;
-            Ok(AccountSummary {
-                id: row.try_get("id")?,
-                enterprise_number: EnterpriseNumber::parse(&digits).map(|n| n.to_string()).unwrap_or(digits),
-                name: row.try_get("name")?,
-                city: row.try_get("city")?,
-            })
-        })
-        .collect()
+    rows.iter().map(summary_from_row).collect()
 }
 
 fn address_from_row(row: &sqlx::any::AnyRow) -> Result<Address, sqlx::Error> {
@@ -219,5 +209,27 @@ fn address_from_row(row: &sqlx::any::AnyRow) -> Result<Address, sqlx::Error> {
         street: row.try_get::<Option<String>, _>("street")?.unwrap_or_default(),
         postcode: row.try_get::<Option<String>, _>("postcode")?.unwrap_or_default(),
         city: row.try_get::<Option<String>, _>("city")?.unwrap_or_default(),
+    })
+}
+
+/// The companies a contact speaks for.
+pub async fn for_contact(db: &Db, contact_id: i64) -> Result<Vec<AccountSummary>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT a.id, a.enterprise_number, a.name, a.city FROM accounts a
+         JOIN account_contacts ac ON ac.account_id = a.id WHERE ac.contact_id = $1 ORDER BY a.name",
+    )
+    .bind(contact_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(summary_from_row).collect()
+}
+
+fn summary_from_row(row: &sqlx::any::AnyRow) -> Result<AccountSummary, sqlx::Error> {
+    let digits: String = row.try_get("enterprise_number")?;
+    Ok(AccountSummary {
+        id: row.try_get("id")?,
+        enterprise_number: EnterpriseNumber::parse(&digits).map(|n| n.to_string()).unwrap_or(digits),
+        name: row.try_get("name")?,
+        city: row.try_get("city")?,
     })
 }

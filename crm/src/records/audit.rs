@@ -3,7 +3,7 @@
 use sqlx::Row;
 
 use crate::clock::Millis;
-use crate::db::Db;
+use crate::db::{Db, LikePosition, like_pattern};
 use crate::records::users::UserId;
 
 /// Who acted: a console user, or loket itself (demo seed, background jobs).
@@ -77,14 +77,14 @@ pub async fn list(db: &Db, filter: &AuditFilter, limit: i64) -> Result<Vec<Audit
     let rows = sqlx::query(
         "SELECT id, at, actor_name, action, subject_type, subject_id, purpose, detail FROM audit_log
          WHERE ($1 IS NULL OR actor_name = $1)
-           AND ($2 IS NULL OR action LIKE $2)
+           AND ($2 IS NULL OR action LIKE $2 ESCAPE '\\')
            AND ($3 IS NULL OR subject_type = $3)
            AND ($4 IS NULL OR at >= $4)
            AND ($5 IS NULL OR at < $5)
          ORDER BY id DESC LIMIT $6",
     )
     .bind(filter.actor_name.as_deref())
-    .bind(filter.action_prefix.as_ref().map(|prefix| format!("{}%", strip_like_wildcards(prefix))))
+    .bind(filter.action_prefix.as_deref().map(|prefix| like_pattern(prefix, LikePosition::Prefix)))
     .bind(filter.subject_type.as_deref())
     .bind(filter.from.map(|at| at.0))
     .bind(filter.until.map(|at| at.0))
@@ -105,9 +105,4 @@ pub async fn list(db: &Db, filter: &AuditFilter, limit: i64) -> Result<Vec<Audit
             })
         })
         .collect()
-}
-
-/// Action names never contain LIKE wildcards; a filter that does is taken literally without them.
-fn strip_like_wildcards(text: &str) -> String {
-    text.replace(['%', '_'], "")
 }

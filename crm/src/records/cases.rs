@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::clock::Millis;
-use crate::db::Db;
+use crate::db::{Db, LikePosition, like_pattern};
 use crate::records::timeline::{self, NewEntry};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -524,7 +524,7 @@ pub async fn list(db: &Db, filter: &CaseFilter, me: i64) -> Result<(Vec<CaseRow>
           AND ($4 IS NULL OR c.support_line = $4)
           AND ($5 IS NULL OR c.owner_id = $5)
           AND ($6 = 0 OR c.owner_id IS NULL)
-          AND ($7 IS NULL OR c.number = $7 OR lower(c.subject) LIKE $8)
+          AND ($7 IS NULL OR c.number = $7 OR lower(c.subject) LIKE $8 ESCAPE '\\')
           AND ($9 IS NULL OR c.contact_id = $9)
           AND ($10 IS NULL OR c.account_id = $10)";
     let order = match filter.sort.as_deref() {
@@ -536,7 +536,7 @@ pub async fn list(db: &Db, filter: &CaseFilter, me: i64) -> Result<(Vec<CaseRow>
     let page = filter.page.unwrap_or(1).max(1);
     let owner_id = if owner.as_deref() == Some("me") { Some(me) } else { None };
     let unassigned_only = i64::from(owner.as_deref() == Some("none"));
-    let like = text.as_ref().map(|text| format!("%{}%", text.to_lowercase().replace(['%', '_'], "")));
+    let like = text.as_ref().map(|text| like_pattern(&text.to_lowercase(), LikePosition::Contains));
     macro_rules! bind_filter {
         ($query:expr) => {
             $query

@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::clock::Millis;
-use crate::db::Db;
+use crate::db::{Db, LikePosition, like_pattern};
 use crate::i18n::Language;
 use crate::records::audit::{self, Actor, AuditEntry};
 use crate::records::timeline::{self, NewEntry};
@@ -70,11 +70,7 @@ pub enum ContactError {
 }
 
 pub async fn insert(conn: &mut AnyConnection, input: &ContactInput, now: Millis) -> Result<ContactId, ContactError> {
-    if let Some(number) = &input.national_number {
-        if let Some(existing) = id_by_national_number(conn, number).await? {
-            return Err(ContactError::DuplicateNationalNumber(existing));
-        }
-    }
+    ensure_number_free(conn, input, None).await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO contacts (first_name, last_name, national_number, language, preferred_channel,
                                street, postcode, city, search_name, created_at, updated_at)
@@ -102,11 +98,7 @@ pub async fn update(
     input: &ContactInput,
     now: Millis,
 ) -> Result<(), ContactError> {
-    if let Some(number) = &input.national_number {
-        if let Some(existing) = id_by_national_number(conn, number).await?.filter(|existing| *existing != id) {
-            return Err(ContactError::DuplicateNationalNumber(existing));
-        }
-    }
+    ensure_number_free(conn, input, Some(id)).await?;
     sqlx::query(
         "UPDATE contacts SET first_name = $1, last_name = $2, national_number = $3, language = $4,
                 preferred_channel = $5, street = $6, postcode = $7, city = $8, search_name = $9, updated_at = $10
@@ -184,10 +176,10 @@ pub async fn search(
 ) -> Result<Vec<ContactSummary>, sqlx::Error> {
     let text = text.trim();
     let phone = PhoneNumber::parse(text).ok().map(|phone| phone.e164().to_owned());
-    let pattern = format!("%{}%", text.to_lowercase().replace(['%', '_'], ""));
+    let pattern = like_pattern(&text.to_lowercase(), LikePosition::Contains);
     let rows = sqlx::query(&format!(
         "{SUMMARY_SELECT} WHERE c.merged_into IS NULL AND (
-             c.search_name LIKE $1
+             c.search_name LIKE $1 ESCAPE '\\'
              OR c.id IN (SELECT contact_id FROM contact_emails WHERE email = $2)
              OR c.id IN (SELECT contact_id FROM contact_phones WHERE e164 = $3))
          ORDER BY c.last_name, c.first_name, c.id LIMIT $4"
@@ -366,6 +358,19 @@ pub async fn load(conn: &mut AnyConnection, id: ContactId) -> Result<Option<Cont
         },
         merged_into: row.try_get::<Option<i64>, _>("merged_into")?.map(ContactId),
     }))
+}
+
+/// A national number belongs to one contact; `except` is the contact being edited.
+async fn ensure_number_free(
+    conn: &mut AnyConnection,
+    input: &ContactInput,
+    except: Option<ContactId>,
+) -> Result<(), ContactError> {
+    let Some(number) = &input.national_number else { return Ok(()) };
+    match id_by_national_number(conn, number).await? {
+        Some(existing) if Some(existing) != except => Err(ContactError::DuplicateNationalNumber(existing)),
+        _ => Ok(()),
+    }
 }
 
 async fn id_by_national_number(

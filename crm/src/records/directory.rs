@@ -31,7 +31,7 @@ impl SkillKind {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Queue {
     pub code: String,
     pub service_code: String,
@@ -161,4 +161,23 @@ pub async fn queues(db: &Db) -> Result<Vec<Queue>, sqlx::Error> {
         }
     }
     Ok(queues)
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Service {
+    pub code: String,
+    pub names: Names,
+}
+
+pub async fn services(db: &Db) -> Result<Vec<Service>, sqlx::Error> {
+    let rows =
+        sqlx::query("SELECT code, name_nl, name_fr, name_en FROM services ORDER BY code").fetch_all(db.pool()).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Service {
+                code: row.try_get("code")?,
+                names: Names { nl: row.try_get("name_nl")?, fr: row.try_get("name_fr")?, en: row.try_get("name_en")? },
+            })
+        })
+        .collect()
 }

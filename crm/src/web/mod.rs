@@ -6,9 +6,13 @@
 //! Permissions: every handler that needs a login takes a `CurrentUser` and calls
 //! `require(Permission::…)` first, so the rule sits beside the query it protects.
 
+mod accounts;
+mod admin_templates;
 mod admin_users;
 mod assets;
 mod audit_view;
+mod cases;
+mod contacts;
 mod error;
 mod health;
 mod home;
@@ -16,6 +20,7 @@ mod language;
 mod login;
 mod metrics;
 mod router;
+mod search;
 mod session;
 mod templates;
 
@@ -29,6 +34,7 @@ pub use session::{CurrentUser, SESSION_COOKIE};
 
 use crate::clock::Clock;
 use crate::db::Db;
+use crate::records::documents::DocumentStore;
 
 /// The console's settings, taken from the `[http]` and `[security]` sections of the config.
 #[derive(Debug, Clone)]
@@ -38,6 +44,10 @@ pub struct WebConfig {
     pub lockout_duration: Duration,
     /// Sets `Secure` on the session cookie; on when loket is served over HTTPS.
     pub secure_cookies: bool,
+    /// The right-hand side of the Message-IDs of outgoing mail (the sender's domain).
+    pub mail_domain: String,
+    /// The largest document an upload may carry.
+    pub max_upload_bytes: usize,
 }
 
 impl Default for WebConfig {
@@ -47,6 +57,8 @@ impl Default for WebConfig {
             lockout_threshold: 5,
             lockout_duration: Duration::from_secs(15 * 60),
             secure_cookies: false,
+            mail_domain: "loket.invalid".to_owned(),
+            max_upload_bytes: 20 * 1024 * 1024,
         }
     }
 }
@@ -61,19 +73,32 @@ pub struct AppInner {
     pub metrics: Metrics,
     /// Checked by `/readyz` when a Redis queue store is configured.
     pub redis: Option<redis::Client>,
+    pub documents: Arc<dyn DocumentStore>,
     templates: templates::Templates,
 }
 
 impl AppState {
-    pub fn new(db: Db, clock: Clock, config: WebConfig, redis: Option<redis::Client>) -> AppState {
+    pub fn new(
+        db: Db,
+        clock: Clock,
+        config: WebConfig,
+        redis: Option<redis::Client>,
+        documents: Arc<dyn DocumentStore>,
+    ) -> AppState {
         AppState(Arc::new(AppInner {
             db,
             clock,
             config,
             metrics: Metrics::default(),
             redis,
+            documents,
             templates: templates::Templates::new(),
         }))
+    }
+
+    /// The calendar year now, for case numbers.
+    pub fn year(&self) -> i32 {
+        time::OffsetDateTime::from_unix_timestamp(self.clock.now().0.div_euclid(1000)).map_or(1970, |now| now.year())
     }
 }
 

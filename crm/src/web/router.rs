@@ -7,7 +7,10 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 
 use super::metrics::RequestLabels;
-use super::{AppState, admin_users, assets, audit_view, health, home, language, login};
+use super::{
+    AppState, accounts, admin_templates, admin_users, assets, audit_view, cases, contacts, health, home, language,
+    login, search,
+};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -17,7 +20,12 @@ pub fn router(state: AppState) -> Router {
         .merge(language::routes())
         .merge(home::routes())
         .merge(admin_users::routes())
+        .merge(admin_templates::routes())
         .merge(audit_view::routes())
+        .merge(contacts::routes())
+        .merge(accounts::routes())
+        .merge(cases::routes(state.config.max_upload_bytes))
+        .merge(search::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), count_request))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)

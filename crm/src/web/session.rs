@@ -39,6 +39,16 @@ impl CurrentUser {
         if self.may(permission) { Ok(()) } else { Err(WebError::Forbidden) }
     }
 
+    /// For pages that serve several roles for different reasons (a company's page serves the
+    /// agent and the tax teller).
+    pub fn require_any(&self, permissions: &[Permission]) -> Result<(), WebError> {
+        if permissions.iter().any(|permission| self.may(*permission)) { Ok(()) } else { Err(WebError::Forbidden) }
+    }
+
+    pub fn actor(&self) -> crate::records::audit::Actor<'_> {
+        crate::records::audit::Actor::User { id: self.user.id, name: &self.user.username }
+    }
+
     pub fn language(&self) -> Language {
         self.user.language
     }

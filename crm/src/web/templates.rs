@@ -22,6 +22,9 @@ pub struct LayoutUser<'a> {
     pub display_name: &'a str,
     pub may_manage_users: bool,
     pub may_view_audit: bool,
+    pub may_work_cases: bool,
+    pub may_see_accounts: bool,
+    pub may_configure: bool,
 }
 
 pub struct Templates {
@@ -49,6 +52,19 @@ impl Templates {
         template!(env, "admin/user_edit.html");
         template!(env, "admin/roles.html");
         template!(env, "audit/list.html");
+        template!(env, "contacts/list.html");
+        template!(env, "contacts/form.html");
+        template!(env, "contacts/view.html");
+        template!(env, "accounts/list.html");
+        template!(env, "accounts/form.html");
+        template!(env, "accounts/view.html");
+        template!(env, "cases/list.html");
+        template!(env, "cases/new.html");
+        template!(env, "cases/view.html");
+        template!(env, "search.html");
+        template!(env, "timeline.html");
+        template!(env, "admin/templates.html");
+        template!(env, "admin/template_edit.html");
         env.add_function("t", translate);
         env.add_filter("datetime", datetime);
         Templates { env }
@@ -96,6 +112,9 @@ impl<'a> Layout<'a> {
                 display_name: &current.user.display_name,
                 may_manage_users: current.may(Permission::ManageUsers),
                 may_view_audit: current.may(Permission::ViewAudit),
+                may_work_cases: current.may(Permission::WorkCases),
+                may_see_accounts: current.may(Permission::WorkCases) || current.may(Permission::WorkDossiers),
+                may_configure: current.may(Permission::Configure),
             }),
         }
     }
