@@ -1,0 +1,208 @@
+//! The console in a real browser: headless Chromium (Debian's chromium and chromedriver), driven
+//! through the W3C WebDriver protocol, against a `loket serve --demo` process.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{DEADLINE, start};
+
+/// chromedriver on a free port, stopped with the test.
+struct ChromeDriver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_chromedriver() -> ChromeDriver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver is needed for the browser tests (apt-get install chromium chromium-driver)");
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    let http = reqwest::Client::new();
+    while http.get(format!("{url}/status")).send().await.is_err() {
+        assert!(started.elapsed() < DEADLINE, "chromedriver did not answer within the deadline");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ChromeDriver { child, url }
+}
+
+/// One browser session: the few WebDriver commands the tests need.
+struct Browser {
+    http: reqwest::Client,
+    session: String,
+}
+
+impl Browser {
+    async fn open(driver: &ChromeDriver) -> Browser {
+        let http = reqwest::Client::new();
+        // The flags keep Chromium off the network this machine does not have (see the env notes).
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         "--window-size=1280,1600"],
+                "prefs": {"intl.accept_languages": "nl-BE,nl"}
+            }
+        }}});
+        let answer: Value = http
+            .post(format!("{}/session", driver.url))
+            .json(&capabilities)
+            .send()
+            .await
+            .expect("new session")
+            .json()
+            .await
+            .expect("json");
+        let session =
+            answer["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {answer}")).to_owned();
+        Browser { http, session: format!("{}/session/{session}", driver.url) }
+    }
+
+    async fn command(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let request = self.http.request(method, format!("{}{path}", self.session));
+        let request = if body.is_null() { request } else { request.json(&body) };
+        let answer: Value = request.send().await.expect("webdriver").json().await.expect("json");
+        if answer["value"].get("error").is_some() {
+            panic!("webdriver {path}: {answer}");
+        }
+        answer["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.command(reqwest::Method::POST, "/url", json!({"url": url})).await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let element =
+            self.command(reqwest::Method::POST, "/element", json!({"using": "css selector", "value": css})).await;
+        element.as_object().and_then(|o| o.values().next()).and_then(Value::as_str).expect("element id").to_owned()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(css).await;
+        self.command(reqwest::Method::POST, &format!("/element/{element}/value"), json!({"text": text})).await;
+    }
+
+    async fn click(&self, css: &str) {
+        let element = self.find(css).await;
+        self.command(reqwest::Method::POST, &format!("/element/{element}/click"), json!({})).await;
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let element = self.find(css).await;
+        self.command(reqwest::Method::GET, &format!("/element/{element}/text"), Value::Null)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    async fn path(&self) -> String {
+        let url = self.command(reqwest::Method::GET, "/url", Value::Null).await;
+        let url = url.as_str().unwrap_or_default();
+        url.splitn(4, '/').nth(3).map(|path| format!("/{path}")).unwrap_or_default()
+    }
+
+    /// Waits, with a deadline, until the page's path starts with `prefix`.
+    async fn wait_for_path(&self, prefix: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let path = self.path().await;
+            if path.starts_with(prefix) {
+                return path;
+            }
+            assert!(started.elapsed() < DEADLINE, "the browser did not reach {prefix}; it is on {path}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn screenshot(&self, file: &str) {
+        let png = self.command(reqwest::Method::GET, "/screenshot", Value::Null).await;
+        if let (Some(data), Ok(dir)) = (png.as_str(), std::env::var("LOKET_SCREENSHOTS")) {
+            let _ = std::fs::write(std::path::Path::new(&dir).join(file), base64_decode(data));
+        }
+    }
+
+    async fn close(self) {
+        let _ = self.http.delete(&self.session).send().await;
+    }
+}
+
+/// Screenshots are written only when LOKET_SCREENSHOTS names a directory (for people looking).
+fn base64_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut buffer, mut bits) = (0u32, 0);
+    for byte in text.bytes().filter(|b| *b != b'=') {
+        let Some(value) = ALPHABET.iter().position(|a| *a == byte) else { continue };
+        buffer = (buffer << 6) | value as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_finds_a_citizen_and_sees_the_360_view() {
+    let loket = start(&[]);
+    let driver = start_chromedriver().await;
+    let browser = Browser::open(&driver).await;
+    browser.goto(&format!("{}/login", loket.base)).await;
+    assert_eq!(browser.text("h1").await, "Aanmelden", "Dutch for a visitor with a Dutch browser");
+    browser.type_into("#username", "agent").await;
+    browser.type_into("#password", loket.password("agent")).await;
+    browser.click("form[action='/login'] button[type=submit]").await;
+    browser.wait_for_path("/").await;
+    assert!(browser.text("h1").await.starts_with("Welkom, Jonas Peeters"));
+
+    browser.click("a[href='/contacts']").await;
+    browser.wait_for_path("/contacts").await;
+    browser.type_into("#q", "claes").await;
+    browser.click("form[action='/contacts'][method=get] button").await;
+    browser.wait_for_path("/contacts?q=claes").await;
+    browser.click("table a[href^='/contacts/']").await;
+    let path = browser.wait_for_path("/contacts/").await;
+    assert!(path.trim_start_matches("/contacts/").parse::<i64>().is_ok(), "on the contact's page, not {path}");
+    assert_eq!(browser.text("h1").await, "Emma Claes");
+    let details = browser.text("#details-heading + dl").await;
+    assert!(details.contains("78.02.14-***.**") && !details.contains("123.42"), "masked: {details}");
+    assert!(details.contains("+32470123456") && details.contains("emma.claes@example.be"), "{details}");
+    let cases = browser.text("section[aria-labelledby=open-heading]").await;
+    assert!(cases.contains("2026-000001") && cases.contains("Nieuw paspoort aanvragen"), "{cases}");
+    let timeline = browser.text("ol.timeline").await;
+    assert!(timeline.contains("case 2026-000001 created"), "{timeline}");
+    browser.screenshot("contact-360.png").await;
+
+    // From the 360° view to the case and a note that lands on the timeline.
+    browser.click("section[aria-labelledby=open-heading] a[href^='/cases/']").await;
+    browser.wait_for_path("/cases/").await;
+    browser.type_into("#note", "Burger belde over de afhaling").await;
+    browser.click("form[action$='/note'] button").await;
+    let started = Instant::now();
+    while !browser.text("ol.timeline").await.contains("Burger belde over de afhaling") {
+        assert!(started.elapsed() < DEADLINE, "the note did not appear on the timeline");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    browser.screenshot("case.png").await;
+    browser.close().await;
+    loket.stop();
+}

@@ -1,0 +1,140 @@
+#![allow(dead_code, reason = "each end-to-end test binary uses a part of the shared support")]
+//! What the end-to-end tests share: a `loket` process on a free port with the demo loaded, a
+//! scratch directory, and a cookie-keeping HTTP client that logs in like a browser.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+pub struct Loket {
+    child: Child,
+    pub base: String,
+    pub credentials: Vec<(String, String)>,
+    _dir: TempDir,
+}
+
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let dir = std::env::temp_dir().join(format!("loket-e2e-{}-{}", std::process::id(), rand_suffix()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64
+        % 1_000_000_007
+}
+
+pub fn loket(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_loket"));
+    command.current_dir(dir).env_remove("DATABASE_URL").env_remove("REDIS_URL").env("LOKET_LOG", "warn");
+    command
+}
+
+/// Starts `loket serve --demo` on a free port and waits, with a deadline, until it says where.
+pub fn start(extra_env: &[(&str, &str)]) -> Loket {
+    let dir = TempDir::new();
+    let mut command = loket(&dir.0);
+    command.args(["serve", "--demo"]).env("LOKET_HTTP_LISTEN", "127.0.0.1:0").stdout(Stdio::piped());
+    for (name, value) in extra_env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("spawn loket");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines_tx, lines_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut credentials = Vec::new();
+    let base = loop {
+        let line = lines_rx.recv_timeout(DEADLINE).expect("loket announces its address within the deadline");
+        if let Some(url) = line.strip_prefix("loket: console on ") {
+            break url.trim_end_matches('/').to_owned();
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if line.starts_with("  ") && fields.len() == 2 {
+            credentials.push((fields[0].to_owned(), fields[1].to_owned()));
+        }
+    };
+    Loket { child, base, credentials, _dir: dir }
+}
+
+impl Loket {
+    pub fn password(&self, username: &str) -> &str {
+        &self
+            .credentials
+            .iter()
+            .find(|(name, _)| name == username)
+            .unwrap_or_else(|| panic!("no demo user {username}"))
+            .1
+    }
+
+    /// SIGTERM, then the process must exit by itself, successfully, within the deadline.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        assert!(status.success());
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "loket exited with {status} after SIGTERM");
+                return;
+            }
+            assert!(started.elapsed() < DEADLINE, "loket did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Loket {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).timeout(Duration::from_secs(30)).build().expect("client")
+}
+
+pub fn csrf_of(html: &str) -> String {
+    let start = html.find("name=\"csrf\" value=\"").expect("a csrf field") + "name=\"csrf\" value=\"".len();
+    html[start..start + html[start..].find('"').expect("end of value")].to_owned()
+}
+
+/// Logs in through the login page like a browser; returns the home page's HTML.
+pub async fn login(client: &reqwest::Client, base: &str, username: &str, password: &str) -> String {
+    let page = client.get(format!("{base}/login")).send().await.expect("login page");
+    assert_eq!(page.status(), 200);
+    let csrf = csrf_of(&page.text().await.expect("body"));
+    let response = client
+        .post(format!("{base}/login"))
+        .form(&[("csrf", csrf.as_str()), ("username", username), ("password", password)])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(response.status(), 200, "{username} lands on a page after the redirect");
+    assert_eq!(response.url().path(), "/", "{username} is sent home after login");
+    response.text().await.expect("home")
+}
+
+pub async fn status_of(client: &reqwest::Client, base: &str, path: &str) -> u16 {
+    client.get(format!("{base}{path}")).send().await.expect(path).status().as_u16()
+}
