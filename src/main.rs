@@ -51,6 +51,13 @@ enum Command {
 enum DemoCommand {
     /// Load the demo municipality; loading it twice changes nothing.
     Seed,
+    /// Add generated citizens and cases for load tests (after `demo seed`).
+    Generate {
+        #[arg(long, default_value_t = 50_000)]
+        contacts: usize,
+        #[arg(long, default_value_t = 100_000)]
+        cases: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -111,6 +118,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let db = serve::open_database(&config).await?;
             serve::seed_demo(&db, &config).await.context("seeding the demo municipality")?;
             db.close().await;
+            Ok(())
+        }
+        Command::Demo { command: DemoCommand::Generate { contacts, cases } } => {
+            let db = serve::open_database(&config).await?;
+            serve::seed_demo(&db, &config).await.context("seeding the demo municipality")?;
+            let now = loket_crm::clock::Clock::System.now();
+            loket_crm::generate::generate(&db, contacts, cases, now).await.context("generating citizens and cases")?;
+            db.close().await;
+            println!("generated {contacts} citizens and {cases} cases");
             Ok(())
         }
         Command::Config { .. } => unreachable!("handled before the runtime starts"),

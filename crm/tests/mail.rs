@@ -66,7 +66,13 @@ fn mailer(port: u16) -> Mailer {
 
 async fn queue(db: &loket_crm::db::Db, case_id: Option<i64>, subject: &str) -> outbox::OutboxMail {
     let mut conn = db.pool().acquire().await.unwrap();
-    let mail = NewMail { case_id, to_address: "emma.claes@example.be", subject, body: "Beste Emma,\n\nTot ziens.", created_by: "agent" };
+    let mail = NewMail {
+        case_id,
+        to_address: "emma.claes@example.be",
+        subject,
+        body: "Beste Emma,\n\nTot ziens.",
+        created_by: "agent",
+    };
     outbox::enqueue(&mut conn, &mail, "gemeente.example", TEST_START).await.unwrap()
 }
 
@@ -87,7 +93,10 @@ async fn queued_mail_reaches_a_real_smtp_server_with_its_thread() {
     received.sort_by_key(|message| message.contains("Re: "));
     assert_eq!(received.len(), 2);
     assert!(received[0].contains(&format!("Message-ID: {}", first.message_id)), "{}", received[0]);
-    assert!(received[0].contains("From: \"Gemeente Loket\" <loket@gemeente.example>") || received[0].contains("From: Gemeente Loket <loket@gemeente.example>"));
+    assert!(
+        received[0].contains("From: \"Gemeente Loket\" <loket@gemeente.example>")
+            || received[0].contains("From: Gemeente Loket <loket@gemeente.example>")
+    );
     assert!(received[0].contains("X-Loket-Case: 1"));
     assert!(received[1].contains(&format!("In-Reply-To: {}", first.message_id)), "{}", received[1]);
     assert!(received[1].contains(&format!("References: {}", first.message_id)));
