@@ -255,3 +255,7 @@ templates-kind-template = Template
 templates-kind-canned = Canned answer
 templates-title = Title
 templates-variables = Variables:
+accounts-link-contact = Citizen number (from their page)
+accounts-contact-role = Role in the company
+accounts-add-establishment = Add an establishment
+accounts-establishment-number = Establishment unit number

@@ -255,3 +255,7 @@ templates-kind-template = Modèle
 templates-kind-canned = Réponse type
 templates-title = Titre
 templates-variables = Variables :
+accounts-link-contact = Numéro du citoyen (de sa fiche)
+accounts-contact-role = Rôle dans l'entreprise
+accounts-add-establishment = Ajouter une unité d'établissement
+accounts-establishment-number = Numéro d'unité d'établissement

@@ -255,3 +255,7 @@ templates-kind-template = Sjabloon
 templates-kind-canned = Standaardantwoord
 templates-title = Titel
 templates-variables = Variabelen:
+accounts-link-contact = Burgernummer (van zijn fiche)
+accounts-contact-role = Rol in het bedrijf
+accounts-add-establishment = Een vestigingseenheid toevoegen
+accounts-establishment-number = Vestigingseenheidsnummer

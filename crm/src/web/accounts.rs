@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use loket_be::EnterpriseNumber;
 use minijinja::context;
 use serde::Deserialize;
@@ -25,6 +25,8 @@ pub fn routes() -> Router<AppState> {
         .route("/accounts", get(list).post(create))
         .route("/accounts/new", get(new_form))
         .route("/accounts/{id}", get(view))
+        .route("/accounts/{id}/contacts", post(link_contact))
+        .route("/accounts/{id}/establishments", post(add_establishment))
 }
 
 const MAY_SEE: [Permission; 2] = [Permission::WorkCases, Permission::WorkDossiers];
@@ -145,4 +147,66 @@ fn render_form(
     let layout = Layout::for_user(current, "/accounts/new");
     let errors: BTreeMap<&str, &str> = problems.iter().copied().collect();
     Ok(Html(state.templates.render("accounts/form.html", &layout, context! { form, errors })?))
+}
+
+#[derive(Deserialize)]
+struct LinkForm {
+    contact_id: i64,
+    #[serde(default)]
+    role: String,
+}
+
+async fn link_contact(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<i64>,
+    CsrfForm { form, .. }: CsrfForm<LinkForm>,
+) -> Result<Redirect, WebError> {
+    current.require_any(&MAY_SEE)?;
+    accounts::get(&state.db, AccountId(id)).await?.ok_or(WebError::NotFound)?;
+    crate::records::contacts::display_name(&state.db, crate::records::contacts::ContactId(form.contact_id))
+        .await?
+        .ok_or_else(|| WebError::BadRequest(format!("no citizen #{}", form.contact_id)))?;
+    let mut conn = state.db.pool().acquire().await?;
+    let role = Some(form.role.trim()).filter(|role| !role.is_empty());
+    accounts::link_contact(&mut conn, AccountId(id), form.contact_id, role).await?;
+    Ok(Redirect::to(&format!("/accounts/{id}")))
+}
+
+#[derive(Deserialize)]
+struct EstablishmentForm {
+    #[serde(default)]
+    establishment_number: String,
+    #[serde(default)]
+    name: String,
+    street: String,
+    #[serde(default)]
+    postcode: String,
+    #[serde(default)]
+    city: String,
+}
+
+async fn add_establishment(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<i64>,
+    CsrfForm { form, .. }: CsrfForm<EstablishmentForm>,
+) -> Result<Redirect, WebError> {
+    current.require_any(&MAY_SEE)?;
+    accounts::get(&state.db, AccountId(id)).await?.ok_or(WebError::NotFound)?;
+    if form.street.trim().is_empty() {
+        return Err(WebError::BadRequest("an establishment needs an address".into()));
+    }
+    let establishment = accounts::Establishment {
+        establishment_number: Some(form.establishment_number.trim().to_owned()).filter(|n| !n.is_empty()),
+        name: Some(form.name.trim().to_owned()).filter(|n| !n.is_empty()),
+        address: Address {
+            street: form.street.trim().to_owned(),
+            postcode: form.postcode.trim().to_owned(),
+            city: form.city.trim().to_owned(),
+        },
+    };
+    let mut conn = state.db.pool().acquire().await?;
+    accounts::add_establishment(&mut conn, AccountId(id), &establishment).await?;
+    Ok(Redirect::to(&format!("/accounts/{id}")))
 }
