@@ -1,0 +1,216 @@
+//! The async edge with real timers and a real Redis: lease expiry, the reconciler after a node
+//! dies, and two routers on one Redis that never assign an item twice.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use loket_routing::core::{Action, Input};
+use loket_routing::engine::{EngineOptions, Router};
+use loket_routing::event::EventKind;
+use loket_routing::model::{AgentId, AgentState, Channel, Presence, RouterSettings, Timestamp, WorkItemId};
+use loket_routing::store::memory::MemoryStore;
+use loket_routing::store::{EventCursor, QueueStore};
+use tokio::sync::broadcast;
+
+fn fast_settings() -> RouterSettings {
+    RouterSettings { offer_timeout: Duration::from_millis(300), ..settings() }
+}
+
+fn options() -> EngineOptions {
+    EngineOptions { reconcile_every: Duration::from_millis(100), ..EngineOptions::default() }
+}
+
+/// Waits for the first action that `wanted` accepts, failing the test after `limit`.
+async fn wait_for(
+    actions: &mut broadcast::Receiver<Action>,
+    limit: Duration,
+    wanted: impl Fn(&Action) -> bool,
+) -> Action {
+    let waiting = async {
+        loop {
+            match actions.recv().await {
+                Ok(action) if wanted(&action) => return action,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => panic!("action stream closed"),
+            }
+        }
+    };
+    tokio::time::timeout(limit, waiting).await.expect("the expected action did not come in time")
+}
+
+fn is_offer_to(agent: i64) -> impl Fn(&Action) -> bool {
+    move |action| matches!(action, Action::OfferItem { agent: offered, .. } if *offered == AgentId(agent))
+}
+
+#[tokio::test]
+async fn unanswered_offer_moves_on_when_the_lease_expires() {
+    let store = Arc::new(MemoryStore::new(fast_settings()));
+    store.configure_queue(queue("population")).await.expect("configure");
+    let router = Router::start(store, options());
+    let mut actions = router.subscribe();
+    for (id, profile) in [(1, agent(1, &[("nl", 5)], &["population"])), (2, agent(2, &[("nl", 5)], &["population"]))] {
+        router.execute(Input::AgentLoggedIn { profile, presence: Presence::Available }).await.expect("login");
+        // Distinct idle times make the first offer go to agent 1.
+        wait_for(&mut actions, Duration::from_secs(1), move |action| {
+            matches!(action, Action::ShowAgentState { agent, state: AgentState::Available } if *agent == AgentId(id))
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (item, first) = router.enqueue(item(Channel::Voice, "population", "nl", &[])).await.expect("enqueue");
+    assert_eq!(offers(&first), vec![(item, AgentId(1))]);
+    wait_for(&mut actions, Duration::from_secs(3), is_offer_to(2)).await;
+    let record = router.store().agent(AgentId(1)).await.expect("read").expect("exists");
+    assert_eq!(record.missed_offers, 1);
+}
+
+#[tokio::test]
+async fn a_surviving_node_expires_the_leases_of_a_dead_one() {
+    let dead = RedisFixture::new("dead-node", fast_settings()).await;
+    dead.store.configure_queue(queue("population")).await.expect("configure");
+    let now = Timestamp::now();
+    dead.store
+        .apply(
+            now,
+            Input::AgentLoggedIn { profile: agent(1, &[("nl", 5)], &["population"]), presence: Presence::Available },
+        )
+        .await
+        .expect("login");
+    let (item, actions) =
+        dead.store.enqueue(now, item(Channel::Voice, "population", "nl", &[])).await.expect("enqueue");
+    assert_eq!(offers(&actions), vec![(item, AgentId(1))]);
+    // The deciding node has no engine: it "crashed" right after offering.
+    let survivor = loket_routing::store::redis::RedisStore::connect(&redis_url(), &prefix_of(&dead), fast_settings())
+        .await
+        .expect("connect");
+    let router = Router::start(Arc::new(survivor), options());
+    let mut actions = router.subscribe();
+    wait_for(&mut actions, Duration::from_secs(3), |action| {
+        matches!(action, Action::ShowAgentState { agent, state: AgentState::Available } if *agent == AgentId(1))
+    })
+    .await;
+    let (events, _) = router.store().read_events(EventCursor::default(), 1000).await.expect("events");
+    assert!(events.iter().any(|event| event.kind == EventKind::TimedOut && event.item == Some(item)));
+}
+
+fn prefix_of(fixture: &RedisFixture) -> String {
+    let pattern = fixture.store.key_pattern();
+    pattern.trim_start_matches('{').trim_end_matches("}:*").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_routers_on_one_redis_never_double_assign() {
+    const AGENTS: i64 = 12;
+    const ITEMS: usize = 240;
+    let fixture = RedisFixture::new("two-routers", fast_settings()).await;
+    fixture.store.configure_queue(queue("population")).await.expect("configure");
+    let other = loket_routing::store::redis::RedisStore::connect(&redis_url(), &prefix_of(&fixture), fast_settings())
+        .await
+        .expect("connect");
+    let routers = [
+        Arc::new(Router::start(Arc::new(fixture.store.clone()), options())),
+        Arc::new(Router::start(Arc::new(other), options())),
+    ];
+    // Agents with an odd id answer on router 0, even ones on router 1; offers decided by the
+    // other router reach them through pub/sub.
+    let mut workers = Vec::new();
+    for (home, router) in routers.iter().enumerate() {
+        let mut actions = router.subscribe();
+        let router = router.clone();
+        workers.push(tokio::spawn(async move {
+            let mut completed = 0usize;
+            loop {
+                let action = match actions.recv().await {
+                    Ok(action) => action,
+                    Err(broadcast::error::RecvError::Lagged(missed)) => panic!("worker lagged by {missed}"),
+                    Err(broadcast::error::RecvError::Closed) => return completed,
+                };
+                let Action::OfferItem { item, agent, .. } = action else { continue };
+                if agent.0 as usize % 2 != home {
+                    continue;
+                }
+                if router.execute(Input::OfferAccepted { agent, item }).await.is_ok() {
+                    router.execute(Input::WorkCompleted { agent, item }).await.expect("complete");
+                    completed += 1;
+                }
+            }
+        }));
+    }
+    for id in 1..=AGENTS {
+        let router = &routers[id as usize % 2];
+        router
+            .execute(Input::AgentLoggedIn {
+                profile: agent(id, &[("nl", 5)], &["population"]),
+                presence: Presence::Available,
+            })
+            .await
+            .expect("login");
+    }
+    let mut enqueuers = Vec::new();
+    for (index, router) in routers.iter().enumerate() {
+        let router = router.clone();
+        enqueuers.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for _ in 0..ITEMS / 2 {
+                let channel = if index == 0 { Channel::Voice } else { Channel::Email };
+                ids.push(router.enqueue(item(channel, "population", "nl", &[])).await.expect("enqueue").0);
+            }
+            ids
+        }));
+    }
+    let mut enqueued = BTreeSet::new();
+    for enqueuer in enqueuers {
+        enqueued.extend(enqueuer.await.expect("enqueuer"));
+    }
+    assert_eq!(enqueued.len(), ITEMS, "item ids are unique across nodes");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut cursor = EventCursor::default();
+    let mut completed: BTreeSet<WorkItemId> = BTreeSet::new();
+    let mut holder: BTreeMap<WorkItemId, AgentId> = BTreeMap::new();
+    let mut load: BTreeMap<AgentId, u32> = BTreeMap::new();
+    let mut accepted_twice = Vec::new();
+    let mut accepted: BTreeSet<WorkItemId> = BTreeSet::new();
+    while completed.len() < ITEMS {
+        assert!(tokio::time::Instant::now() < deadline, "only {} of {ITEMS} items completed in time", completed.len());
+        let (events, next) = fixture.store.read_events(cursor, 10_000).await.expect("events");
+        cursor = next;
+        if events.is_empty() {
+            // The log is read as it grows; a short pause between reads of an idle stream.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for event in events {
+            let (Some(item), Some(agent)) = (event.item, event.agent) else { continue };
+            match event.kind {
+                EventKind::Offered => {
+                    assert_eq!(holder.insert(item, agent), None, "item {item} offered to {agent} while held");
+                    let units = load.entry(agent).or_default();
+                    *units += if event.channel == Some(Channel::Voice) { 10 } else { 5 };
+                    assert!(*units <= 10, "agent {agent} over capacity");
+                }
+                EventKind::Declined | EventKind::TimedOut | EventKind::Completed => {
+                    assert_eq!(
+                        holder.remove(&item),
+                        Some(agent),
+                        "item {item} released by {agent} who did not hold it"
+                    );
+                    *load.entry(agent).or_default() -= if event.channel == Some(Channel::Voice) { 10 } else { 5 };
+                    if event.kind == EventKind::Completed {
+                        completed.insert(item);
+                    }
+                }
+                EventKind::Accepted if !accepted.insert(item) => accepted_twice.push(item),
+                _ => {}
+            }
+        }
+    }
+    assert!(accepted_twice.is_empty(), "accepted twice: {accepted_twice:?}");
+    assert_eq!(completed, enqueued);
+    drop(routers);
+    for worker in workers {
+        worker.abort();
+    }
+}
