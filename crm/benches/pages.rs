@@ -62,7 +62,7 @@ async fn measure(backend: Backend, contacts: usize, cases: usize, requests: usiz
         ("case list: by case number", Box::new(|i| format!("/cases?text=2025-{:06}", 1 + i * 37 % 90_000))),
         (
             "citizen search by name",
-            Box::new(|i| format!("/contacts?q={}", ["janssens", "el amrani", "emma d", "wout"][i % 4])),
+            Box::new(|i| format!("/contacts?q={}", ["janssens", "el%20amrani", "emma%20d", "wout"][i % 4])),
         ),
         ("global search by phone", Box::new(|i| format!("/search?q=047{:07}", i))),
         ("case page", Box::new(|i| format!("/cases/{}", case_ids[i * 7919 % case_ids.len()]))),

@@ -515,18 +515,38 @@ pub const PAGE_SIZE: i64 = 50;
 pub async fn list(db: &Db, filter: &CaseFilter, me: i64) -> Result<(Vec<CaseRow>, i64), sqlx::Error> {
     let non_empty =
         |value: &Option<String>| value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
-    let owner = non_empty(&filter.owner);
-    let text = non_empty(&filter.text);
-    // Absent conditions compare a NULL parameter so that the statement text stays one per sort.
-    let conditions = "($1 IS NULL OR c.status = $1)
-          AND ($2 IS NULL OR c.service_code = $2)
-          AND ($3 IS NULL OR c.queue_code = $3)
-          AND ($4 IS NULL OR c.support_line = $4)
-          AND ($5 IS NULL OR c.owner_id = $5)
-          AND ($6 = 0 OR c.owner_id IS NULL)
-          AND ($7 IS NULL OR c.number = $7 OR lower(c.subject) LIKE $8 ESCAPE '\\')
-          AND ($9 IS NULL OR c.contact_id = $9)
-          AND ($10 IS NULL OR c.account_id = $10)";
+    let mut conditions = Conditions::default();
+    if let Some(status) = non_empty(&filter.status) {
+        conditions.add("c.status = ", Bound::Text(status));
+    }
+    if let Some(service) = non_empty(&filter.service) {
+        conditions.add("c.service_code = ", Bound::Text(service));
+    }
+    if let Some(queue) = non_empty(&filter.queue) {
+        conditions.add("c.queue_code = ", Bound::Text(queue));
+    }
+    if let Some(line) = filter.support_line {
+        conditions.add("c.support_line = ", Bound::Int(line));
+    }
+    match non_empty(&filter.owner).as_deref() {
+        Some("me") => conditions.add("c.owner_id = ", Bound::Int(me)),
+        Some("none") => conditions.sql.push("c.owner_id IS NULL".to_owned()),
+        _ => {}
+    }
+    if let Some(text) = non_empty(&filter.text) {
+        // A case number is looked up exactly (an index hit); other text searches the subjects.
+        if looks_like_case_number(&text) {
+            conditions.add("c.number = ", Bound::Text(text));
+        } else {
+            conditions.add_like("lower(c.subject)", like_pattern(&text.to_lowercase(), LikePosition::Contains));
+        }
+    }
+    if let Some(contact_id) = filter.contact_id {
+        conditions.add("c.contact_id = ", Bound::Int(contact_id));
+    }
+    if let Some(account_id) = filter.account_id {
+        conditions.add("c.account_id = ", Bound::Int(account_id));
+    }
     let order = match filter.sort.as_deref() {
         Some("created") => "c.created_at ASC, c.id ASC",
         Some("priority") => "c.priority DESC, c.updated_at DESC, c.id DESC",
@@ -534,37 +554,20 @@ pub async fn list(db: &Db, filter: &CaseFilter, me: i64) -> Result<(Vec<CaseRow>
         _ => "c.updated_at DESC, c.id DESC",
     };
     let page = filter.page.unwrap_or(1).max(1);
-    let owner_id = if owner.as_deref() == Some("me") { Some(me) } else { None };
-    let unassigned_only = i64::from(owner.as_deref() == Some("none"));
-    let like = text.as_ref().map(|text| like_pattern(&text.to_lowercase(), LikePosition::Contains));
-    macro_rules! bind_filter {
-        ($query:expr) => {
-            $query
-                .bind(non_empty(&filter.status))
-                .bind(non_empty(&filter.service))
-                .bind(non_empty(&filter.queue))
-                .bind(filter.support_line)
-                .bind(owner_id)
-                .bind(unassigned_only)
-                .bind(text.clone())
-                .bind(like.clone())
-                .bind(filter.contact_id)
-                .bind(filter.account_id)
-        };
-    }
-    let rows = bind_filter!(sqlx::query(&format!(
+    let where_clause = conditions.where_clause();
+    let next = conditions.values.len();
+    let sql = format!(
         "SELECT c.id, c.number, c.subject, c.status, c.service_code, c.request_type, c.channel, c.support_line,
                 c.priority, u.display_name AS owner_name, p.first_name, p.last_name, c.updated_at
          FROM cases c LEFT JOIN users u ON u.id = c.owner_id LEFT JOIN contacts p ON p.id = c.contact_id
-         WHERE {conditions} ORDER BY {order} LIMIT $11 OFFSET $12"
-    )))
-    .bind(PAGE_SIZE)
-    .bind((page - 1) * PAGE_SIZE)
-    .fetch_all(db.pool())
-    .await?;
-    let total: i64 = bind_filter!(sqlx::query_scalar(&format!("SELECT COUNT(*) FROM cases c WHERE {conditions}")))
-        .fetch_one(db.pool())
-        .await?;
+         {where_clause} ORDER BY {order} LIMIT ${} OFFSET ${}",
+        next + 1,
+        next + 2
+    );
+    let rows =
+        conditions.bind(sqlx::query(&sql)).bind(PAGE_SIZE).bind((page - 1) * PAGE_SIZE).fetch_all(db.pool()).await?;
+    let count_sql = format!("SELECT COUNT(*) FROM cases c {where_clause}");
+    let total: i64 = conditions.bind_scalar(sqlx::query_scalar(&count_sql)).fetch_one(db.pool()).await?;
     let rows = rows
         .iter()
         .map(|row| {
@@ -587,6 +590,67 @@ pub async fn list(db: &Db, filter: &CaseFilter, me: i64) -> Result<(Vec<CaseRow>
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
     Ok((rows, total))
+}
+
+/// The WHERE clause of a list, with only the filters that are set: a condition on a NULL
+/// parameter (`$1 IS NULL OR …`) would keep both engines from using their indexes.
+#[derive(Default)]
+struct Conditions {
+    sql: Vec<String>,
+    values: Vec<Bound>,
+}
+
+enum Bound {
+    Text(String),
+    Int(i64),
+}
+
+impl Conditions {
+    fn add(&mut self, left: &str, value: Bound) {
+        self.values.push(value);
+        self.sql.push(format!("{left}${}", self.values.len()));
+    }
+
+    fn add_like(&mut self, column: &str, pattern: String) {
+        self.values.push(Bound::Text(pattern));
+        self.sql.push(format!("{column} LIKE ${} ESCAPE '\\'", self.values.len()));
+    }
+
+    fn where_clause(&self) -> String {
+        if self.sql.is_empty() { String::new() } else { format!("WHERE {}", self.sql.join(" AND ")) }
+    }
+
+    fn bind<'q>(
+        &'q self,
+        mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        for value in &self.values {
+            query = match value {
+                Bound::Text(text) => query.bind(text.as_str()),
+                Bound::Int(number) => query.bind(*number),
+            };
+        }
+        query
+    }
+
+    fn bind_scalar<'q, T>(
+        &'q self,
+        mut query: sqlx::query::QueryScalar<'q, sqlx::Any, T, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::QueryScalar<'q, sqlx::Any, T, sqlx::any::AnyArguments<'q>> {
+        for value in &self.values {
+            query = match value {
+                Bound::Text(text) => query.bind(text.as_str()),
+                Bound::Int(number) => query.bind(*number),
+            };
+        }
+        query
+    }
+}
+
+/// `2026-000042`.
+fn looks_like_case_number(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 11 && bytes[4] == b'-' && bytes.iter().enumerate().all(|(i, b)| i == 4 || b.is_ascii_digit())
 }
 
 const SELECT: &str = "SELECT c.id, c.number, c.contact_id, c.account_id, c.service_code, c.request_type, c.channel,
