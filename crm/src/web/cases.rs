@@ -90,6 +90,7 @@ async fn list(
         context! {
             rows, total, filter, views, page, query => query_without_page,
             has_next => page * cases::PAGE_SIZE < total,
+            total_shown => if total > cases::COUNT_CAP { format!("{}+", cases::COUNT_CAP) } else { total.to_string() },
             statuses => CaseStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
             close_reasons => CLOSE_REASONS,
             services => services, queues => queues.iter().map(|q| q.code.clone()).collect::<Vec<_>>(),
