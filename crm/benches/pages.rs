@@ -11,6 +11,9 @@ use loket_crm::auth::Role;
 use loket_crm::db::Backend;
 use loket_crm::testing::{TEST_START, TestApp, TestDb};
 
+/// The path of the n-th request to a page.
+type PathFor<'a> = Box<dyn Fn(usize) -> String + 'a>;
+
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
 }
@@ -51,7 +54,7 @@ async fn measure(backend: Backend, contacts: usize, cases: usize, requests: usiz
         sqlx::query_scalar("SELECT id FROM cases ORDER BY id").fetch_all(test_db.db.pool()).await.expect("ids");
     let contact_ids: Vec<i64> =
         sqlx::query_scalar("SELECT id FROM contacts ORDER BY id").fetch_all(test_db.db.pool()).await.expect("ids");
-    let pages: Vec<(&str, Box<dyn Fn(usize) -> String>)> = vec![
+    let pages: Vec<(&str, PathFor)> = vec![
         ("case list (newest changes)", Box::new(|_| "/cases".to_owned())),
         ("case list: status new, by priority", Box::new(|_| "/cases?status=new&sort=priority".to_owned())),
         (
