@@ -511,8 +511,8 @@ pub struct CaseRow {
 
 pub const PAGE_SIZE: i64 = 50;
 
-/// Lists count their matches up to this many; more shows as "10000+".
-pub const COUNT_CAP: i64 = 10_000;
+/// Lists count their matches up to this many; more shows as "1000+".
+pub const COUNT_CAP: i64 = 1_000;
 
 /// One page of cases for a list view, and how many match (at most `COUNT_CAP + 1`).
 pub async fn list(db: &Db, filter: &CaseFilter, me: i64) -> Result<(Vec<CaseRow>, i64), sqlx::Error> {
