@@ -575,7 +575,7 @@ pub async fn list(db: &Db, filter: &CaseFilter, me: i64) -> Result<(Vec<CaseRow>
     // Counting stops past COUNT_CAP: an exact "53,217" costs a scan of every match and helps nobody.
     let count_sql =
         format!("SELECT COUNT(*) FROM (SELECT 1 FROM cases c {where_clause} LIMIT {}) matches", COUNT_CAP + 1);
-    let total: i64 = conditions.bind_scalar(sqlx::query_scalar(&count_sql)).fetch_one(db.pool()).await?;
+    let total: i64 = conditions.bind(sqlx::query(&count_sql)).fetch_one(db.pool()).await?.try_get(0)?;
     let rows = rows
         .iter()
         .map(|row| {
@@ -632,19 +632,6 @@ impl Conditions {
         &'q self,
         mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-        for value in &self.values {
-            query = match value {
-                Bound::Text(text) => query.bind(text.as_str()),
-                Bound::Int(number) => query.bind(*number),
-            };
-        }
-        query
-    }
-
-    fn bind_scalar<'q, T>(
-        &'q self,
-        mut query: sqlx::query::QueryScalar<'q, sqlx::Any, T, sqlx::any::AnyArguments<'q>>,
-    ) -> sqlx::query::QueryScalar<'q, sqlx::Any, T, sqlx::any::AnyArguments<'q>> {
         for value in &self.values {
             query = match value {
                 Bound::Text(text) => query.bind(text.as_str()),

@@ -202,18 +202,6 @@ pub async fn search(
     rows.iter().map(summary_from_row).collect()
 }
 
-/// The contacts matching a caller's number, for an unidentified call's screen pop.
-pub async fn by_phone(db: &Db, phone: &PhoneNumber) -> Result<Vec<ContactSummary>, sqlx::Error> {
-    let rows = sqlx::query(&format!(
-        "{SUMMARY_SELECT} WHERE c.merged_into IS NULL AND c.id IN (SELECT contact_id FROM contact_phones WHERE e164 = $1)
-         ORDER BY c.id"
-    ))
-    .bind(phone.e164())
-    .fetch_all(db.pool())
-    .await?;
-    rows.iter().map(summary_from_row).collect()
-}
-
 /// Other live contacts that share a phone, an e-mail or the full name with `input`.
 pub async fn possible_duplicates(
     db: &Db,
