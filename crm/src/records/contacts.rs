@@ -309,7 +309,7 @@ pub async fn merge(
     Ok(())
 }
 
-pub async fn load(conn: &mut AnyConnection, id: ContactId) -> Result<Option<Contact>, sqlx::Error> {
+async fn load(conn: &mut AnyConnection, id: ContactId) -> Result<Option<Contact>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT id, first_name, last_name, national_number, language, preferred_channel, street, postcode, city,
                 merged_into
