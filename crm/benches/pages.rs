@@ -63,6 +63,7 @@ async fn measure(backend: Backend, contacts: usize, cases: usize, requests: usiz
             Box::new(|_| "/cases?service=population&owner=none&page=40".to_owned()),
         ),
         ("case list: words of the subject", Box::new(|_| "/cases?text=attest".to_owned())),
+        ("case list: a rare word", Box::new(|_| "/cases?text=lichtreclame".to_owned())),
         ("case list: by case number", Box::new(|i| format!("/cases?text=2025-{:06}", 1 + i * 37 % 90_000))),
         (
             "citizen search by name",

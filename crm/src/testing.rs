@@ -79,13 +79,14 @@ impl TestDb {
                 let schema = format!("loket_test_{unique}");
                 let admin =
                     Db::connect(&base).await.unwrap_or_else(|error| panic!("{}", postgres_missing(&base, &error)));
+                shared_extensions(&admin).await;
                 sqlx::query(&format!("CREATE SCHEMA {schema}"))
                     .execute(admin.pool())
                     .await
                     .expect("create test schema");
                 admin.close().await;
                 let separator = if base.contains('?') { '&' } else { '?' };
-                let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+                let url = format!("{base}{separator}options=-c%20search_path%3D{schema}%2Cpublic");
                 (url, Cleanup::PostgresSchema { url: base, schema })
             }
         };
@@ -94,6 +95,22 @@ impl TestDb {
         eprintln!("storage test on {}", backend.name());
         TestDb { db, url, cleanup }
     }
+}
+
+/// Extensions exist once per database, not per schema: created in `public` by the first test
+/// (tests running at once would race to create them), the migrations of every test schema find
+/// them there. Were one created inside a test's schema, dropping that schema would take the other
+/// tests' indexes with it.
+async fn shared_extensions(admin: &Db) {
+    static CREATED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    CREATED
+        .get_or_init(|| async {
+            sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
+                .execute(admin.pool())
+                .await
+                .expect("create the pg_trgm extension (PostgreSQL's contrib modules are needed)");
+        })
+        .await;
 }
 
 impl Drop for TestDb {
