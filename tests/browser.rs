@@ -189,7 +189,7 @@ async fn an_agent_finds_a_citizen_and_sees_the_360_view() {
     let cases = browser.text("section[aria-labelledby=open-heading]").await;
     assert!(cases.contains("2026-000001") && cases.contains("Nieuw paspoort aanvragen"), "{cases}");
     let timeline = browser.text("ol.timeline").await;
-    assert!(timeline.contains("case 2026-000001 created"), "{timeline}");
+    assert!(timeline.contains("Dossier 2026-000001 aangemaakt"), "{timeline}");
     browser.screenshot("contact-360.png").await;
 
     // From the 360° view to the case and a note that lands on the timeline.

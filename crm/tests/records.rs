@@ -149,7 +149,7 @@ db_test!(duplicates_are_proposed_and_merged_with_their_history, async |db: Db| {
     assert_eq!(count(&app.state.db, &format!("SELECT contact_id FROM cases WHERE id = {case_id}")).await, emma);
     assert_eq!(count(&app.state.db, &format!("SELECT merged_into FROM contacts WHERE id = {duplicate}")).await, emma);
     let page = app.get(&mut agent, &format!("/contacts/{emma}")).await;
-    assert!(page.body.contains(&format!("contact #{duplicate} merged into this one")));
+    assert!(page.body.contains(&format!("Contact #{duplicate} merged into this one")));
     // Merging twice is refused.
     let again =
         app.post(&mut agent, &format!("/contacts/{emma}/merge"), &[("duplicate_id", &duplicate.to_string())]).await;
@@ -244,7 +244,17 @@ db_test!(a_case_is_worked_from_creation_to_closing, async |db: Db| {
     app.get(&mut agent, &format!("/cases/{id}")).await;
     app.post(&mut agent, &format!("/cases/{id}/note"), &[("body", "Belde terug om 10u")]).await;
     let page = app.get(&mut agent, &format!("/cases/{id}")).await;
-    assert!(page.body.contains("Belde terug om 10u") && page.body.contains("internal note"));
+    assert!(page.body.contains("Belde terug om 10u") && page.body.contains("Internal note"));
+    // The timeline speaks the reader's language, whoever wrote the entry.
+    for (language, note, created) in [
+        ("nl", "Interne notitie", "Dossier 2026-"),
+        ("fr", "Note interne", "Dossier 2026-"),
+        ("en", "Internal note", "Case 2026-"),
+    ] {
+        app.post(&mut agent, "/language", &[("language", language), ("back", "/")]).await;
+        let page = app.get(&mut agent, &format!("/cases/{id}")).await;
+        assert!(page.body.contains(note) && page.body.contains(created), "{language}: {}", page.body);
+    }
 
     // Closing needs a reason.
     let response = app.post(&mut agent, &format!("/cases/{id}/status"), &[("status", "closed"), ("reason", "")]).await;
@@ -320,7 +330,7 @@ db_test!(mail_from_a_case_is_queued_threaded_and_on_the_timeline, async |db: Db|
     assert_eq!(mails[0].in_reply_to.as_deref(), Some(mails[1].message_id.as_str()), "the second answers the first");
     assert!(mails.iter().all(|mail| mail.status == "pending"));
     let page = app.get(&mut agent, &format!("/cases/{id}")).await;
-    assert!(page.body.contains("e-mail to emma.claes@example.be: Tweede bericht"));
+    assert!(page.body.contains("E-mail to emma.claes@example.be: Tweede bericht"));
     let bad =
         app.post(&mut agent, &format!("/cases/{id}/mail"), &[("to", "nobody"), ("subject", "x"), ("body", "y")]).await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);

@@ -10,7 +10,7 @@ use sqlx::{AnyConnection, Row};
 
 use crate::clock::Millis;
 use crate::db::{Db, LikePosition, like_pattern};
-use crate::records::timeline::{self, NewEntry};
+use crate::records::timeline::{self, NewEntry, Summary};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct CaseId(pub i64);
@@ -182,7 +182,9 @@ async fn insert_numbered(
         kind: "created",
         actor_name,
         public: true,
-        summary: format!("case {number} created ({})", input.channel),
+        summary: Summary::new("timeline-created")
+            .arg("number", number)
+            .term("channel", format!("channel-{}", input.channel)),
         body: None,
     };
     timeline::append(conn, &entry, now).await?;
@@ -256,7 +258,7 @@ pub async fn update(
         kind: "edit",
         actor_name,
         public: false,
-        summary: "case details changed".to_owned(),
+        summary: Summary::new("timeline-changed"),
         body: None,
     };
     timeline::append(conn, &entry, now).await?;
@@ -297,9 +299,10 @@ pub async fn set_status(
         return Err(CaseError::NotFound);
     }
     let summary = match reason {
-        Some(reason) => format!("status: {status} ({reason})"),
-        None => format!("status: {status}"),
-    };
+        Some(reason) => Summary::new("timeline-status-reason").term("reason", format!("reason-{reason}")),
+        None => Summary::new("timeline-status"),
+    }
+    .term("status", format!("status-{status}"));
     let entry = NewEntry {
         case_id: Some(id.0),
         contact_id: None,
@@ -330,8 +333,8 @@ pub async fn assign(
         return Err(CaseError::NotFound);
     }
     let summary = match owner {
-        Some((_, name)) => format!("assigned to {name}"),
-        None => "unassigned".to_owned(),
+        Some((_, name)) => Summary::new("timeline-assigned").arg("name", name),
+        None => Summary::new("timeline-unassigned"),
     };
     let entry = NewEntry {
         case_id: Some(id.0),
@@ -392,7 +395,7 @@ pub async fn escalate(
         kind: "escalation",
         actor_name,
         public: false,
-        summary: format!("escalated to {team}: expert knowledge requested"),
+        summary: Summary::new("timeline-escalated").arg("team", &team),
         body: Some(note.trim().to_owned()).filter(|note| !note.is_empty()),
     };
     timeline::append(conn, &entry, now).await?;
@@ -469,7 +472,7 @@ pub async fn clone_case(
         kind: "link",
         actor_name,
         public: false,
-        summary: format!("cloned as {number}"),
+        summary: Summary::new("timeline-cloned").arg("number", &number),
         body: None,
     };
     timeline::append(conn, &entry, now).await?;

@@ -11,7 +11,7 @@ use crate::clock::Millis;
 use crate::db::{Db, LikePosition, like_pattern};
 use crate::i18n::Language;
 use crate::records::audit::{self, Actor, AuditEntry};
-use crate::records::timeline::{self, NewEntry};
+use crate::records::timeline::{self, NewEntry, Summary};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct ContactId(pub i64);
@@ -302,7 +302,7 @@ pub async fn merge(
         kind: "merge",
         actor_name,
         public: false,
-        summary: format!("contact #{} merged into this one", duplicate.0),
+        summary: Summary::new("timeline-merged").arg("id", duplicate.0.to_string()),
         body: None,
     };
     timeline::append(conn, &entry, now).await?;

@@ -10,7 +10,7 @@ use sqlx::{AnyConnection, Row};
 
 use crate::clock::Millis;
 use crate::db::Db;
-use crate::records::timeline::{self, NewEntry};
+use crate::records::timeline::{self, NewEntry, Summary};
 
 /// Where document bytes live. Keys are random hex chosen by loket, never names from a user, so a
 /// store can use them as file names.
@@ -126,7 +126,7 @@ async fn insert_row(conn: &mut AnyConnection, upload: &Upload<'_>, key: &str, no
         kind: "document",
         actor_name: upload.uploaded_by,
         public: false,
-        summary: format!("document added: {}", upload.file_name),
+        summary: Summary::new("timeline-document").arg("file", upload.file_name),
         body: None,
     };
     timeline::append(conn, &entry, now).await?;

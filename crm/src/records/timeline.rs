@@ -1,9 +1,12 @@
 //! The timeline of a case and of a contact: every interaction and change, appended in order.
 
+use std::collections::BTreeMap;
+
 use sqlx::{AnyConnection, Row};
 
 use crate::clock::Millis;
 use crate::db::Db;
+use crate::i18n::Language;
 
 pub struct NewEntry<'a> {
     pub case_id: Option<i64>,
@@ -14,8 +17,57 @@ pub struct NewEntry<'a> {
     pub actor_name: &'a str,
     /// Public entries may be shown to the citizen (portal, replies); internal ones never are.
     pub public: bool,
-    pub summary: String,
+    pub summary: Summary,
     pub body: Option<String>,
+}
+
+/// What an entry says, kept as a message of the console's locales with its arguments rather than
+/// as text: an entry written during a Dutch-speaking agent's call is read by a French-speaking
+/// expert. Stored as JSON in `timeline.summary`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Summary {
+    pub key: String,
+    /// Shown as they are: case numbers, names, subjects.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, String>,
+    /// Message keys (a status, a channel), translated before they are put in.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub terms: BTreeMap<String, String>,
+}
+
+impl Summary {
+    pub fn new(key: &str) -> Summary {
+        Summary { key: key.to_owned(), args: BTreeMap::new(), terms: BTreeMap::new() }
+    }
+
+    pub fn arg(mut self, name: &str, value: impl Into<String>) -> Summary {
+        self.args.insert(name.to_owned(), value.into());
+        self
+    }
+
+    pub fn term(mut self, name: &str, key: impl Into<String>) -> Summary {
+        self.terms.insert(name.to_owned(), key.into());
+        self
+    }
+
+    pub fn text(&self, language: Language) -> String {
+        let args: Vec<(&str, String)> = self
+            .args
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.clone()))
+            .chain(self.terms.iter().map(|(name, key)| (name.as_str(), language.text(key))))
+            .collect();
+        language.text_with(&self.key, &args)
+    }
+
+    fn stored(&self) -> String {
+        serde_json::to_string(self).expect("a map of strings serializes")
+    }
+
+    /// Text that is not a stored summary is shown as it is rather than lost.
+    fn from_stored(text: String) -> Summary {
+        serde_json::from_str(&text).unwrap_or_else(|_| Summary::new("timeline-text").arg("text", text))
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -27,7 +79,7 @@ pub struct Entry {
     pub kind: String,
     pub actor_name: String,
     pub public: bool,
-    pub summary: String,
+    pub summary: Summary,
     pub body: Option<String>,
 }
 
@@ -42,7 +94,7 @@ pub async fn append(conn: &mut AnyConnection, entry: &NewEntry<'_>, now: Millis)
     .bind(entry.kind)
     .bind(entry.actor_name)
     .bind(if entry.public { "public" } else { "internal" })
-    .bind(&entry.summary)
+    .bind(entry.summary.stored())
     .bind(entry.body.as_deref())
     .execute(conn)
     .await
@@ -87,7 +139,7 @@ fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<Entry, sqlx::Error> {
         kind: row.try_get("kind")?,
         actor_name: row.try_get("actor_name")?,
         public: row.try_get::<String, _>("visibility")? == "public",
-        summary: row.try_get("summary")?,
+        summary: Summary::from_stored(row.try_get("summary")?),
         body: row.try_get("body")?,
     })
 }

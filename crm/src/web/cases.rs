@@ -26,7 +26,7 @@ use crate::records::cases::{
 use crate::records::contacts::{self, ContactId};
 use crate::records::documents::{self, Upload};
 use crate::records::outbox::{self, NewMail};
-use crate::records::timeline::{self, NewEntry};
+use crate::records::timeline::{self, NewEntry, Summary};
 use crate::records::{directory, email_templates, saved_views, users};
 
 pub fn routes(max_upload_bytes: usize) -> Router<AppState> {
@@ -540,7 +540,7 @@ async fn add_note(
         kind: "note",
         actor_name: &current.user.username,
         public,
-        summary: if public { "public note".to_owned() } else { "internal note".to_owned() },
+        summary: Summary::new(if public { "timeline-note-public" } else { "timeline-note-internal" }),
         body: Some(form.body.trim().to_owned()),
     };
     let mut conn = state.db.pool().acquire().await?;
@@ -692,7 +692,7 @@ async fn send_mail(
         kind: "email_out",
         actor_name: &current.user.username,
         public: true,
-        summary: format!("e-mail to {}: {}", form.to.trim(), form.subject.trim()),
+        summary: Summary::new("timeline-mail").arg("to", form.to.trim()).arg("subject", form.subject.trim()),
         body: Some(form.body.clone()),
     };
     timeline::append(&mut tx, &entry, now).await?;
@@ -740,7 +740,7 @@ async fn link(
         kind: "link",
         actor_name: &current.user.username,
         public: false,
-        summary: format!("related to {}", form.number.trim()),
+        summary: Summary::new("timeline-linked").arg("number", form.number.trim()),
         body: None,
     };
     timeline::append(&mut tx, &entry, state.clock.now()).await?;

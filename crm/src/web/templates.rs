@@ -2,10 +2,11 @@
 //! that looks UI strings up in the page's language.
 
 use minijinja::value::{Kwargs, Value};
-use minijinja::{Environment, Error, State};
-use serde::Serialize;
+use minijinja::{Environment, Error, ErrorKind, State};
+use serde::{Deserialize, Serialize};
 
 use crate::i18n::Language;
+use crate::records::timeline::Summary;
 
 /// Everything the layout needs; a page's own values sit beside it in the context.
 #[derive(Serialize)]
@@ -67,6 +68,7 @@ impl Templates {
         template!(env, "admin/template_edit.html");
         env.add_function("t", translate);
         env.add_filter("datetime", datetime);
+        env.add_filter("summary", summary);
         Templates { env }
     }
 
@@ -76,10 +78,14 @@ impl Templates {
     }
 }
 
+fn page_language(state: &State) -> Language {
+    let code = state.lookup("lang").and_then(|value| value.as_str().map(str::to_owned)).unwrap_or_default();
+    Language::from_code(&code).unwrap_or_default()
+}
+
 /// `t("key", name=value, …)`: the string in the language of the page being rendered.
 fn translate(state: &State, key: &str, kwargs: Kwargs) -> Result<String, Error> {
-    let code = state.lookup("lang").and_then(|value| value.as_str().map(str::to_owned)).unwrap_or_default();
-    let language = Language::from_code(&code).unwrap_or_default();
+    let language = page_language(state);
     let names: Vec<&str> = kwargs.args().collect();
     if names.is_empty() {
         return Ok(language.text(key));
@@ -91,6 +97,13 @@ fn translate(state: &State, key: &str, kwargs: Kwargs) -> Result<String, Error> 
     }
     kwargs.assert_all_used()?;
     Ok(language.text_with(key, &args))
+}
+
+/// `entry.summary|summary`: a timeline entry's summary in the language of the page.
+fn summary(state: &State, value: Value) -> Result<String, Error> {
+    let summary = Summary::deserialize(value)
+        .map_err(|error| Error::new(ErrorKind::InvalidOperation, format!("not a timeline summary: {error}")))?;
+    Ok(summary.text(page_language(state)))
 }
 
 /// Milliseconds since the epoch as `2026-11-28 19:10` (UTC).
