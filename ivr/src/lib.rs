@@ -1,3 +1,22 @@
-//! loket-ivr: declarative IVR flows, their validation and a pure interpreter, the prompt catalog
-//! and number speaking. Empty until the IVR issue; keypad identification will use
-//! `loket_be::NationalRegisterNumber`.
+//! loket-ivr: declarative IVR flows, their validation and a pure interpreter.
+//!
+//! - [`config`]: the TOML file as written (prompt catalog, opening hours, flows).
+//! - [`Ivr::parse`] validates it into [`Flow`]s: references, prompts in NL, FR and EN, reachable
+//!   nodes, no loop that never waits for the caller; each error names the file, flow and node.
+//! - [`Session`]: one caller's way through a flow as a state machine (events and time in, actions
+//!   out), ending in an [`Outcome`] for the router and the case draft.
+//! - [`schedule`]: opening hours with closed days and exceptions.
+//!
+//! The demo municipality's flow is [`DEMO`]. Keypad identification uses
+//! `loket_be::NationalRegisterNumber`; the digits never enter the attributes or the path.
+
+pub mod config;
+mod flow;
+pub mod schedule;
+mod session;
+
+pub use flow::{ConfigError, Flow, Ivr, Language};
+pub use session::{Action, End, Event, Input, Outcome, PromptRef, Session, Step};
+
+/// The demo flow, prompts and opening hours (`ivr/demo.toml`).
+pub const DEMO: &str = include_str!("../demo.toml");
