@@ -19,6 +19,45 @@ pub struct File {
     pub schedules: BTreeMap<String, ScheduleConfig>,
     #[serde(default)]
     pub flows: Vec<FlowConfig>,
+    /// What queued callers hear; without it, music alone.
+    pub waiting: Option<WaitingFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitingFile {
+    #[serde(default = "default_announce_every")]
+    pub announce_every_secs: u32,
+    #[serde(default = "default_position_prompt")]
+    pub position_prompt: String,
+    #[serde(default = "default_wait_prompt")]
+    pub wait_prompt: String,
+    pub offer: Option<OfferFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfferFile {
+    /// Offered once the expected wait is longer than this.
+    pub after_secs: u32,
+    pub prompt: String,
+    #[serde(default = "default_offer_key")]
+    pub key: String,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u32,
+}
+
+fn default_announce_every() -> u32 {
+    45
+}
+fn default_position_prompt() -> String {
+    "position".to_owned()
+}
+fn default_wait_prompt() -> String {
+    "expected-wait".to_owned()
+}
+fn default_offer_key() -> String {
+    "1".to_owned()
 }
 
 #[derive(Debug, Deserialize)]

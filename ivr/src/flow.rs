@@ -11,7 +11,9 @@ use std::time::Duration;
 use loket_be::PhoneNumber;
 
 use crate::config::{self, Check, File, FlowConfig, NodeConfig};
+use crate::numbers;
 use crate::schedule::Schedule;
+use crate::waiting::{Offer, WaitingConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Language {
@@ -125,6 +127,7 @@ pub struct Ivr {
     flows: Vec<Arc<Flow>>,
     /// E.164 dialled number → index in `flows`.
     numbers: HashMap<String, usize>,
+    waiting: Option<WaitingConfig>,
 }
 
 /// One problem in the IVR configuration, placed as precisely as it can be.
@@ -171,6 +174,39 @@ impl Ivr {
             }
             prompts.insert(id.clone(), found);
         }
+        // Numbers are spoken from prompts of their own, written here rather than in every file.
+        for n in 0..=numbers::LARGEST {
+            prompts
+                .entry(numbers::prompt_id(n))
+                .or_insert_with(|| Language::ALL.map(|language| numbers::words(n, language)));
+        }
+        let waiting = parsed.waiting.as_ref().map(|waiting| WaitingConfig {
+            announce_every: Duration::from_secs(u64::from(waiting.announce_every_secs)),
+            position_prompt: Arc::from(waiting.position_prompt.as_str()),
+            wait_prompt: Arc::from(waiting.wait_prompt.as_str()),
+            offer: waiting.offer.as_ref().map(|offer| Offer {
+                after: Duration::from_secs(u64::from(offer.after_secs)),
+                prompt: Arc::from(offer.prompt.as_str()),
+                key: single_key(&offer.key).unwrap_or_default(),
+                timeout: Duration::from_secs(u64::from(offer.timeout_secs)),
+            }),
+        });
+        if let Some(waiting) = &parsed.waiting {
+            let mut fail = |message: String| errors.push(error("waiting".to_owned(), message));
+            let offer_prompt = waiting.offer.as_ref().map(|offer| offer.prompt.as_str());
+            let used = [waiting.position_prompt.as_str(), waiting.wait_prompt.as_str(), "more-than"];
+            for id in used.into_iter().chain(offer_prompt) {
+                if !prompts.contains_key(id) {
+                    fail(format!("unknown prompt {id:?}"));
+                }
+            }
+            if let Some(offer) = waiting.offer.as_ref().filter(|offer| single_key(&offer.key).is_none()) {
+                fail(format!("offer key {:?} is not one key of the keypad", offer.key));
+            }
+            if !(10..=600).contains(&waiting.announce_every_secs) {
+                fail(format!("`announce_every_secs` must be 10 to 600, not {}", waiting.announce_every_secs));
+            }
+        }
         let mut schedules = HashMap::new();
         for (name, schedule) in &parsed.schedules {
             match Schedule::parse(schedule) {
@@ -205,7 +241,7 @@ impl Ivr {
                 flows.push(Arc::new(compiled));
             }
         }
-        if errors.is_empty() { Ok(Ivr { prompts, flows, numbers }) } else { Err(errors) }
+        if errors.is_empty() { Ok(Ivr { prompts, flows, numbers, waiting }) } else { Err(errors) }
     }
 
     /// The flow answering a dialled number, in any form `PhoneNumber` reads.
@@ -216,6 +252,10 @@ impl Ivr {
 
     pub fn flows(&self) -> &[Arc<Flow>] {
         &self.flows
+    }
+
+    pub fn waiting(&self) -> Option<&WaitingConfig> {
+        self.waiting.as_ref()
     }
 
     /// Prompt id → its text in NL, FR and EN (what the recording script speaks).

@@ -326,3 +326,15 @@ on-call = { type = "transfer", number = "0470 12 34 56" }
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn the_catalog_speaks_numbers_and_the_demo_announces_the_wait() {
+    let ivr = Ivr::parse("demo.toml", DEMO).unwrap();
+    let texts: Vec<_> = ivr.prompt_texts().collect();
+    assert!(texts.contains(&("number-71", Language::Fr, "septante et un")));
+    assert!(texts.contains(&("number-22", Language::Nl, "tweeëntwintig")));
+    let waiting = ivr.waiting().expect("the demo configures the wait");
+    assert_eq!(waiting.announce_every, Duration::from_secs(45));
+    let offer = waiting.offer.as_ref().expect("and a callback offer");
+    assert_eq!((offer.after, offer.key), (Duration::from_secs(300), '1'));
+}

@@ -179,3 +179,28 @@ fn schedules_with_bad_hours_are_named() {
     let errors: Vec<String> = Ivr::parse("ivr.toml", &text).unwrap_err().iter().map(ConfigError::to_string).collect();
     assert_eq!(errors, [r#"ivr.toml: schedule "office": "8-12" is not a range like "08:30-12:30""#]);
 }
+
+#[test]
+fn the_waiting_announcements_are_checked() {
+    let waiting = r#"
+[waiting]
+announce_every_secs = 5
+position_prompt = "hello"
+wait_prompt = "plaats"
+offer = { after_secs = 300, prompt = "hello", key = "11" }
+"#;
+    let errors: Vec<String> = Ivr::parse("ivr.toml", &format!("{PROMPTS}\n{waiting}\n{MINIMAL}"))
+        .unwrap_err()
+        .iter()
+        .map(ConfigError::to_string)
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            r#"ivr.toml: waiting: unknown prompt "plaats""#,
+            r#"ivr.toml: waiting: unknown prompt "more-than""#,
+            r#"ivr.toml: waiting: offer key "11" is not one key of the keypad"#,
+            "ivr.toml: waiting: `announce_every_secs` must be 10 to 600, not 5",
+        ]
+    );
+}
