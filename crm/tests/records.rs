@@ -5,7 +5,7 @@ use loket_crm::auth::Role;
 use loket_crm::db::Db;
 use loket_crm::db_test;
 use loket_crm::records::audit::{self, AuditFilter};
-use loket_crm::records::outbox;
+use loket_crm::records::{cases, outbox};
 use loket_crm::testing::{Browser, TEST_START, TestApp};
 
 async fn agent_app(db: Db) -> (TestApp, Browser) {
@@ -402,4 +402,36 @@ db_test!(escalation_clone_links_bulk_and_saved_views, async |db: Db| {
     assert!(list.body.contains("href=\"/cases?status=closed&amp;sort=number\""), "{}", list.body);
     let bad_view = app.post(&mut agent, "/cases/views", &[("name", "x"), ("query", "support_line=abc")]).await;
     assert_eq!(bad_view.status, StatusCode::BAD_REQUEST);
+});
+
+async fn subjects_matching(db: &Db, text: &str) -> Vec<String> {
+    let filter = cases::CaseFilter { text: Some(text.to_owned()), ..cases::CaseFilter::default() };
+    let (rows, total) = cases::list(db, &filter, 0).await.unwrap_or_else(|error| panic!("{text:?}: {error}"));
+    assert_eq!(total, rows.len() as i64);
+    rows.into_iter().map(|row| row.subject).collect()
+}
+
+db_test!(cases_are_found_by_any_part_of_their_subject, async |db: Db| {
+    loket_crm::demo::seed(&db, TEST_START, 2026).await.unwrap();
+    assert_eq!(subjects_matching(&db, "PASPOORT").await, ["Nieuw paspoort aanvragen"], "case does not matter");
+    assert_eq!(subjects_matching(&db, "lichtreclame").await, ["Vraag over de belasting op lichtreclames"]);
+    assert!(
+        subjects_matching(&db, "st").await.contains(&"Demande de carte de stationnement".to_owned()),
+        "two letters"
+    );
+    for odd in ["\"quoted", "100%", "a_b", "x\\y", "' OR 1=1 --"] {
+        assert!(subjects_matching(&db, odd).await.is_empty(), "{odd:?} matches nothing and breaks nothing");
+    }
+    // The search follows a changed subject.
+    let id = cases::id_by_number(&db, "2026-000001").await.unwrap().unwrap();
+    let mut conn = db.pool().acquire().await.unwrap();
+    let changes = cases::CaseChanges {
+        subject: "Rijbewijs verloren".to_owned(),
+        priority: 0,
+        owner_id: None,
+        custom_fields: serde_json::Map::new(),
+    };
+    cases::update(&mut conn, id, &changes, "test", TEST_START).await.unwrap();
+    assert!(subjects_matching(&db, "paspoort").await.is_empty());
+    assert_eq!(subjects_matching(&db, "verloren").await, ["Rijbewijs verloren"]);
 });

@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::clock::Millis;
-use crate::db::{Db, LikePosition, like_pattern};
+use crate::db::{Backend, Db, LikePosition, like_pattern};
 use crate::records::timeline::{self, NewEntry, Summary};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -543,6 +543,12 @@ pub async fn list(db: &Db, filter: &CaseFilter, me: i64) -> Result<(Vec<CaseRow>
         // A case number is looked up exactly (an index hit); other text searches the subjects.
         if looks_like_case_number(&text) {
             conditions.add("c.number = ", Bound::Text(text));
+        } else if db.backend() == Backend::Sqlite && text.chars().count() >= 3 {
+            // The trigram index (migration 0006) matches a quoted phrase as a substring.
+            let phrase = format!("\"{}\"", text.replace('"', "\"\""));
+            conditions.add_sql(Bound::Text(phrase), |n| {
+                format!("c.id IN (SELECT rowid FROM case_subjects WHERE case_subjects MATCH ${n})")
+            });
         } else {
             conditions.add_like("lower(c.subject)", like_pattern(&text.to_lowercase(), LikePosition::Contains));
         }
@@ -626,13 +632,17 @@ enum Bound {
 
 impl Conditions {
     fn add(&mut self, left: &str, value: Bound) {
-        self.values.push(value);
-        self.sql.push(format!("{left}${}", self.values.len()));
+        self.add_sql(value, |n| format!("{left}${n}"));
     }
 
     fn add_like(&mut self, column: &str, pattern: String) {
-        self.values.push(Bound::Text(pattern));
-        self.sql.push(format!("{column} LIKE ${} ESCAPE '\\'", self.values.len()));
+        self.add_sql(Bound::Text(pattern), |n| format!("{column} LIKE ${n} ESCAPE '\\'"));
+    }
+
+    /// A condition on one value, given the number of its placeholder.
+    fn add_sql(&mut self, value: Bound, sql: impl FnOnce(usize) -> String) {
+        self.values.push(value);
+        self.sql.push(sql(self.values.len()));
     }
 
     fn where_clause(&self) -> String {
