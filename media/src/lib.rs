@@ -1,2 +1,33 @@
-//! loket-media: RTP/RTCP sessions, G.711, DTMF, prompt playback, bridging, the coaching mixer,
-//! recording and the WebRTC leg (str0m). Empty until the media engine issue.
+//! loket-media: the media engine's sans-IO core, phase 1 of the media issue (#4).
+//!
+//! Packets, samples and the current time go in; packets, samples, events and the next deadline
+//! come out. Nothing here opens a socket, reads a clock, spawns a task or takes a lock, so every
+//! module is tested faster than real time; the UDP edge, the port pool and the wiring into calls
+//! are later phases.
+//!
+//! - `g711`: µ-law and A-law, bit-exact with the reference codec; PCMU↔PCMA transcoding by table
+//!   into the caller's buffer.
+//! - `rtp`: RTP packets (RFC 3550) parsed into a borrowed view and built into a caller's buffer;
+//!   sequence and timestamp arithmetic with wrap-around; source validation (RFC 3550 A.1).
+//! - `relay`: the rewriter that keeps one SSRC, sequence and timestamp line towards a leg while
+//!   the source on the other side changes.
+//! - `dtmf`: `Digit`; `dtmf::rfc4733` telephone-events (receiver de-duplicating by SSRC and
+//!   timestamp, sender schedule); `dtmf::inband` Goertzel detection of tones in the audio.
+//! - `playback`: prompts encoded once at load (from 16-bit 8 kHz WAV), paced on a drift-free
+//!   20 ms schedule; playlists, loops (music on hold) and barge-in.
+//! - `mixer`: N participants each hearing a configured set of the others (listen, whisper, barge).
+//!
+//! **Invariants.** Peer input never panics: a bad datagram is an error value, a bad event payload
+//! is ignored. Hot paths (per packet, per frame) do not allocate: results go into caller-provided
+//! buffers, and event queues are allocated once. Deadlines are computed from a start instant, never
+//! from the previous wake-up.
+//!
+//! Errors: each fallible operation has its own small `thiserror` type (`rtp::ParseError`,
+//! `rtp::BufferTooSmall`, `dtmf::rfc4733::PayloadTooShort`, `playback::PromptError`).
+
+pub mod dtmf;
+pub mod g711;
+pub mod mixer;
+pub mod playback;
+pub mod relay;
+pub mod rtp;
