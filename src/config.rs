@@ -22,6 +22,7 @@ pub struct Config {
     pub data: DataConfig,
     pub smtp: SmtpConfig,
     pub documents: DocumentsConfig,
+    pub sip: SipConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -94,6 +95,54 @@ pub enum SmtpSecurityConfig {
 pub struct DocumentsConfig {
     /// The largest document an agent may attach to a case, in MiB.
     pub max_upload_mb: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// A port of 0 picks a free one; the bound addresses are printed at start-up.
+    pub udp_listen: SocketAddr,
+    pub tcp_listen: SocketAddr,
+    /// The domain of agents' addresses (`agent@domain`), which is also the digest realm.
+    pub domain: String,
+    /// Digest algorithms offered to phones, in order of preference, separated by spaces.
+    #[serde(deserialize_with = "digest_algorithms")]
+    pub digest_algorithms: String,
+    /// Registration intervals, in seconds: shorter ones are refused (423), longer ones shortened.
+    pub min_expires: u32,
+    pub max_expires: u32,
+    pub location_store: LocationStoreConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LocationStoreConfig {
+    /// In this process: one node only.
+    Memory,
+    /// In the Redis of `redis.url`, so that every node finds every agent's phone.
+    Redis,
+}
+
+impl SipConfig {
+    /// The algorithms of `digest_algorithms`, which the deserializer has checked.
+    pub fn algorithms(&self) -> Vec<loket_sip::digest::Algorithm> {
+        self.digest_algorithms.split_whitespace().filter_map(loket_sip::digest::Algorithm::from_name).collect()
+    }
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        let listen = SocketAddr::from(([127, 0, 0, 1], 5060));
+        SipConfig {
+            udp_listen: listen,
+            tcp_listen: listen,
+            domain: "loket.invalid".to_owned(),
+            digest_algorithms: "SHA-256 MD5".to_owned(),
+            min_expires: 60,
+            max_expires: 3_600,
+            location_store: LocationStoreConfig::Memory,
+        }
+    }
 }
 
 impl Default for SmtpConfig {
@@ -227,7 +276,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     })
 }
 
-const SECTIONS: [&str; 8] = ["http", "database", "redis", "security", "log", "data", "smtp", "documents"];
+const SECTIONS: [&str; 9] = ["http", "database", "redis", "security", "log", "data", "smtp", "documents", "sip"];
 
 fn apply_env(config: Config, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
     let mut overrides: Vec<(String, String, String, String)> = Vec::new();
@@ -304,6 +353,18 @@ fn database_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D:
     }
 }
 
+fn digest_algorithms<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let names: Vec<&str> = text.split_whitespace().collect();
+    let known = names.iter().all(|name| loket_sip::digest::Algorithm::from_name(name).is_some());
+    let unique =
+        names.iter().enumerate().all(|(i, name)| !names[..i].iter().any(|other| other.eq_ignore_ascii_case(name)));
+    if names.is_empty() || !known || !unique {
+        return Err(serde::de::Error::custom("expected \"SHA-256 MD5\", \"MD5 SHA-256\", \"SHA-256\" or \"MD5\""));
+    }
+    Ok(text)
+}
+
 fn redis_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
     let url = Option::<String>::deserialize(deserializer)?;
     match url {
@@ -332,6 +393,18 @@ mod tests {
             toml::to_string(&defaults).unwrap(),
             "the example documents the defaults"
         );
+    }
+
+    #[test]
+    fn sip_digest_algorithms_are_checked() {
+        let config = apply_env(Config::default(), env(&[("LOKET_SIP_DIGEST_ALGORITHMS", "MD5")])).unwrap();
+        assert_eq!(config.sip.algorithms(), [loket_sip::digest::Algorithm::Md5]);
+        assert_eq!(Config::default().sip.algorithms(), loket_sip::digest::Algorithm::OFFERED);
+        for bad in ["", "SHA-1", "MD5 md5", "MD5-sess"] {
+            let text = format!("[sip]\ndigest_algorithms = \"{bad}\"\n");
+            let error = parse(&text, "x.toml").unwrap_err().to_string();
+            assert!(error.contains("key `sip.digest_algorithms`"), "{bad}: {error}");
+        }
     }
 
     #[test]

@@ -14,9 +14,15 @@ use loket_crm::mail::Mailer;
 use loket_crm::records::documents::DiskStore;
 use loket_crm::web::{AppState, WebConfig, router};
 
-use crate::config::Config;
+use loket_sip::digest::StoredHa1;
+use loket_sip::registrar::redis::RedisStore;
+use loket_sip::registrar::{MemoryStore, Policy};
+use loket_sip::service::{CredentialStore, Settings, Sockets};
+
+use crate::config::{Config, LocationStoreConfig};
 
 const CREDENTIALS_FILE: &str = "demo-credentials.txt";
+const SIP_CREDENTIALS_FILE: &str = "demo-sip-credentials.txt";
 
 pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let db = open_database(&config).await?;
@@ -42,6 +48,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         mail_domain: mailer.as_ref().map_or_else(|| "loket.invalid".to_owned(), |mailer| mailer.domain.clone()),
         max_upload_bytes: config.documents.max_upload_mb * 1024 * 1024,
     };
+    let sip = start_sip(&config, &db).await?;
     let documents = Arc::new(DiskStore::new(config.data.dir.join("documents")));
     let state = AppState::new(db.clone(), Clock::System, web_config, redis, documents);
     let listener = tokio::net::TcpListener::bind(config.http.listen)
@@ -60,6 +67,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     };
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
     purge.abort();
+    sip.abort();
     if let Some(sender) = sender {
         sender.abort();
     }
@@ -99,7 +107,96 @@ pub async fn seed_demo(db: &Db, config: &Config) -> anyhow::Result<()> {
         }
         Err(_) => println!("The demo users exist, but {} is gone; an admin can reset their passwords.", path.display()),
     }
+    let realm = &config.sip.domain;
+    let created = loket_crm::demo::seed_sip_credentials(db, realm, clock.now(), |username, password| {
+        let ha1 = StoredHa1::from_password(username, realm, password);
+        loket_crm::records::sip_credentials::Ha1 { md5: ha1.md5, sha256: ha1.sha256 }
+    })
+    .await?;
+    // One file per realm: the passwords of another realm's digests would not work here.
+    let path = config.data.dir.join(format!("{realm}-{SIP_CREDENTIALS_FILE}"));
+    if !created.is_empty() {
+        save_credentials(&path, &created)
+            .with_context(|| format!("saving the demo SIP passwords in {}", path.display()))?;
+    }
+    if let Ok(saved) = std::fs::read_to_string(&path) {
+        println!("Demo SIP phones of {realm} (user name, password), kept in {}:", path.display());
+        for line in saved.lines() {
+            println!("  {line}");
+        }
+    }
     Ok(())
+}
+
+/// Binds the SIP sockets, prints where, and serves them in a task of their own.
+async fn start_sip(config: &Config, db: &Db) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let sip = &config.sip;
+    anyhow::ensure!(
+        0 < sip.min_expires && sip.min_expires <= sip.max_expires,
+        "sip.min_expires must be at least 1 and at most sip.max_expires"
+    );
+    let sockets = Sockets::bind(sip.udp_listen, sip.tcp_listen).await.with_context(|| {
+        format!("cannot listen on {} (sip.udp_listen) and {} (sip.tcp_listen)", sip.udp_listen, sip.tcp_listen)
+    })?;
+    let (udp, tcp) = (sockets.udp_addr()?, sockets.tcp_addr()?);
+    tracing::info!(%udp, %tcp, domain = %sip.domain, "loket is serving SIP");
+    println!("loket: sip on udp {udp} tcp {tcp}");
+    let policy = Policy {
+        min_expires: sip.min_expires,
+        max_expires: sip.max_expires,
+        default_expires: sip.max_expires,
+        ..Policy::default()
+    };
+    let settings = Settings { algorithms: sip.algorithms(), ..Settings::new(sip.domain.clone(), policy) };
+    let credentials = CrmCredentials { db: db.clone(), realm: sip.domain.clone() };
+    let service: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match sip.location_store {
+        LocationStoreConfig::Memory => {
+            let store = MemoryStore::new();
+            let sweeper = store.clone();
+            Box::pin(async move {
+                tokio::select! {
+                    result = sockets.serve(settings, credentials, store) => result,
+                    () = purge_expired_bindings(sweeper) => Ok(()),
+                }
+            })
+        }
+        LocationStoreConfig::Redis => {
+            let url = config.redis.url.as_deref().context("sip.location_store = \"redis\" needs redis.url")?;
+            // Redis expires the bindings itself.
+            let store = RedisStore::connect(url, "loket").await.context("the SIP location store")?;
+            Box::pin(sockets.serve(settings, credentials, store))
+        }
+    };
+    Ok(tokio::spawn(async move {
+        if let Err(error) = service.await {
+            tracing::error!(%error, "the SIP service stopped");
+        }
+    }))
+}
+
+/// The in-process store drops an agent's expired bindings when the agent registers again; this
+/// sweeps those of agents who never do.
+async fn purge_expired_bindings(store: MemoryStore) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        store.purge_expired(std::time::SystemTime::now());
+    }
+}
+
+/// Agents' SIP credentials, from the CRM.
+struct CrmCredentials {
+    db: Db,
+    realm: String,
+}
+
+impl CredentialStore for CrmCredentials {
+    type Error = anyhow::Error;
+
+    async fn find(&self, username: &str) -> anyhow::Result<Option<StoredHa1>> {
+        let found = loket_crm::records::sip_credentials::find(&self.db, username, &self.realm).await?;
+        Ok(found.map(|ha1| StoredHa1 { md5: ha1.md5, sha256: ha1.sha256 }))
+    }
 }
 
 fn save_credentials(path: &Path, credentials: &[(String, String)]) -> std::io::Result<()> {

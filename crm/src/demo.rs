@@ -21,7 +21,7 @@ use crate::records::cases::{CaseError, CaseInput};
 use crate::records::contacts::{Address, ContactError, ContactInput};
 use crate::records::directory::{self, Names, Queue, SkillKind};
 use crate::records::email_templates::{self, EmailTemplate};
-use crate::records::{accounts, cases, contacts, users};
+use crate::records::{accounts, cases, contacts, sip_credentials, users};
 
 const DEMO_TOML: &str = include_str!("../demo.toml");
 
@@ -227,6 +227,30 @@ pub async fn seed(db: &Db, now: Millis, current_year: u16) -> Result<SeedReport,
     }
     tx.commit().await?;
     Ok(report)
+}
+
+/// Gives every demo agent a SIP password for `realm` unless it has one, so that a phone can
+/// register as that agent. `ha1` turns (username, password) into the stored digests (the SIP
+/// crate knows how). Returns `(username, password)` of the credentials created, for the caller to
+/// keep and print like the console passwords.
+pub async fn seed_sip_credentials(
+    db: &Db,
+    realm: &str,
+    now: Millis,
+    ha1: impl Fn(&str, &str) -> sip_credentials::Ha1,
+) -> Result<Vec<(String, String)>, DemoError> {
+    let demo: Demo = toml::from_str(DEMO_TOML)?;
+    let mut created = Vec::new();
+    let mut tx = db.pool().begin().await?;
+    for demo_user in demo.users.iter().filter(|user| user.roles.iter().any(|role| role == "agent")) {
+        let password = random_password();
+        let digests = ha1(&demo_user.username, &password);
+        if sip_credentials::insert_if_absent(&mut tx, &demo_user.username, realm, &digests, now).await? {
+            created.push((demo_user.username.clone(), password));
+        }
+    }
+    tx.commit().await?;
+    Ok(created)
 }
 
 /// 16 characters from an alphabet without look-alikes (no 0/O, 1/l/I).

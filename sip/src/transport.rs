@@ -1,7 +1,8 @@
 //! The transport edge: UDP and TCP sockets feeding the message entry point. Refused requests are
 //! answered here with the entry point's stateless reply; accepted messages go to a handler, which
-//! may return bytes to send back on the same socket or connection. The handler is synchronous so
-//! that it can only hand work on (e.g. `try_send` into a bounded channel), never block a socket.
+//! may return bytes to send back on the same socket or connection, or answer later through the
+//! message's [`ReplyPath`]. The handler is synchronous so that it can only hand work on (e.g.
+//! `try_send` into a bounded channel), never block a socket.
 //!
 //! Architecture invariant: nothing here grows with traffic except the connection tasks, and those
 //! are capped by [`TcpOptions::max_connections`].
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::message::{Frame, Inbound, Limits, Reply, frame, parse_datagram, parse_framed};
 use crate::transaction::Transport;
@@ -23,6 +24,32 @@ pub struct Received {
     pub message: Inbound,
     pub source: SocketAddr,
     pub transport: Transport,
+    /// How to answer after the handler has returned.
+    pub reply: ReplyPath,
+}
+
+/// The way back to where a message came from, for answers sent after the handler returned.
+#[derive(Debug, Clone)]
+pub enum ReplyPath {
+    /// The UDP socket the datagram arrived on.
+    Datagram(Arc<UdpSocket>),
+    /// The TCP connection's queue of bytes to write.
+    Stream(mpsc::Sender<Vec<u8>>),
+}
+
+/// Answers queued for one connection beyond this are dropped: a peer that does not read must not
+/// make the sender wait or the queue grow.
+const STREAM_REPLY_QUEUE: usize = 32;
+
+impl ReplyPath {
+    /// Hands `bytes` over without waiting; `false` when they could not be (socket buffer full,
+    /// connection closed or not draining), which for UDP is a lost datagram like any other.
+    pub fn try_send(&self, bytes: &[u8], to: SocketAddr) -> bool {
+        match self {
+            ReplyPath::Datagram(socket) => socket.try_send_to(bytes, to).is_ok(),
+            ReplyPath::Stream(queue) => queue.try_send(bytes.to_vec()).is_ok(),
+        }
+    }
 }
 
 /// Called for every accepted message; `Some(bytes)` is sent back to the source.
@@ -36,6 +63,7 @@ pub async fn serve_udp(
     handler: impl Handler,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let socket = Arc::new(socket);
     // One byte more than the limit, so that an oversized datagram is seen as such, not truncated.
     let mut buffer = vec![0u8; limits.max_message_bytes + 1];
     tokio::pin!(shutdown);
@@ -45,7 +73,12 @@ pub async fn serve_udp(
             () = &mut shutdown => return Ok(()),
         };
         let answer = match parse_datagram(&buffer[..len], &limits) {
-            Ok(message) => handler(Received { message, source, transport: Transport::Unreliable }),
+            Ok(message) => handler(Received {
+                message,
+                source,
+                transport: Transport::Unreliable,
+                reply: ReplyPath::Datagram(socket.clone()),
+            }),
             Err(rejection) => rejection.reply.map(Reply::into_bytes),
         };
         if let Some(bytes) = answer {
@@ -108,11 +141,17 @@ async fn serve_connection(
     let limits = options.limits;
     let mut buffer = Vec::with_capacity(4_096);
     let mut chunk = vec![0u8; 16_384];
+    let (replies, mut queued) = mpsc::channel(STREAM_REPLY_QUEUE);
     loop {
         match frame(&buffer, &limits) {
             Ok(Frame::Message { len }) => {
                 let answer = match parse_framed(&buffer[..len], &limits) {
-                    Ok(message) => handler(Received { message, source, transport: Transport::Reliable }),
+                    Ok(message) => handler(Received {
+                        message,
+                        source,
+                        transport: Transport::Reliable,
+                        reply: ReplyPath::Stream(replies.clone()),
+                    }),
                     Err(rejection) => rejection.reply.map(Reply::into_bytes),
                 };
                 buffer.drain(..len);
@@ -128,7 +167,14 @@ async fn serve_connection(
                 }
             }
             Ok(Frame::Incomplete) => {
-                let read = tokio::time::timeout(options.idle_timeout, stream.read(&mut chunk)).await;
+                let read = tokio::select! {
+                    // `replies` lives as long as this loop, so the queue never reports closed.
+                    Some(bytes) = queued.recv() => {
+                        stream.write_all(&bytes).await?;
+                        continue;
+                    }
+                    read = tokio::time::timeout(options.idle_timeout, stream.read(&mut chunk)) => read,
+                };
                 match read {
                     Ok(Ok(0)) | Err(_) => return Ok(()),
                     Ok(Ok(n)) => buffer.extend_from_slice(&chunk[..n]),

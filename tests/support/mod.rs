@@ -14,6 +14,11 @@ pub struct Loket {
     child: Child,
     pub base: String,
     pub credentials: Vec<(String, String)>,
+    /// The demo agents' SIP passwords, printed after the console ones.
+    pub sip_credentials: Vec<(String, String)>,
+    /// Where the SIP service listens: UDP and TCP (`host:port`).
+    pub sip_udp: String,
+    pub sip_tcp: String,
     _dir: TempDir,
 }
 
@@ -41,6 +46,8 @@ fn rand_suffix() -> u64 {
 pub fn loket(dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_loket"));
     command.current_dir(dir).env_remove("DATABASE_URL").env_remove("REDIS_URL").env("LOKET_LOG", "warn");
+    // Free ports, so that tests run side by side.
+    command.env("LOKET_SIP_UDP_LISTEN", "127.0.0.1:0").env("LOKET_SIP_TCP_LISTEN", "127.0.0.1:0");
     command
 }
 
@@ -62,18 +69,28 @@ pub fn start(extra_env: &[(&str, &str)]) -> Loket {
             }
         }
     });
-    let mut credentials = Vec::new();
+    let (mut credentials, mut sip_credentials, mut sip) = (Vec::new(), Vec::new(), None);
+    let mut in_sip_section = false;
     let base = loop {
         let line = lines_rx.recv_timeout(DEADLINE).expect("loket announces its address within the deadline");
         if let Some(url) = line.strip_prefix("loket: console on ") {
             break url.trim_end_matches('/').to_owned();
         }
+        if let Some(addresses) = line.strip_prefix("loket: sip on udp ") {
+            let (udp, tcp) = addresses.split_once(" tcp ").expect("udp ADDR tcp ADDR");
+            sip = Some((udp.to_owned(), tcp.to_owned()));
+        }
+        if line.starts_with("Demo ") {
+            in_sip_section = line.starts_with("Demo SIP ");
+        }
         let fields: Vec<&str> = line.split_whitespace().collect();
         if line.starts_with("  ") && fields.len() == 2 {
-            credentials.push((fields[0].to_owned(), fields[1].to_owned()));
+            let pair = (fields[0].to_owned(), fields[1].to_owned());
+            if in_sip_section { sip_credentials.push(pair) } else { credentials.push(pair) }
         }
     };
-    Loket { child, base, credentials, _dir: dir }
+    let (sip_udp, sip_tcp) = sip.expect("loket prints its SIP addresses before the console's");
+    Loket { child, base, credentials, sip_credentials, sip_udp, sip_tcp, _dir: dir }
 }
 
 impl Loket {
@@ -83,6 +100,15 @@ impl Loket {
             .iter()
             .find(|(name, _)| name == username)
             .unwrap_or_else(|| panic!("no demo user {username}"))
+            .1
+    }
+
+    pub fn sip_password(&self, username: &str) -> &str {
+        &self
+            .sip_credentials
+            .iter()
+            .find(|(name, _)| name == username)
+            .unwrap_or_else(|| panic!("no demo SIP phone {username}"))
             .1
     }
 

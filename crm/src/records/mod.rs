@@ -14,5 +14,6 @@ pub mod email_templates;
 pub mod outbox;
 pub mod saved_views;
 pub mod sessions;
+pub mod sip_credentials;
 pub mod timeline;
 pub mod users;

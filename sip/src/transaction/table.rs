@@ -58,6 +58,12 @@ impl<D: Clone> ServerTransactions<D> {
         self.entries.is_empty()
     }
 
+    /// Whether the transaction `key` is alive: a CANCEL is answered 200 only if its INVITE's is
+    /// (RFC 3261 §9.2).
+    pub fn contains(&self, key: &TransactionKey) -> bool {
+        self.entries.contains_key(key)
+    }
+
     pub fn next_deadline(&self) -> Option<Instant> {
         self.wheel.next_deadline()
     }

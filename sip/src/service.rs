@@ -1,0 +1,391 @@
+//! The SIP service: the edge that runs the pure cores on real sockets. UDP and TCP listeners
+//! ([`crate::transport`]) hand accepted messages to one task through a bounded queue (full: 503
+//! at once). That task owns the server transactions, the digest nonces and the failed-auth
+//! limiter, so none of them needs a lock. It answers:
+//! - REGISTER: the registrar with digest authentication. The parts that wait (the credentials in
+//!   the CRM, the location store) run as their own tasks, at most `max_registrations_in_flight`
+//!   at once (503 beyond), and report back to the service task, which sends the answer through the
+//!   transaction;
+//! - OPTIONS: 200 with what loket accepts (RFC 3261 §11.2);
+//! - INVITE: 480 until calls are wired in (the call core exists, the dialogs do not yet);
+//! - CANCEL: 200 if its INVITE's transaction is alive, else 481; BYE: 481 (no dialogs yet);
+//! - other methods: 501. Responses are dropped: loket sends no requests yet.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use rsipstack::sip::{Header, Method, Request, Uri};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::digest::{Algorithm, Credentials as Authorization, DigestAuth, StoredHa1, Verdict};
+use crate::message::{Inbound, Limits, Reply};
+use crate::ratelimit::{self, FailedAuth};
+use crate::registrar::{self, LocationStore, Policy, Refusal, Register};
+use crate::transaction::{Dispatch, Output, RequestKind, ServerTransactions, Timers, TransactionKey, Transport};
+use crate::transport::{Received, ReplyPath, TcpOptions, serve_tcp, serve_udp};
+
+/// What OPTIONS advertises; the methods are those this service answers.
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER";
+
+/// Where agents' SIP credentials come from (the CRM in the binary).
+pub trait CredentialStore: Send + Sync + 'static {
+    type Error: std::fmt::Display + Send;
+    /// The HA1 values of `username` in the service's realm; `None` for an unknown user.
+    fn find(&self, username: &str) -> impl Future<Output = Result<Option<StoredHa1>, Self::Error>> + Send;
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The domain of the addresses-of-record, which is also the digest realm.
+    pub domain: String,
+    /// Offered in this order; see [`DigestAuth::new`].
+    pub algorithms: Vec<Algorithm>,
+    pub registrar: Policy,
+    pub failed_auth: ratelimit::Limits,
+    pub nonce_lifetime: Duration,
+    pub limits: Limits,
+    pub max_transactions: usize,
+    /// Messages waiting for the service task.
+    pub queue: usize,
+    pub max_registrations_in_flight: usize,
+}
+
+impl Settings {
+    pub fn new(domain: impl Into<String>, registrar: Policy) -> Settings {
+        Settings {
+            domain: domain.into(),
+            algorithms: Algorithm::OFFERED.to_vec(),
+            registrar,
+            failed_auth: ratelimit::Limits::default(),
+            // Long enough for a slow phone to answer, short enough to bound replays.
+            nonce_lifetime: Duration::from_secs(300),
+            limits: Limits::default(),
+            // At 1,000 transactions a second each living up to 64·T1 (see the table).
+            max_transactions: 40_000,
+            queue: 4_096,
+            max_registrations_in_flight: 256,
+        }
+    }
+}
+
+/// The bound sockets; [`Sockets::serve`] runs the service on them.
+pub struct Sockets {
+    udp: UdpSocket,
+    tcp: TcpListener,
+}
+
+impl Sockets {
+    /// Binds UDP and TCP; a port of 0 picks a free one (see [`Sockets::udp_addr`]).
+    pub async fn bind(udp: SocketAddr, tcp: SocketAddr) -> io::Result<Sockets> {
+        Ok(Sockets { udp: UdpSocket::bind(udp).await?, tcp: TcpListener::bind(tcp).await? })
+    }
+
+    pub fn udp_addr(&self) -> io::Result<SocketAddr> {
+        self.udp.local_addr()
+    }
+
+    pub fn tcp_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+
+    /// Serves until a socket fails; the caller stops it by dropping the future.
+    pub async fn serve(
+        self,
+        settings: Settings,
+        credentials: impl CredentialStore,
+        locations: impl LocationStore,
+    ) -> io::Result<()> {
+        let (inbound, queue) = mpsc::channel(settings.queue);
+        let tcp = TcpOptions { limits: settings.limits, ..TcpOptions::default() };
+        let never = std::future::pending::<()>;
+        let service = Service::new(settings.clone(), credentials, locations);
+        tokio::select! {
+            result = serve_udp(self.udp, settings.limits, enqueue(inbound.clone()), never()) => result,
+            result = serve_tcp(self.tcp, tcp, enqueue(inbound), never()) => result,
+            () = service.run(queue) => Ok(()),
+        }
+    }
+}
+
+/// The transports' handler: queue the message, or answer 503 when the queue is full.
+fn enqueue(inbound: mpsc::Sender<Received>) -> impl Fn(Received) -> Option<Vec<u8>> + Send + Sync + 'static {
+    move |received| match inbound.try_send(received) {
+        Ok(()) => None,
+        Err(mpsc::error::TrySendError::Full(Received { message: Inbound::Request(request), .. }))
+            if request.method != Method::Ack =>
+        {
+            Some(service_unavailable(&request).into_bytes())
+        }
+        Err(_) => None,
+    }
+}
+
+fn service_unavailable(request: &Request) -> Reply {
+    Reply::to_request_with(request, 503, "Service Unavailable", &[("Retry-After", "5")], &[])
+}
+
+/// Where a transaction's responses go.
+#[derive(Debug, Clone)]
+struct Peer {
+    path: ReplyPath,
+    addr: SocketAddr,
+}
+
+/// A REGISTER's answer, from its task back to the service task.
+struct Done {
+    key: TransactionKey,
+    reply: Reply,
+    failed_auth_from: Option<IpAddr>,
+}
+
+struct Service<C, L> {
+    settings: Settings,
+    auth: DigestAuth,
+    transactions: ServerTransactions<Peer>,
+    failed_auth: FailedAuth,
+    credentials: Arc<C>,
+    locations: Arc<L>,
+    in_flight: Arc<Semaphore>,
+    done_tx: mpsc::UnboundedSender<Done>,
+    done_rx: mpsc::UnboundedReceiver<Done>,
+}
+
+impl<C: CredentialStore, L: LocationStore> Service<C, L> {
+    fn new(settings: Settings, credentials: C, locations: L) -> Service<C, L> {
+        // Per process: a restart invalidates outstanding nonces, and clients get one more 401.
+        let auth =
+            DigestAuth::new(settings.domain.clone(), rand::random(), settings.nonce_lifetime, &settings.algorithms);
+        let transactions = ServerTransactions::new(Instant::now(), Timers::default(), settings.max_transactions);
+        // Unbounded, but holds at most `max_registrations_in_flight` answers: one per permit.
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        Service {
+            auth,
+            transactions,
+            failed_auth: FailedAuth::new(settings.failed_auth),
+            credentials: Arc::new(credentials),
+            locations: Arc::new(locations),
+            in_flight: Arc::new(Semaphore::new(settings.max_registrations_in_flight)),
+            settings,
+            done_tx,
+            done_rx,
+        }
+    }
+
+    async fn run(mut self, mut queue: mpsc::Receiver<Received>) {
+        let mut purge = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            let deadline = self.transactions.next_deadline();
+            tokio::select! {
+                received = queue.recv() => match received {
+                    Some(received) => self.on_received(received),
+                    None => return,
+                },
+                Some(done) = self.done_rx.recv() => self.on_done(done),
+                () = sleep_until(deadline) => {
+                    let outputs = self.transactions.on_deadline(Instant::now());
+                    self.send(outputs);
+                }
+                _ = purge.tick() => self.failed_auth.purge(Instant::now()),
+            }
+        }
+    }
+
+    fn on_received(&mut self, received: Received) {
+        let Received { message: Inbound::Request(request), source, transport, reply } = received else {
+            return;
+        };
+        let Some(key) = TransactionKey::of(&request) else { return };
+        let now = Instant::now();
+        let peer = Peer { path: reply, addr: source };
+        match self.transactions.on_request(now, key.clone(), RequestKind::of(&request.method), transport, peer.clone())
+        {
+            Dispatch::Handled(outputs) => self.send(outputs),
+            Dispatch::Overloaded => {
+                peer.path.try_send(service_unavailable(&request).as_bytes(), peer.addr);
+            }
+            Dispatch::ToTransactionUser => match request.method {
+                Method::Ack => {}
+                Method::Register => self.on_register(request, key, source, transport),
+                Method::Options => {
+                    let headers = [("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", "")];
+                    self.respond(&key, Reply::to_request_with(&request, 200, "OK", &headers, &[]));
+                }
+                Method::Invite => self.respond(&key, Reply::to_request(&request, 480, "Temporarily Unavailable")),
+                Method::Cancel if self.transactions.contains(&key.cancelled_invite()) => {
+                    self.respond(&key, Reply::to_request(&request, 200, "OK"));
+                }
+                Method::Cancel | Method::Bye => {
+                    self.respond(&key, Reply::to_request(&request, 481, "Call/Transaction Does Not Exist"));
+                }
+                _ => self.respond(&key, Reply::to_request(&request, 501, "Not Implemented")),
+            },
+        }
+    }
+
+    fn on_register(&mut self, request: Request, key: TransactionKey, source: SocketAddr, transport: Transport) {
+        if self.failed_auth.is_blocked(source.ip(), Instant::now()) {
+            self.respond(&key, Reply::to_request(&request, 403, "Forbidden"));
+            return;
+        }
+        let authorization = request.headers.iter().find_map(|header| match header {
+            Header::Authorization(value) => Some(value.value()),
+            _ => None,
+        });
+        let Some(authorization) = authorization else {
+            let reply = challenge(&self.auth, &request, false);
+            self.respond(&key, reply);
+            return;
+        };
+        let authorization = match Authorization::parse(authorization) {
+            Ok(authorization) => authorization,
+            Err(_) => {
+                self.respond(&key, Reply::to_request(&request, 400, "Bad Authorization"));
+                return;
+            }
+        };
+        let register = match Register::parse(&request, &self.settings.domain, self.settings.registrar.default_expires) {
+            Ok(register) => register,
+            Err(refusal) => {
+                self.respond(&key, refused(&request, refusal));
+                return;
+            }
+        };
+        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+            self.respond(&key, service_unavailable(&request));
+            return;
+        };
+        let task = Registration {
+            auth: self.auth.clone(),
+            policy: self.settings.registrar,
+            credentials: self.credentials.clone(),
+            locations: self.locations.clone(),
+            request,
+            authorization,
+            register,
+            source,
+            transport,
+        };
+        let done = self.done_tx.clone();
+        tokio::spawn(async move {
+            let (reply, failed_auth) = task.run().await;
+            let failed_auth_from = failed_auth.then_some(source.ip());
+            // The service task only goes away with the whole service.
+            let _ = done.send(Done { key, reply, failed_auth_from });
+            drop(permit);
+        });
+    }
+
+    fn on_done(&mut self, done: Done) {
+        if let Some(source) = done.failed_auth_from {
+            self.failed_auth.record_failure(source, Instant::now());
+        }
+        self.respond(&done.key, done.reply);
+    }
+
+    fn respond(&mut self, key: &TransactionKey, reply: Reply) {
+        let status = reply.status();
+        let outputs = self.transactions.respond(Instant::now(), key, status, reply.into_bytes().into());
+        self.send(outputs);
+    }
+
+    fn send(&mut self, outputs: Vec<Output<Peer>>) {
+        for output in outputs {
+            if let Output::Send { to, bytes } = output
+                && !to.path.try_send(&bytes, to.addr)
+            {
+                // UDP: a lost datagram, recovered by retransmission; TCP: a peer that stopped
+                // reading. Either way the transaction ends by its own timers.
+                tracing::debug!(to = %to.addr, "a SIP response could not be sent");
+            }
+        }
+    }
+}
+
+/// The part of a REGISTER that waits for the credentials and the location store.
+struct Registration<C, L> {
+    auth: DigestAuth,
+    policy: Policy,
+    credentials: Arc<C>,
+    locations: Arc<L>,
+    request: Request,
+    authorization: Authorization,
+    register: Register,
+    source: SocketAddr,
+    transport: Transport,
+}
+
+impl<C: CredentialStore, L: LocationStore> Registration<C, L> {
+    /// The answer, and whether it counts as a failed authentication.
+    async fn run(self) -> (Reply, bool) {
+        let request = &self.request;
+        let username = &self.authorization.username;
+        let stored = match self.credentials.find(username).await {
+            Ok(Some(stored)) => stored,
+            // Counted like a wrong password, so that guessing user names is limited too.
+            Ok(None) => return (refused(request, Refusal::NotFound), true),
+            Err(error) => {
+                tracing::warn!(%error, "SIP credentials are unavailable");
+                return (Reply::to_request(request, 500, "Server Internal Error"), false);
+            }
+        };
+        let uri = &self.authorization.uri;
+        let uri_matches =
+            *uri == request.uri.to_string() || Uri::try_from(uri.as_str()).is_ok_and(|uri| uri == request.uri);
+        let now = SystemTime::now();
+        match self.auth.verify(now, "REGISTER", &self.authorization, &stored, uri_matches) {
+            Verdict::Valid => {}
+            Verdict::Stale => return (challenge(&self.auth, request, true), false),
+            Verdict::Refused(reason) => {
+                tracing::info!(%username, source = %self.source, %reason, "SIP authentication failed");
+                return (Reply::to_request(request, 403, "Forbidden"), true);
+            }
+        }
+        // RFC 3261 §10.3 step 6: an authenticated user registers only its own address-of-record.
+        if self.register.user != *username {
+            return (refused(request, Refusal::Forbidden), false);
+        }
+        let apply = |current| self.register.apply(current, now, &self.policy, self.source, self.transport);
+        match self.locations.update(&self.register.aor, now, &apply).await {
+            Ok(Ok(bindings)) => {
+                let contacts = registrar::contact_headers(&bindings, now);
+                let headers: Vec<(&str, &str)> = contacts.iter().map(|contact| ("Contact", contact.as_str())).collect();
+                (Reply::to_request_with(request, 200, "OK", &headers, &[]), false)
+            }
+            Ok(Err(refusal)) => (refused(request, refusal), false),
+            Err(error) => {
+                tracing::warn!(%error, "the location store failed");
+                (Reply::to_request(request, 500, "Server Internal Error"), false)
+            }
+        }
+    }
+}
+
+fn challenge(auth: &DigestAuth, request: &Request, stale: bool) -> Reply {
+    let challenges = auth.challenges(SystemTime::now(), stale);
+    let headers: Vec<(&str, &str)> =
+        challenges.iter().map(|challenge| ("WWW-Authenticate", challenge.as_str())).collect();
+    Reply::to_request_with(request, 401, "Unauthorized", &headers, &[])
+}
+
+fn refused(request: &Request, refusal: Refusal) -> Reply {
+    match refusal {
+        Refusal::IntervalTooBrief { min_expires } => {
+            let min_expires = min_expires.to_string();
+            Reply::to_request_with(request, 423, refusal.reason(), &[("Min-Expires", &min_expires)], &[])
+        }
+        _ => Reply::to_request(request, refusal.status(), refusal.reason()),
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests;
