@@ -23,6 +23,7 @@ pub struct Config {
     pub smtp: SmtpConfig,
     pub documents: DocumentsConfig,
     pub sip: SipConfig,
+    pub ivr: IvrConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,6 +89,29 @@ pub enum SmtpSecurityConfig {
     None,
     Starttls,
     Tls,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IvrConfig {
+    /// The IVR flows, prompts and opening hours (see `ivr/demo.toml`); unset, the demo's.
+    pub flows: Option<PathBuf>,
+}
+
+impl IvrConfig {
+    /// Reads and validates the flows; the error lists every problem with its file, flow and node.
+    pub fn load(&self) -> Result<loket_ivr::Ivr, String> {
+        let (name, text) = match &self.flows {
+            None => ("ivr/demo.toml (built in)".to_owned(), loket_ivr::DEMO.to_owned()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|error| format!("{} (ivr.flows): {error}", path.display()))?;
+                (path.display().to_string(), text)
+            }
+        };
+        loket_ivr::Ivr::parse(&name, &text)
+            .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -276,7 +300,8 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     })
 }
 
-const SECTIONS: [&str; 9] = ["http", "database", "redis", "security", "log", "data", "smtp", "documents", "sip"];
+const SECTIONS: [&str; 10] =
+    ["http", "database", "redis", "security", "log", "data", "smtp", "documents", "sip", "ivr"];
 
 fn apply_env(config: Config, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
     let mut overrides: Vec<(String, String, String, String)> = Vec::new();

@@ -25,6 +25,9 @@ const CREDENTIALS_FILE: &str = "demo-credentials.txt";
 const SIP_CREDENTIALS_FILE: &str = "demo-sip-credentials.txt";
 
 pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    // Checked before anything starts: a broken flow must not surface on a citizen's call.
+    let ivr = config.ivr.load().map_err(|errors| anyhow::anyhow!("invalid IVR configuration:\n{errors}"))?;
+    tracing::info!(flows = ivr.flows().len(), "IVR flows loaded");
     let db = open_database(&config).await?;
     if demo {
         seed_demo(&db, &config).await.context("seeding the demo municipality")?;

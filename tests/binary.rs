@@ -93,6 +93,29 @@ fn config_check_names_the_file_key_and_line_of_a_misspelt_key() {
 }
 
 #[test]
+fn config_check_validates_the_ivr_flows_and_serve_refuses_a_broken_one() {
+    let dir = TempDir::new();
+    std::fs::write(dir.0.join("loket.toml"), "[ivr]\nflows = \"ivr.toml\"\n").unwrap();
+    std::fs::write(dir.0.join("ivr.toml"), loket_ivr::DEMO).unwrap();
+    let output = loket(&dir.0).args(["config", "check", "loket.toml"]).output().expect("run loket");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "loket.toml: valid (1 IVR flows)\n");
+    let broken = loket_ivr::DEMO.replace(r#"next = "deflection", on_failure"#, r#"next = "deflektion", on_failure"#);
+    std::fs::write(dir.0.join("ivr.toml"), broken).unwrap();
+    let output = loket(&dir.0).args(["config", "check", "loket.toml"]).output().expect("run loket");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr.contains(r#"ivr.toml: flow "main", node "identify": `next` names "deflektion", which is not a node"#),
+        "{stderr}"
+    );
+    let output = loket(&dir.0).arg("serve").output().expect("run loket");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("deflektion"));
+    assert!(!dir.0.join("data").exists(), "nothing was created");
+}
+
+#[test]
 fn seeding_twice_changes_nothing_and_keeps_the_passwords() {
     let dir = TempDir::new();
     let first = loket(&dir.0).args(["demo", "seed"]).output().expect("seed");
