@@ -84,7 +84,7 @@ fn main() {
         );
     }
     println!(
-        "redis round trips per assignment: {:.2} (load + commit per step; accept and complete are the two steps)",
+        "redis round trips per assignment: {:.2} (script calls: one per accept or completion, two for a fallback)",
         redis_throughput.round_trips_per_assignment
     );
 }

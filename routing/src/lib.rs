@@ -73,20 +73,23 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `{p}:item:<id>` | hash | `rec` (JSON [`core::WorkItem`]), `ver`, links `agent`, `queue` |
-//! | `{p}:agent:<id>` | hash | `rec` (JSON [`core::AgentRecord`]), `ver`, links `queues`, `items`, `room` |
+//! | `{p}:item:<id>` | hash | `rec` (JSON [`core::WorkItem`]; `state` overrides its state), `queue`, `excl`, `ver` |
+//! | `{p}:agent:<id>` | hash | [`core::AgentRecord`] field by field (`profile`, `work`, …), `ver`, links |
 //! | `{p}:queue:<q>:waiting` | zset | waiting items by score |
 //! | `{p}:queue:<q>:waiting:<channel>` | zset | the same, per channel |
+//! | `{p}:queue:<q>:by-sig:<channel>:<sig>` | zset | the same per requirement signature, members `<score>\|<id>` |
+//! | `{p}:queue:<q>:routing` | hash | `*` → default skills; `<channel>:<sig>` → the head of each non-empty list above |
 //! | `{p}:queue:<q>:routable` | zset | agents that can take work now, by idle-since |
 //! | `{p}:queue:<q>:members` | set | agents of the queue |
 //! | `{p}:deadlines` | zset | `i:<id>` / `a:<id>` by due time (ms) |
 //! | `{p}:queues`, `{p}:queues:version` | hash, counter | queue configs (JSON) |
 //! | `{p}:seq` | counter | item ids |
-//! | `{p}:events` | stream | field `e`: JSON [`event::RoutingEvent`] |
+//! | `{p}:events` | stream | one entry per step, field `e` per event: JSON [`event::RoutingEvent`] |
 //! | `{p}:notify` | pub/sub channel | JSON [`store::redis::Notice`] after each commit |
 //!
-//! Each step is two scripts: `load.lua` reads the records it needs and `commit.lua` writes the
-//! changes only if every changed record still has the version it was read at (with up to four
+//! Accept and complete are one script each (`step.lua`, which also offers the agent its next
+//! item); every other step is two: `load.lua` reads the records it needs and `commit.lua` writes
+//! the changes only if every changed record still has the version it was read at (with up to four
 //! alternatives for contested records); see [`store::redis`].
 
 pub mod core;

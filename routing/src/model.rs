@@ -114,6 +114,10 @@ impl Channel {
         }
     }
 
+    pub fn from_name(name: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|channel| channel.name() == name)
+    }
+
     pub const ALL: [Channel; 6] =
         [Channel::Voice, Channel::Email, Channel::WebForm, Channel::Facebook, Channel::Chat, Channel::Callback];
 }

@@ -30,6 +30,7 @@ enum Op {
         skill: Option<(usize, u8)>,
         relax: Option<(usize, u64)>,
         priority: i32,
+        size: u32,
     },
     Login {
         agent: i64,
@@ -88,8 +89,16 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let agent = 1..=AGENTS;
     prop_oneof![
-        4 => (0..2usize, 0..6usize, 0..2usize, proptest::option::of((0..3usize, 1..6u8)), proptest::option::of((0..3usize, 1..60u64)), -1..3i32)
-            .prop_map(|(queue, channel, language, skill, relax, priority)| Op::Enqueue { queue, channel, language, skill, relax, priority }),
+        4 => (
+            (0..2usize, 0..6usize, 0..2usize),
+            proptest::option::of((0..3usize, 1..6u8)),
+            proptest::option::of((0..3usize, 1..60u64)),
+            -1..3i32,
+            prop_oneof![3 => Just(1u32), 1 => Just(2u32)],
+        )
+            .prop_map(|((queue, channel, language), skill, relax, priority, size)| {
+                Op::Enqueue { queue, channel, language, skill, relax, priority, size }
+            }),
         2 => (agent.clone(), any::<u32>()).prop_map(|(agent, seed)| Op::Login { agent, seed }),
         1 => (agent.clone(), 0..3u8).prop_map(|(agent, which)| Op::Presence { agent, which }),
         3 => agent.clone().prop_map(|agent| Op::Accept { agent }),
@@ -132,6 +141,10 @@ fn profile(agent_id: i64, seed: u32) -> AgentProfile {
     if bit(16) {
         profile.after_work.insert(Channel::Voice, Duration::from_secs(u64::from(seed >> 17 & 31)));
     }
+    // Fixed per agent, so that a new profile never changes what the held work was checked against.
+    if agent_id % 2 == 0 {
+        profile.interruptions.insert(Channel::Voice, vec![Channel::Email, Channel::Chat]);
+    }
     profile
 }
 
@@ -163,8 +176,10 @@ fn resolve(core: &RouterCore, op: &Op) -> Option<Step> {
     let nth_item = |nth: usize| items.get(nth % items.len().max(1)).map(|item| item.id);
     let offered_to = |agent: i64| core.agent(AgentId(agent)).and_then(|record| record.offered_item());
     let step = match *op {
-        Op::Enqueue { queue, channel, language, skill, relax, priority } => {
-            Step::Enqueue(spec(queue, channel, language, skill, relax, priority))
+        Op::Enqueue { queue, channel, language, skill, relax, priority, size } => {
+            let mut spec = spec(queue, channel, language, skill, relax, priority);
+            spec.size = size;
+            Step::Enqueue(spec)
         }
         Op::Login { agent, seed } => {
             Step::Input(Input::AgentLoggedIn { profile: profile(agent, seed), presence: Presence::Available })
@@ -222,6 +237,10 @@ fn queues() -> Vec<loket_routing::model::QueueConfig> {
             if *name != "supervisors" {
                 config.supervisor_queue = Some(QueueId::new("supervisors"));
             }
+            if *name == "taxes" {
+                // Default skills apply to every item of the queue, on top of the item's own.
+                config.default_skills = vec![requirement("taxes", 1)];
+            }
             config
         })
         .collect()
@@ -247,7 +266,16 @@ fn check_invariants(
     }
     let mut holders: BTreeMap<WorkItemId, Vec<AgentId>> = BTreeMap::new();
     for agent in core.agents() {
-        prop_assert!(agent.used_capacity() <= agent.profile.capacity, "agent {} over capacity", agent.profile.agent);
+        // Each held item fit when it came: with the work held before it that its channel may not
+        // interrupt (all of it, without interruptions) it stays within the capacity.
+        for (index, held) in agent.work.iter().enumerate() {
+            let blocking: u32 = agent.work[..index]
+                .iter()
+                .filter(|earlier| !agent.profile.may_interrupt(held.channel, earlier.channel))
+                .map(|earlier| earlier.cost)
+                .sum();
+            prop_assert!(blocking + held.cost <= agent.profile.capacity, "agent {} over capacity", agent.profile.agent);
+        }
         prop_assert!(agent.work.iter().filter(|held| !held.accepted).count() <= 1, "two offers at once");
         for held in &agent.work {
             holders.entry(held.item).or_default().push(agent.profile.agent);
@@ -349,10 +377,17 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
-    /// The Redis store runs the same core on the records it loads; any difference in what it
-    /// decides would be a bug in loading, diffing or committing.
+    /// The Redis store runs the same core on the records it loads, and `step.lua` decides accepts,
+    /// completions and returns to available with the core's rules; any difference in what it decides would be a bug in
+    /// loading, diffing, committing or the script. Every agent logs in first, so that offers,
+    /// accepts and completions (the script's steps) make up much of each sequence.
     #[test]
-    fn redis_decides_like_memory(ops in proptest::collection::vec(op(), 1..50)) {
+    fn redis_decides_like_memory(
+        seeds in proptest::collection::vec(any::<u32>(), AGENTS as usize),
+        ops in proptest::collection::vec(op(), 1..50),
+    ) {
+        let logins = seeds.iter().zip(1..=AGENTS).map(|(seed, agent)| Op::Login { agent, seed: *seed });
+        let ops: Vec<Op> = logins.chain(ops).collect();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         runtime.block_on(async {
             let memory = MemoryStore::new(settings());
@@ -375,8 +410,21 @@ proptest! {
                     }
                     Step::Input(input) => {
                         let _ = reference.handle(input.clone());
+                        // The script decides a valid accept, completion or return to available
+                        // unless a deadline is due.
+                        let hot = matches!(
+                            input,
+                            Input::OfferAccepted { .. }
+                                | Input::WorkCompleted { .. }
+                                | Input::PresenceChanged { presence: Presence::Available, .. }
+                        );
+                        let due = memory.next_deadline().await.expect("deadline").is_some_and(|at| at <= now);
+                        let scripted_before = redis.scripted_steps();
                         let expected = memory.apply(now, input.clone()).await.map(normalise);
                         let actual = redis.apply(now, input).await.map(normalise);
+                        let scripted = redis.scripted_steps() - scripted_before;
+                        let wanted = u64::from(hot && !due && expected.is_ok());
+                        prop_assert_eq!(scripted, wanted, "scripted steps after {:?}", op);
                         (format!("{expected:?}"), format!("{actual:?}"))
                     }
                     Step::Advance(duration) => {

@@ -1,27 +1,41 @@
 //! The Redis store: records in hashes, indices in sorted sets, the event log in a stream.
 //!
-//! Each step is an optimistic transaction of two round trips. `load.lua` reads the records the
-//! step needs (the item, its agent, the agent's held items, the first `k` waiting items of the
+//! Accepting an offer, completing an item (the hot path: two steps per assignment) and becoming
+//! available are one round trip each: `step.lua` applies the step and offers the agent its next
+//! item, deciding with the core's rules over waiting lists split by requirement signature (see
+//! `signature`), so it reads only list heads the agent is eligible for. It leaves the step to the
+//! general path when a deadline is due or the input would be rejected.
+//!
+//! Every other step is an optimistic transaction of two round trips. `load.lua` reads the records
+//! the step needs (the item, its agent, the agent's held items, the first `k` waiting items of the
 //! agent's queues, the first `k` routable agents of the item's queue) in one call. A partial
 //! [`RouterCore`] is built from them and decides, exactly as in process. `commit.lua` then writes
 //! the changed records, their index entries, the events and the pub/sub notice, but only if every
 //! changed record still has the version it was read at; otherwise the step is decided again on
-//! fresh records. Because the item and the agent of every offer are both version-checked, an
-//! item is never held by two agents, however many nodes decide at once. Lists are read `k` deep
-//! and re-read deeper only when the first unread member could have beaten the decision; see
-//! `may_have_missed`.
+//! fresh records. `step.lua` bumps the versions of what it changes, so the two paths never
+//! overwrite each other. Because the item and the agent of every offer are both version-checked
+//! (or changed inside one script), an item is never held by two agents, however many nodes decide
+//! at once. Lists are read `k` deep and re-read deeper only when the first unread member could
+//! have beaten the decision; see `may_have_missed`.
 //!
 //! Key layout under the prefix `{p}` (braces: one Redis Cluster hash slot):
-//! `{p}:item:<id>` hash (`rec` JSON, `ver`, link fields `agent`, `queue`);
-//! `{p}:agent:<id>` hash (`rec` JSON, `ver`, link fields `queues`, `items`, `room`);
+//! `{p}:item:<id>` hash (`item_fields`: `rec` JSON, `state`, `queue`, `excl`; and `ver`);
+//! `{p}:agent:<id>` hash (`agent_fields`: `profile` and `presence` JSON, `work`, `awu`,
+//! `missed`, `idle`, `shown`, links `queues`, `room`; and `ver`);
 //! `{p}:queue:<q>:waiting` zset zero-padded item id → score, and the same split by channel in
-//! `{p}:queue:<q>:waiting:<channel>` (an agent with room for an email only reads those lists);
+//! `{p}:queue:<q>:waiting:<channel>` (an agent with room for an email only reads those lists) and
+//! by channel and signature in `{p}:queue:<q>:by-sig:<channel>:<signature>` (members
+//! `<score as u64>|<id>`, zero-padded), whose first member the hash `{p}:queue:<q>:routing`
+//! holds under `<channel>:<signature>`, next to the queue's default skills as `requirements`
+//! under `*`;
 //! `{p}:queue:<q>:routable` zset agent → idle since;
 //! `{p}:queue:<q>:members` set; `{p}:deadlines` zset `i:<id>`/`a:<id>` (zero-padded) → ms;
 //! `{p}:queues` hash queue → JSON config, `{p}:queues:version`; `{p}:seq` item ids;
-//! `{p}:events` stream (field `e`, JSON); channel `{p}:notify` (JSON [`Notice`]).
+//! `{p}:events` stream (one entry per step, field `e` per event, JSON); channel `{p}:notify`
+//! (JSON [`Notice`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -29,12 +43,17 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 
+use crate::core::decide::{active_requirements, room};
 use crate::core::{
-    Action, AgentRecord, DeadlineOwner, Input, ItemIndex, RouterCore, WorkItem, agent_index, item_index,
+    Action, AgentRecord, DeadlineOwner, HeldWork, Input, ItemIndex, ItemState, RouterCore, WorkItem, agent_index,
+    item_index,
 };
 use crate::error::StoreError;
 use crate::event::RoutingEvent;
-use crate::model::{AgentId, Channel, NewWorkItem, QueueConfig, QueueId, RouterSettings, Timestamp, WorkItemId};
+use crate::model::{
+    AgentId, Channel, NewWorkItem, Presence, QueueConfig, QueueId, RouterSettings, Skill, Timestamp, WorkItemId,
+    duration_millis,
+};
 use crate::store::{EventCursor, QueueStore};
 
 /// Published on `{p}:notify` after every commit, so that other nodes push offers to the agents
@@ -55,6 +74,8 @@ pub struct RedisStore {
     queues: Arc<RwLock<QueueCache>>,
     load_script: Arc<Script>,
     commit_script: Arc<Script>,
+    step_script: Arc<Script>,
+    scripted_steps: Arc<AtomicU64>,
 }
 
 impl RedisStore {
@@ -75,9 +96,18 @@ impl RedisStore {
             queues: Arc::new(RwLock::new(QueueCache::default())),
             load_script: Arc::new(Script::new(include_str!("lua/load.lua"))),
             commit_script: Arc::new(Script::new(include_str!("lua/commit.lua"))),
+            step_script: Arc::new(Script::new(include_str!("lua/step.lua"))),
+            scripted_steps: Arc::new(AtomicU64::new(0)),
         };
         store.refresh_queues().await?;
         Ok(store)
+    }
+
+    /// How many steps `step.lua` decided in one round trip, on this store and its clones. An
+    /// accept, completion or return to available that falls back to the general path (a due
+    /// deadline, a rejected input) does not count; many fallbacks mean the reconciler is lagging.
+    pub fn scripted_steps(&self) -> u64 {
+        self.scripted_steps.load(Ordering::Relaxed)
     }
 
     /// The id this node puts in its notices.
@@ -280,8 +310,11 @@ impl RedisStore {
         let actions: Vec<Action> = core.drain_actions().collect();
         let mut commit = Commit::new();
         self.diff(core, loaded, request, withheld, &mut commit);
-        for event in &events {
-            commit.op(&["XADD", &format!("{}:events", self.prefix), &encode(event)]);
+        if !events.is_empty() {
+            commit.op(&["XADD", &format!("{}:events", self.prefix), &events.len().to_string()]);
+            for event in &events {
+                commit.op(&[&encode(event)]);
+            }
         }
         if !actions.is_empty() {
             let notice = Notice { node: self.node.to_string(), actions: actions.clone() };
@@ -416,15 +449,7 @@ impl RedisStore {
             if changed {
                 commit.check(&key, before.map_or("0", |loaded| loaded.version.as_str()));
                 match after {
-                    Some(item) => {
-                        let json = encode(item);
-                        let agent = match item.state {
-                            crate::core::ItemState::Waiting => String::new(),
-                            crate::core::ItemState::Offered { agent, .. }
-                            | crate::core::ItemState::Assigned { agent } => agent.0.to_string(),
-                        };
-                        commit.op(&["REC", &key, &json, "2", "agent", &agent, "queue", item.queue.as_str()]);
-                    }
+                    Some(item) => commit.record(&key, &item_fields(item)),
                     None => commit.op(&["DEL", &key]),
                 }
             }
@@ -432,24 +457,25 @@ impl RedisStore {
             let new_index = after.map(|item| item_index(&self.settings, item));
             // Zero-padded so that equal scores order by id, as in the core.
             let member = format!("{:020}", id.0);
-            let (old_waiting, old_deadline) = split_item_index(old_index);
-            let (new_waiting, new_deadline) = split_item_index(new_index);
+            let old_waiting = before.and_then(|loaded| WaitingEntry::of(prefix, old_index.as_ref(), &loaded.record));
+            let new_waiting = after.and_then(|item| WaitingEntry::of(prefix, new_index.as_ref(), item));
             if old_waiting != new_waiting || force_index {
-                if let Some((queue, channel, _)) = &old_waiting {
-                    commit.op(&["ZREM", &format!("{prefix}:queue:{queue}:waiting"), &member]);
-                    commit.op(&["ZREM", &format!("{prefix}:queue:{queue}:waiting:{}", channel.name()), &member]);
+                if let Some(entry) = &old_waiting {
+                    commit.op(&["ZREM", &entry.all, &member]);
+                    commit.op(&["ZREM", &entry.channel, &member]);
+                    commit.op(&["ZREM", &entry.by_signature, &entry.ranked]);
+                    commit.op(&["HEAD", &entry.by_signature, &entry.routing, &entry.listed]);
                 }
-                if let Some((queue, channel, score)) = &new_waiting {
-                    let score = score.to_string();
-                    commit.op(&["ZADD", &format!("{prefix}:queue:{queue}:waiting"), &score, &member]);
-                    commit.op(&[
-                        "ZADD",
-                        &format!("{prefix}:queue:{queue}:waiting:{}", channel.name()),
-                        &score,
-                        &member,
-                    ]);
+                if let Some(entry) = &new_waiting {
+                    let score = entry.score.to_string();
+                    commit.op(&["ZADD", &entry.all, &score, &member]);
+                    commit.op(&["ZADD", &entry.channel, &score, &member]);
+                    commit.op(&["ZADD", &entry.by_signature, &score, &entry.ranked]);
+                    commit.op(&["HEAD", &entry.by_signature, &entry.routing, &entry.listed]);
                 }
             }
+            let old_deadline = old_index.and_then(|index| index.deadline);
+            let new_deadline = new_index.and_then(|index| index.deadline);
             if old_deadline != new_deadline || force_index {
                 let deadline_member = format!("i:{:020}", id.0);
                 match new_deadline {
@@ -473,22 +499,7 @@ impl RedisStore {
             if changed {
                 commit.check(&key, before.map_or("0", |loaded| loaded.version.as_str()));
                 if let Some(agent) = after {
-                    let json = encode(agent);
-                    let queues: Vec<&str> = agent.profile.queues.iter().map(QueueId::as_str).collect();
-                    let items: Vec<u64> = agent.work.iter().map(|held| held.item.0).collect();
-                    let room: Vec<&str> = crate::core::decide::room(agent).iter().map(Channel::name).collect();
-                    commit.op(&[
-                        "REC",
-                        &key,
-                        &json,
-                        "3",
-                        "queues",
-                        &encode(&queues),
-                        "items",
-                        &encode(&items),
-                        "room",
-                        &encode(&room),
-                    ]);
+                    commit.record(&key, &agent_fields(agent));
                 }
             }
             let old_index = before.map(|loaded| agent_index(&loaded.record));
@@ -542,6 +553,37 @@ impl RedisStore {
         Ok(self.transact(request, step).await?.1)
     }
 
+    /// Accept, complete or become available in one round trip, decided by `step.lua`; `None` when
+    /// the script leaves the step to the general path (see the script's header).
+    async fn scripted_step(
+        &self,
+        now: Timestamp,
+        operation: &str,
+        agent: AgentId,
+        item: Option<WorkItemId>,
+    ) -> Result<Option<Vec<Action>>, StoreError> {
+        let mut connection = self.connection.clone();
+        let reply: Vec<String> = self
+            .step_script
+            .prepare_invoke()
+            .arg(&*self.prefix)
+            .arg(operation)
+            .arg(agent.0)
+            .arg(item.map(|item| item.0.to_string()).unwrap_or_default())
+            .arg(now.0)
+            .arg(duration_millis(self.settings.offer_timeout))
+            .arg(&*self.node)
+            .invoke_async(&mut connection)
+            .await?;
+        match reply.as_slice() {
+            [status, actions] if status == "ok" => {
+                self.scripted_steps.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(decode("step.lua actions", actions)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// The first due deadline entry (owner and due time), in the order the core handles them.
     async fn first_due(&self, now: Timestamp) -> Result<Option<(String, i64)>, StoreError> {
         let mut connection = self.connection.clone();
@@ -576,10 +618,13 @@ impl QueueStore for RedisStore {
     }
 
     async fn configure_queue(&self, queue: QueueConfig) -> Result<(), StoreError> {
+        // `step.lua` reads a queue's default skills next to its list heads, in one call.
+        let defaults = requirements(queue.default_skills.iter().map(|required| (&required.skill, required.min_level)));
         let mut connection = self.connection.clone();
         let _: () = redis::pipe()
             .atomic()
             .hset(format!("{}:queues", self.prefix), queue.id.as_str(), encode(&queue))
+            .hset(format!("{}:queue:{}:routing", self.prefix, queue.id), "*", defaults)
             .incr(format!("{}:queues:version", self.prefix), 1)
             .query_async(&mut connection)
             .await?;
@@ -596,6 +641,17 @@ impl QueueStore for RedisStore {
     }
 
     async fn apply(&self, now: Timestamp, input: Input) -> Result<Vec<Action>, StoreError> {
+        let scripted = match &input {
+            Input::OfferAccepted { agent, item } => Some(("accept", *agent, Some(*item))),
+            Input::WorkCompleted { agent, item } => Some(("complete", *agent, Some(*item))),
+            Input::PresenceChanged { agent, presence: Presence::Available } => Some(("available", *agent, None)),
+            _ => None,
+        };
+        if let Some((operation, agent, item)) = scripted
+            && let Some(actions) = self.scripted_step(now, operation, agent, item).await?
+        {
+            return Ok(actions);
+        }
         self.handle_input(now, input).await
     }
 
@@ -663,22 +719,32 @@ impl QueueStore for RedisStore {
         cursor: EventCursor,
         limit: usize,
     ) -> Result<(Vec<RoutingEvent>, EventCursor), StoreError> {
-        let start = if cursor.0.is_empty() { "-".to_owned() } else { format!("({}", cursor.0) };
+        // A step's events share one stream entry, so a cursor may point inside an entry:
+        // `<entry id>/<events of it already read>`.
+        let (start, mut skip) = match cursor.0.split_once('/') {
+            Some((id, read)) => (id.to_owned(), read.parse::<usize>().unwrap_or(0)),
+            None if cursor.0.is_empty() => ("-".to_owned(), 0),
+            None => (format!("({}", cursor.0), 0),
+        };
         let mut connection = self.connection.clone();
         let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
             .arg(format!("{}:events", self.prefix))
             .arg(start)
             .arg("+")
             .arg("COUNT")
-            .arg(limit)
+            .arg(limit.max(1))
             .query_async(&mut connection)
             .await?;
-        let mut events = Vec::with_capacity(entries.len());
+        let mut events = Vec::new();
         let mut next = cursor;
         for (id, fields) in entries {
-            for (_, json) in fields {
+            for (index, (_, json)) in fields.into_iter().enumerate().skip(skip) {
+                if events.len() == limit {
+                    return Ok((events, EventCursor(format!("{id}/{index}"))));
+                }
                 events.push(decode(&format!("event {id}"), &json)?);
             }
+            skip = 0;
             next = EventCursor(id);
         }
         Ok((events, next))
@@ -687,15 +753,24 @@ impl QueueStore for RedisStore {
     async fn item(&self, item: WorkItemId) -> Result<Option<WorkItem>, StoreError> {
         let key = format!("{}:item:{item}", self.prefix);
         let mut connection = self.connection.clone();
-        let json: Option<String> = connection.hget(&key, "rec").await?;
-        json.map(|json| decode(&key, &json)).transpose()
+        let (rec, state): (Option<String>, Option<String>) =
+            redis::cmd("HMGET").arg(&key).arg("rec").arg("state").query_async(&mut connection).await?;
+        match (rec, state) {
+            (Some(rec), Some(state)) => decode_item(&key, &rec, &state).map(Some),
+            _ => Ok(None),
+        }
     }
 
     async fn agent(&self, agent: AgentId) -> Result<Option<AgentRecord>, StoreError> {
         let key = format!("{}:agent:{agent}", self.prefix);
         let mut connection = self.connection.clone();
-        let json: Option<String> = connection.hget(&key, "rec").await?;
-        json.map(|json| decode(&key, &json)).transpose()
+        let fields: Vec<Option<String>> =
+            redis::cmd("HMGET").arg(&key).arg(&AGENT_FIELDS[..]).query_async(&mut connection).await?;
+        if fields.iter().any(Option::is_none) {
+            return Ok(None);
+        }
+        let fields: [&str; AGENT_FIELDS.len()] = std::array::from_fn(|index| fields[index].as_deref().unwrap_or(""));
+        decode_agent(&key, &fields).map(Some)
     }
 
     async fn waiting(&self, queue: &QueueId, limit: usize) -> Result<Vec<WorkItem>, StoreError> {
@@ -803,7 +878,8 @@ impl Loaded {
         let mut items = HashMap::with_capacity(item_count);
         for _ in 0..item_count {
             let id = WorkItemId(next().parse().unwrap_or(0));
-            let record = decode(&format!("item {id}"), next())?;
+            let (rec, state) = (next(), next());
+            let record = decode_item(&format!("item {id}"), rec, state)?;
             let version = next().to_owned();
             items.insert(id, LoadedRecord { record, version });
         }
@@ -811,7 +887,8 @@ impl Loaded {
         let mut agents = HashMap::with_capacity(agent_count);
         for _ in 0..agent_count {
             let id = AgentId(next().parse().unwrap_or(0));
-            let record = decode(&format!("agent {id}"), next())?;
+            let fields: [&str; AGENT_FIELDS.len()] = std::array::from_fn(|_| next());
+            let record = decode_agent(&format!("agent {id}"), &fields)?;
             let version = next().to_owned();
             agents.insert(id, LoadedRecord { record, version });
         }
@@ -865,6 +942,13 @@ impl Commit {
         self.operations.extend(parts.iter().map(|part| (*part).to_owned()));
     }
 
+    fn record(&mut self, key: &str, fields: &[(&str, String)]) {
+        self.op(&["REC", key, &fields.len().to_string()]);
+        for (field, value) in fields {
+            self.op(&[field, value]);
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.operations.is_empty()
     }
@@ -893,11 +977,152 @@ impl Commit {
     }
 }
 
-fn split_item_index(index: Option<ItemIndex>) -> (Option<(QueueId, Channel, i64)>, Option<Timestamp>) {
-    match index {
-        Some(index) => (index.waiting, index.deadline),
-        None => (None, None),
+/// The lists a waiting item sits in: all channels (the pull list), its channel (the general path
+/// reads these), and the list of its channel and requirement signature, whose head the queue's
+/// routing hash holds under `<channel>:<signature>` (`step.lua` reads these). Members of that list
+/// are `ranked`: `<score, order-preserving, 20 digits>|<zero-padded id>`, so that the script
+/// compares heads as strings, in the core's (score, id) order.
+#[derive(PartialEq)]
+struct WaitingEntry {
+    all: String,
+    channel: String,
+    by_signature: String,
+    routing: String,
+    listed: String,
+    ranked: String,
+    score: i64,
+}
+
+impl WaitingEntry {
+    fn of(prefix: &str, index: Option<&ItemIndex>, item: &WorkItem) -> Option<WaitingEntry> {
+        let (queue, channel, score) = index?.waiting.as_ref()?;
+        let channel = channel.name();
+        let listed = format!("{channel}:{}", signature(item));
+        Some(WaitingEntry {
+            all: format!("{prefix}:queue:{queue}:waiting"),
+            channel: format!("{prefix}:queue:{queue}:waiting:{channel}"),
+            by_signature: format!("{prefix}:queue:{queue}:by-sig:{listed}"),
+            routing: format!("{prefix}:queue:{queue}:routing"),
+            listed,
+            // Flipping the sign bit maps i64 onto u64 in order.
+            ranked: format!("{:020}|{:020}", (*score as u64) ^ (1 << 63), item.id.0),
+            score: *score,
+        })
     }
+}
+
+/// What an agent must hold to take a waiting item, as `step.lua` reads it: the item's size, then
+/// its requirements as they stand at `relaxed_until`, the language as level 1. The queue's
+/// default skills are left out (the script reads them per queue, so a queue change applies at
+/// once). Items of one signature are all eligible or all not for a given agent and queue, up to
+/// exclusions, so the script never reads a list past an ineligible head.
+fn signature(item: &WorkItem) -> String {
+    let language = item.spec.language.iter().map(|language| (language, 1));
+    let active = active_requirements(None, item, item.relaxed_until)
+        .map(|requirement| (&requirement.skill, requirement.min_level));
+    format!("{}{}", item.spec.size.max(1), requirements(language.chain(active)))
+}
+
+/// `/<level>:<skill>` per skill, sorted, the highest level of a skill required twice (both must be
+/// met); `%` and `/` in names are escaped so the script can split on `/`.
+fn requirements<'skill>(requirements: impl IntoIterator<Item = (&'skill Skill, u8)>) -> String {
+    let mut levels: BTreeMap<&str, u8> = BTreeMap::new();
+    for (skill, level) in requirements {
+        let entry = levels.entry(skill.as_str()).or_insert(level);
+        *entry = (*entry).max(level);
+    }
+    levels
+        .into_iter()
+        .map(|(skill, level)| format!("/{level}:{}", skill.replace('%', "%25").replace('/', "%2F")))
+        .collect()
+}
+
+/// An item's hash fields. `step.lua` changes an item's state without decoding JSON, so the
+/// `state` field, not the state inside `rec`, is the one that counts; `queue` and `excl` are
+/// what the scripts read of the rest.
+fn item_fields(item: &WorkItem) -> [(&'static str, String); 4] {
+    let state = match item.state {
+        ItemState::Waiting => "w".to_owned(),
+        ItemState::Offered { agent, lease_until } => format!("o:{agent}:{}", lease_until.0),
+        ItemState::Assigned { agent } => format!("a:{agent}"),
+    };
+    let excluded: String = item.excluded.iter().map(|agent| format!(",{agent}")).collect();
+    let excluded = if excluded.is_empty() { excluded } else { excluded + "," };
+    [("rec", encode(item)), ("state", state), ("queue", item.queue.to_string()), ("excl", excluded)]
+}
+
+fn decode_item(key: &str, rec: &str, state: &str) -> Result<WorkItem, StoreError> {
+    let mut item: WorkItem = decode(key, rec)?;
+    let mut parts = state.split(':');
+    let tag = parts.next();
+    let mut number = || parts.next().and_then(|part| part.parse::<i64>().ok());
+    item.state = match tag {
+        Some("w") => ItemState::Waiting,
+        Some("o") => {
+            let (agent, lease_until) = number().zip(number()).ok_or_else(|| corrupt(key, "state"))?;
+            ItemState::Offered { agent: AgentId(agent), lease_until: Timestamp(lease_until) }
+        }
+        Some("a") => ItemState::Assigned { agent: AgentId(number().ok_or_else(|| corrupt(key, "state"))?) },
+        _ => return Err(corrupt(key, "state")),
+    };
+    Ok(item)
+}
+
+/// The agent's fields in the order `load.lua` returns them. `step.lua` reads and writes `work`,
+/// `awu`, `missed`, `idle`, `shown` (and `room`) without decoding JSON; `profile` and `presence`
+/// are JSON because only the general path changes them.
+const AGENT_FIELDS: [&str; 7] = ["profile", "presence", "work", "awu", "missed", "idle", "shown"];
+
+fn agent_fields(agent: &AgentRecord) -> [(&'static str, String); 9] {
+    let work: Vec<String> = agent
+        .work
+        .iter()
+        .map(|held| format!("{}:{}:{}:{}", held.item, held.channel.name(), held.cost, u8::from(held.accepted)))
+        .collect();
+    let queues: Vec<&str> = agent.profile.queues.iter().map(QueueId::as_str).collect();
+    let room: Vec<&str> = room(agent).iter().map(Channel::name).collect();
+    [
+        ("profile", encode(&agent.profile)),
+        ("presence", encode(&agent.presence)),
+        ("work", work.join(";")),
+        ("awu", agent.after_work_until.map(|until| until.0.to_string()).unwrap_or_default()),
+        ("missed", agent.missed_offers.to_string()),
+        ("idle", agent.idle_since.0.to_string()),
+        ("shown", encode(&agent.shown_state)),
+        // Links for `load.lua`.
+        ("queues", encode(&queues)),
+        ("room", encode(&room)),
+    ]
+}
+
+fn decode_agent(key: &str, fields: &[&str; AGENT_FIELDS.len()]) -> Result<AgentRecord, StoreError> {
+    let [profile, presence, work, after_work_until, missed, idle, shown] = *fields;
+    let held = |entry: &str| {
+        let mut parts = entry.split(':');
+        let item = WorkItemId(parts.next()?.parse().ok()?);
+        let channel = Channel::from_name(parts.next()?)?;
+        let cost = parts.next()?.parse().ok()?;
+        let accepted = parts.next()? == "1";
+        Some(HeldWork { item, channel, cost, accepted })
+    };
+    let work = work.split(';').filter(|entry| !entry.is_empty()).map(held).collect::<Option<Vec<HeldWork>>>();
+    let after_work_until = match after_work_until {
+        "" => Some(None),
+        until => until.parse().ok().map(|until| Some(Timestamp(until))),
+    };
+    Ok(AgentRecord {
+        profile: decode(key, profile)?,
+        presence: decode(key, presence)?,
+        work: work.ok_or_else(|| corrupt(key, "work"))?,
+        after_work_until: after_work_until.ok_or_else(|| corrupt(key, "awu"))?,
+        missed_offers: missed.parse().map_err(|_| corrupt(key, "missed"))?,
+        idle_since: Timestamp(idle.parse().map_err(|_| corrupt(key, "idle"))?),
+        shown_state: decode(key, shown)?,
+    })
+}
+
+fn corrupt(key: &str, field: &str) -> StoreError {
+    StoreError::Corrupt { key: key.to_owned(), source: serde::de::Error::custom(format!("field {field} is malformed")) }
 }
 
 fn encode<T: Serialize>(value: &T) -> String {

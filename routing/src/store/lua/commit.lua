@@ -2,9 +2,10 @@
 -- still have the version its decision was made on ('0' = must not exist). Returns the 1-based
 -- index of the applied alternative, or 0 when every one conflicted.
 -- ARGV: n_alternatives, then per alternative: n_checks, (key, version)*, n_tokens, operations:
---   REC key rec n (field value)*n          (record and its link fields; bumps its version)
+--   REC key n (field value)*n               (a record's fields; bumps its version)
 --   DEL key | ZADD key score member | ZREM key member | SADD key member | SREM key member
---   XADD key payload | PUB channel payload
+--   HEAD list hash field                     (the list's first member into the hash's field)
+--   XADD key n payload*n (one stream entry, field `e` per payload) | PUB channel payload
 local n_alternatives = tonumber(ARGV[1])
 local pos = 2
 for index = 1, n_alternatives do
@@ -24,10 +25,10 @@ for index = 1, n_alternatives do
       local op = ARGV[pos]
       if op == 'REC' then
         local key = ARGV[pos + 1]
-        local n = tonumber(ARGV[pos + 3])
-        redis.call('HSET', key, 'rec', ARGV[pos + 2], unpack(ARGV, pos + 4, pos + 3 + 2 * n))
+        local n = tonumber(ARGV[pos + 2])
+        redis.call('HSET', key, unpack(ARGV, pos + 3, pos + 2 + 2 * n))
         redis.call('HINCRBY', key, 'ver', 1)
-        pos = pos + 4 + 2 * n
+        pos = pos + 3 + 2 * n
       elseif op == 'DEL' then
         redis.call('DEL', ARGV[pos + 1])
         pos = pos + 2
@@ -37,6 +38,14 @@ for index = 1, n_alternatives do
       elseif op == 'ZREM' then
         redis.call('ZREM', ARGV[pos + 1], ARGV[pos + 2])
         pos = pos + 3
+      elseif op == 'HEAD' then
+        local head = redis.call('ZRANGE', ARGV[pos + 1], 0, 0)
+        if #head > 0 then
+          redis.call('HSET', ARGV[pos + 2], ARGV[pos + 3], head[1])
+        else
+          redis.call('HDEL', ARGV[pos + 2], ARGV[pos + 3])
+        end
+        pos = pos + 4
       elseif op == 'SADD' then
         redis.call('SADD', ARGV[pos + 1], ARGV[pos + 2])
         pos = pos + 3
@@ -44,8 +53,14 @@ for index = 1, n_alternatives do
         redis.call('SREM', ARGV[pos + 1], ARGV[pos + 2])
         pos = pos + 3
       elseif op == 'XADD' then
-        redis.call('XADD', ARGV[pos + 1], 'MAXLEN', '~', '1000000', '*', 'e', ARGV[pos + 2])
-        pos = pos + 3
+        local n = tonumber(ARGV[pos + 2])
+        local fields = {}
+        for k = 1, n do
+          fields[2 * k - 1] = 'e'
+          fields[2 * k] = ARGV[pos + 2 + k]
+        end
+        redis.call('XADD', ARGV[pos + 1], 'MAXLEN', '~', '1000000', '*', unpack(fields))
+        pos = pos + 3 + n
       elseif op == 'PUB' then
         redis.call('PUBLISH', ARGV[pos + 1], ARGV[pos + 2])
         pos = pos + 3

@@ -5,8 +5,9 @@
 --       A loaded agent brings the waiting items of its queues: from the lists of
 --       the channels it has room for now (its `room` field), or, when the step may free capacity
 --       (`freeing`), from the queue's list of all channels.
--- Returns a flat array: new_id, queues_version, n_items, (id, rec, ver)*, n_agents,
---       (id, rec, ver)*, n_truncated, (marker, score and id of the first member not read)* with marker
+-- Returns a flat array: new_id, queues_version, n_items, (id, rec, state, ver)*, n_agents,
+--       (id, profile, presence, work, awu, missed, idle, shown, ver)*, n_truncated,
+--       (marker, score and id of the first member not read)* with marker
 --       "a:" .. queue | "w:" .. queue .. ":" .. channel | "r:" .. queue.
 -- Only the first k+1 members of a sorted set are read, so that a long queue costs no more than a
 -- short one; a set with more than k is reported as truncated and the caller may ask again.
@@ -26,11 +27,13 @@ local seen_items, seen_agents, seen_sets = {}, {}, {}
 local function load_item(id)
   id = tostring(id)
   if seen_items[id] ~= nil then return seen_items[id] end
-  local v = redis.call('HMGET', p .. ':item:' .. id, 'rec', 'ver', 'agent', 'queue')
+  local v = redis.call('HMGET', p .. ':item:' .. id, 'rec', 'state', 'ver', 'queue')
   if v[1] then
     out_items[#out_items + 1] = id
-    out_items[#out_items + 1] = v[1]
-    out_items[#out_items + 1] = v[2]
+    for f = 1, 3 do out_items[#out_items + 1] = v[f] end
+    -- The agent that holds the item, from its state "o:<agent>:<lease>" or "a:<agent>".
+    v.agent = string.match(v[2], '^[oa]:(-?%d+)')
+    v.queue = v[4]
     seen_items[id] = v
   else
     seen_items[id] = false
@@ -41,11 +44,11 @@ end
 local function load_agent(id)
   id = tostring(id)
   if seen_agents[id] ~= nil then return seen_agents[id] end
-  local v = redis.call('HMGET', p .. ':agent:' .. id, 'rec', 'ver', 'queues', 'items', 'room')
+  local v = redis.call('HMGET', p .. ':agent:' .. id, 'profile', 'presence', 'work', 'awu', 'missed', 'idle',
+    'shown', 'ver', 'queues', 'room')
   if v[1] then
     out_agents[#out_agents + 1] = id
-    out_agents[#out_agents + 1] = v[1]
-    out_agents[#out_agents + 1] = v[2]
+    for f = 1, 8 do out_agents[#out_agents + 1] = v[f] end
     seen_agents[id] = v
   else
     seen_agents[id] = false
@@ -103,15 +106,15 @@ end
 
 local function expand_item(v)
   if not v then return end
-  routable_of(v[4])
-  if with_members then members_of(v[4]) end
+  routable_of(v.queue)
+  if with_members then members_of(v.queue) end
 end
 
 local function expand_agent(v)
   if not v then return end
-  for _, item in ipairs(cjson.decode(v[4])) do expand_item(load_item(item)) end
-  local room = cjson.decode(v[5])
-  for _, queue in ipairs(cjson.decode(v[3])) do
+  for item in string.gmatch(v[3], '(%d+):[^;]*') do expand_item(load_item(item)) end
+  local room = cjson.decode(v[10])
+  for _, queue in ipairs(cjson.decode(v[9])) do
     if freeing then
       all_waiting_of(queue)
     else
@@ -127,7 +130,7 @@ for _ = 1, n_items do
   pos = pos + 1
   if v then
     expand_item(v)
-    if v[3] and v[3] ~= '' then linked[#linked + 1] = v[3] end
+    if v.agent then linked[#linked + 1] = v.agent end
   end
 end
 for _ = 1, n_agents do
@@ -150,9 +153,9 @@ for _ = 1, n_routable do
   pos = pos + 1
 end
 
-local out = { tostring(new_id), queues_version, tostring(#out_items / 3) }
+local out = { tostring(new_id), queues_version, tostring(#out_items / 4) }
 for _, v in ipairs(out_items) do out[#out + 1] = v end
-out[#out + 1] = tostring(#out_agents / 3)
+out[#out + 1] = tostring(#out_agents / 9)
 for _, v in ipairs(out_agents) do out[#out + 1] = v end
 out[#out + 1] = tostring(#truncated / 3)
 for _, v in ipairs(truncated) do out[#out + 1] = v end
