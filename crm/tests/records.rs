@@ -435,3 +435,19 @@ db_test!(cases_are_found_by_any_part_of_their_subject, async |db: Db| {
     assert!(subjects_matching(&db, "paspoort").await.is_empty());
     assert_eq!(subjects_matching(&db, "verloren").await, ["Rijbewijs verloren"]);
 });
+
+db_test!(a_common_word_lists_the_newest_matching_cases_first, async |db: Db| {
+    loket_crm::demo::seed(&db, TEST_START, 2026).await.unwrap();
+    // Every eighth generated case is an "Attest van woonst": more matches than the count cap.
+    loket_crm::generate::generate(&db, 200, 9_000, TEST_START).await.unwrap();
+    let filter = cases::CaseFilter { text: Some("attest".to_owned()), ..cases::CaseFilter::default() };
+    let (rows, total) = cases::list(&db, &filter, 0).await.unwrap();
+    assert_eq!(total, cases::COUNT_CAP + 1, "shown as 1000+");
+    let expected: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM cases WHERE lower(subject) LIKE '%attest%' ORDER BY updated_at DESC, id DESC LIMIT 50",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(rows.iter().map(|row| row.id).collect::<Vec<_>>(), expected);
+});
