@@ -17,6 +17,7 @@ pub mod generate;
 pub mod i18n;
 pub mod mail;
 pub mod records;
+pub mod register;
 pub mod web;
 
 #[cfg(feature = "testing")]
