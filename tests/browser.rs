@@ -75,13 +75,15 @@ impl Browser {
     }
 
     async fn command(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        self.try_command(method, path, body).await.unwrap_or_else(|answer| panic!("webdriver {path}: {answer}"))
+    }
+
+    /// The command's value, or WebDriver's error answer.
+    async fn try_command(&self, method: reqwest::Method, path: &str, body: Value) -> Result<Value, Value> {
         let request = self.http.request(method, format!("{}{path}", self.session));
         let request = if body.is_null() { request } else { request.json(&body) };
         let answer: Value = request.send().await.expect("webdriver").json().await.expect("json");
-        if answer["value"].get("error").is_some() {
-            panic!("webdriver {path}: {answer}");
-        }
-        answer["value"].clone()
+        if answer["value"].get("error").is_some() { Err(answer) } else { Ok(answer["value"].clone()) }
     }
 
     async fn goto(&self, url: &str) {
@@ -89,9 +91,13 @@ impl Browser {
     }
 
     async fn find(&self, css: &str) -> String {
+        self.try_find(css).await.unwrap_or_else(|answer| panic!("webdriver /element {css}: {answer}"))
+    }
+
+    async fn try_find(&self, css: &str) -> Result<String, Value> {
         let element =
-            self.command(reqwest::Method::POST, "/element", json!({"using": "css selector", "value": css})).await;
-        element.as_object().and_then(|o| o.values().next()).and_then(Value::as_str).expect("element id").to_owned()
+            self.try_command(reqwest::Method::POST, "/element", json!({"using": "css selector", "value": css})).await?;
+        Ok(element.as_object().and_then(|o| o.values().next()).and_then(Value::as_str).expect("element id").to_owned())
     }
 
     async fn type_into(&self, css: &str, text: &str) {
@@ -111,6 +117,14 @@ impl Browser {
             .as_str()
             .unwrap_or_default()
             .to_owned()
+    }
+
+    /// The element's text, or `None` while the page does not have it (a page still loading after
+    /// a form was sent, or an element replaced between finding and reading it).
+    async fn text_if_present(&self, css: &str) -> Option<String> {
+        let element = self.try_find(css).await.ok()?;
+        let text = self.try_command(reqwest::Method::GET, &format!("/element/{element}/text"), Value::Null).await;
+        Some(text.ok()?.as_str().unwrap_or_default().to_owned())
     }
 
     async fn path(&self) -> String {
@@ -198,7 +212,11 @@ async fn an_agent_finds_a_citizen_and_sees_the_360_view() {
     browser.type_into("#note", "Burger belde over de afhaling").await;
     browser.click("form[action$='/note'] button").await;
     let started = Instant::now();
-    while !browser.text("ol.timeline").await.contains("Burger belde over de afhaling") {
+    while !browser
+        .text_if_present("ol.timeline")
+        .await
+        .is_some_and(|text| text.contains("Burger belde over de afhaling"))
+    {
         assert!(started.elapsed() < DEADLINE, "the note did not appear on the timeline");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
