@@ -102,6 +102,16 @@ pub fn decode_ulaw(ulaw: &[u8], out: &mut [i16]) -> Option<usize> {
     Some(ulaw.len())
 }
 
+/// Decodes an A-law payload into `out`; returns the number of samples written, or `None` when
+/// `out` is too short.
+pub fn decode_alaw(alaw: &[u8], out: &mut [i16]) -> Option<usize> {
+    let out = out.get_mut(..alaw.len())?;
+    for (sample, &code) in out.iter_mut().zip(alaw) {
+        *sample = alaw_decode(code);
+    }
+    Some(alaw.len())
+}
+
 /// Encodes linear samples to µ-law into `out`; returns the number of bytes written, or `None`
 /// when `out` is too short.
 pub fn encode_ulaw(samples: &[i16], out: &mut [u8]) -> Option<usize> {

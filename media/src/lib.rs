@@ -1,9 +1,9 @@
-//! loket-media: the media engine's sans-IO core, phase 1 of the media issue (#4).
+//! loket-media: the media engine. A sans-IO core, and `edge`, the UDP sessions around it.
 //!
-//! Packets, samples and the current time go in; packets, samples, events and the next deadline
-//! come out. Nothing here opens a socket, reads a clock, spawns a task or takes a lock, so every
-//! module is tested faster than real time; the UDP edge, the port pool and the wiring into calls
-//! are later phases.
+//! In the core, packets, samples and the current time go in; packets, samples, events and the
+//! next deadline come out. No core module opens a socket, reads a clock, spawns a task or takes a
+//! lock, so each is tested faster than real time. `edge` is the one module that does: it binds the
+//! ports, runs one Tokio task per session and feeds the core.
 //!
 //! - `g711`: µ-law and A-law, bit-exact with the reference codec; PCMU↔PCMA transcoding by table
 //!   into the caller's buffer.
@@ -16,6 +16,11 @@
 //! - `playback`: prompts encoded once at load (from 16-bit 8 kHz WAV), paced on a drift-free
 //!   20 ms schedule; playlists, loops (music on hold) and barge-in.
 //! - `mixer`: N participants each hearing a configured set of the others (listen, whisper, barge).
+//! - `rtcp`: sender and receiver reports (RFC 3550 §6.4), parsed and built; reception statistics
+//!   (loss, jitter, LSR/DLSR).
+//! - `latch`: symmetric RTP latching, with the rule that keeps a stream from being hijacked.
+//! - `edge`: the port pool, `MediaEngine` and `Session` (remote from SDP, events, prompts, hold,
+//!   bridging with transcoding, RTCP, media timeout).
 //!
 //! **Invariants.** Peer input never panics: a bad datagram is an error value, a bad event payload
 //! is ignored. Hot paths (per packet, per frame) do not allocate: results go into caller-provided
@@ -23,11 +28,15 @@
 //! from the previous wake-up.
 //!
 //! Errors: each fallible operation has its own small `thiserror` type (`rtp::ParseError`,
-//! `rtp::BufferTooSmall`, `dtmf::rfc4733::PayloadTooShort`, `playback::PromptError`).
+//! `rtp::BufferTooSmall`, `dtmf::rfc4733::PayloadTooShort`, `playback::PromptError`,
+//! `rtcp::RtcpError`, `edge::EngineError`, `edge::SessionError`).
 
 pub mod dtmf;
+pub mod edge;
 pub mod g711;
+pub mod latch;
 pub mod mixer;
 pub mod playback;
 pub mod relay;
+pub mod rtcp;
 pub mod rtp;

@@ -1,0 +1,369 @@
+//! The UDP edge around the sans-IO core: RTP sessions on a port range, for the SIP layer to drive.
+//!
+//! `MediaEngine::allocate` binds an RTP/RTCP port pair and starts the session's task; the SIP layer
+//! puts `Session::sdp_address` in its SDP, passes the negotiated remote with `set_remote`, and
+//! reads `SessionEvent`s (digits, media timeout, playback ends). Prompts and music are played with
+//! `play` and `hold`; `bridge` relays two sessions to each other.
+//!
+//! **Task model: one Tokio task per session.** The task owns the session's receive path, its
+//! timers (playback frames, RTCP, media timeout, DTMF end) and its core state (latch, reception
+//! statistics, DTMF receivers, player). A bridged packet is forwarded by the task that received it,
+//! straight into the peer's socket: one wake-up and two system calls per relayed packet, no channel
+//! hop. What both tasks touch — the peer's socket, its send target and its outgoing SSRC/sequence
+//! line — sits behind a `std` mutex held for one rewrite and one non-blocking send. Shard tasks
+//! owning many sockets would have to poll every socket on each wake-up or add a readiness layer
+//! of their own; Tokio already is that layer, and an idle session costs only its task's memory.
+//!
+//! Bridged peers hold each other weakly, so closing one session releases its ports at once; the
+//! other notices on its next packet and stops forwarding.
+
+mod ports;
+mod session;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::dtmf::Digit;
+use crate::latch::LatchConfig;
+use crate::playback::Prompt;
+use crate::rtcp::ReportBlock;
+use ports::{BindFailure, PortLease, PortPool};
+use session::{Command, Outbound};
+
+/// The media engine's settings; the binary's `[media]` section maps onto these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// The address RTP sockets bind to.
+    pub bind: IpAddr,
+    /// The address to put in SDP when `bind` is unspecified (0.0.0.0) or behind a 1:1 NAT.
+    pub advertise: Option<IpAddr>,
+    /// The port range; RTP takes the even ports, RTCP the odd one above each.
+    pub port_min: u16,
+    pub port_max: u16,
+    /// A session that receives no RTP or RTCP for this long reports `SessionEvent::MediaTimeout`.
+    pub media_timeout: Duration,
+    /// The mean interval between RTCP reports; each is drawn from 0.5–1.5 times this
+    /// (RFC 3550 §6.3.1), so that sessions started together do not report together.
+    pub rtcp_interval: Duration,
+    pub latch: LatchConfig,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            advertise: None,
+            port_min: 16384,
+            port_max: 32767,
+            media_timeout: Duration::from_secs(30),
+            rtcp_interval: Duration::from_secs(5),
+            latch: LatchConfig::default(),
+        }
+    }
+}
+
+/// Why the engine cannot start with a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error("the media port range {min}–{max} holds no even port with its odd neighbour")]
+    EmptyPortRange { min: u16, max: u16 },
+    #[error("media sockets bind to {0}, which cannot go in SDP: configure the address to advertise")]
+    NoAdvertisedAddress(IpAddr),
+}
+
+/// Why a session operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("every media port pair is in use ({0} pairs)")]
+    PortsExhausted(usize),
+    #[error("cannot bind a media socket: {0}")]
+    Bind(#[source] std::io::Error),
+    #[error("the session has ended")]
+    Closed,
+}
+
+/// The audio codecs a leg can negotiate: G.711, with their static payload types (RFC 3551).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Pcmu,
+    Pcma,
+}
+
+impl Codec {
+    pub fn payload_type(self) -> u8 {
+        match self {
+            Codec::Pcmu => 0,
+            Codec::Pcma => 8,
+        }
+    }
+}
+
+/// The far end of a session, from the negotiated SDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteParams {
+    /// The `c=` address and `m=` port.
+    pub rtp: SocketAddr,
+    /// `a=rtcp` when present; otherwise RTCP goes to the RTP port + 1 (or the RTP port with mux).
+    pub rtcp: Option<SocketAddr>,
+    /// `a=rtcp-mux` was agreed: RTCP shares the RTP port (RFC 5761).
+    pub rtcp_mux: bool,
+    pub codec: Codec,
+    /// The dynamic payload type of telephone-event/8000, when negotiated.
+    pub telephone_event: Option<u8>,
+    /// Detect DTMF tones in the audio: for trunks that send no telephone-events. It costs 1–2 µs
+    /// per 20 ms frame, so it is off unless asked for.
+    pub inband_dtmf: bool,
+}
+
+/// How a prompt is played.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PlayOptions {
+    /// Start over at the end (music on hold).
+    pub looping: bool,
+    /// A digit from this leg stops the playback.
+    pub barge_in: bool,
+}
+
+/// How a digit arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigitSource {
+    Rfc4733,
+    Inband,
+}
+
+/// What a session reports to the SIP layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// A key was pressed; reported when it goes down, so that a prompt stops at once.
+    Digit { digit: Digit, source: DigitSource },
+    /// Media is now sent to this address: the leg's packets come from there (symmetric RTP).
+    Latched(SocketAddr),
+    /// No RTP or RTCP for `MediaConfig::media_timeout`: the call should end. Reported once; again
+    /// only if media comes back and stops once more.
+    MediaTimeout,
+    /// The playback played to its end.
+    PlaybackFinished,
+    /// The playback was cut short: barge-in, another `play`, or `stop_playback`.
+    PlaybackStopped,
+}
+
+/// A snapshot of a session's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SessionStats {
+    pub received_packets: u64,
+    pub received_octets: u64,
+    pub sent_packets: u64,
+    pub sent_octets: u64,
+    /// Datagrams that were neither RTP nor RTCP.
+    pub malformed: u64,
+    /// Packets from an address the leg is not latched to.
+    pub foreign: u64,
+    /// RTP with a payload type that was not negotiated.
+    pub unexpected_payload: u64,
+    pub send_errors: u64,
+    /// Events the SIP layer did not read in time (the queue holds `EVENT_QUEUE`).
+    pub events_dropped: u64,
+    /// What the far end said about our stream in its last RTCP report.
+    pub remote_report: Option<ReportBlock>,
+    /// The round-trip time that report implies.
+    pub round_trip: Option<Duration>,
+}
+
+/// Events waiting for the SIP layer; beyond this a session drops events rather than grow.
+pub const EVENT_QUEUE: usize = 64;
+
+/// The RTP sessions of one process, over one port range.
+#[derive(Debug, Clone)]
+pub struct MediaEngine {
+    config: Arc<MediaConfig>,
+    pool: Arc<PortPool>,
+    sdp_ip: IpAddr,
+}
+
+impl MediaEngine {
+    pub fn new(config: MediaConfig) -> Result<MediaEngine, EngineError> {
+        let pool = PortPool::new(config.port_min, config.port_max);
+        if pool.total() == 0 {
+            return Err(EngineError::EmptyPortRange { min: config.port_min, max: config.port_max });
+        }
+        let sdp_ip = match config.advertise {
+            Some(ip) => ip,
+            None if config.bind.is_unspecified() => return Err(EngineError::NoAdvertisedAddress(config.bind)),
+            None => config.bind,
+        };
+        Ok(MediaEngine { config: Arc::new(config), pool, sdp_ip })
+    }
+
+    /// Binds a port pair and starts its session. Must be called within a Tokio runtime.
+    pub fn allocate(&self) -> Result<Session, SessionError> {
+        let (rtp, rtcp, lease) = self.pool.bind(self.config.bind).map_err(|failure| match failure {
+            BindFailure::Exhausted => SessionError::PortsExhausted(self.pool.total()),
+            BindFailure::Io(error) => SessionError::Bind(error),
+        })?;
+        let tokio_socket = |socket: std::net::UdpSocket| {
+            socket.set_nonblocking(true)?;
+            UdpSocket::from_std(socket)
+        };
+        let port = lease.port();
+        let leg = Arc::new(Leg {
+            rtp: tokio_socket(rtp).map_err(SessionError::Bind)?,
+            rtcp: tokio_socket(rtcp).map_err(SessionError::Bind)?,
+            outbound: Mutex::new(Outbound::new()),
+            counters: Counters::default(),
+            _lease: lease,
+        });
+        let (command_sender, command_receiver) = mpsc::channel(16);
+        let (event_sender, event_receiver) = mpsc::channel(EVENT_QUEUE);
+        let task =
+            tokio::spawn(session::run(Arc::clone(&leg), Arc::clone(&self.config), command_receiver, event_sender));
+        Ok(Session {
+            sdp_address: SocketAddr::new(self.sdp_ip, port),
+            leg,
+            commands: command_sender,
+            events: event_receiver,
+            task,
+        })
+    }
+
+    /// Port pairs not held by a session.
+    pub fn free_port_pairs(&self) -> usize {
+        self.pool.free()
+    }
+}
+
+/// One RTP session: the SIP layer's handle. Dropping it ends the session; `close` also waits
+/// for the ports to be released.
+#[derive(Debug)]
+pub struct Session {
+    sdp_address: SocketAddr,
+    leg: Arc<Leg>,
+    commands: mpsc::Sender<Command>,
+    events: mpsc::Receiver<SessionEvent>,
+    task: JoinHandle<()>,
+}
+
+impl Session {
+    /// The address for the `c=` line and the port for the `m=` line (RTCP is on the port + 1).
+    pub fn sdp_address(&self) -> SocketAddr {
+        self.sdp_address
+    }
+
+    /// The far end from the negotiated SDP; again after a re-INVITE.
+    pub async fn set_remote(&self, remote: RemoteParams) -> Result<(), SessionError> {
+        self.command(Command::SetRemote(remote)).await
+    }
+
+    /// Plays prompts back to back to this leg, replacing any playback in progress. While it
+    /// plays, a bridged peer's audio does not reach this leg.
+    pub async fn play(&self, playlist: Vec<Prompt>, options: PlayOptions) -> Result<(), SessionError> {
+        self.command(Command::Play { playlist, options }).await
+    }
+
+    pub async fn stop_playback(&self) -> Result<(), SessionError> {
+        self.command(Command::StopPlayback).await
+    }
+
+    /// Puts the leg on hold: it hears `music` in a loop, and its own audio no longer reaches a
+    /// bridged peer.
+    pub async fn hold(&self, music: Prompt) -> Result<(), SessionError> {
+        self.command(Command::Hold(music)).await
+    }
+
+    /// Takes the leg off hold: the music stops and the bridge carries audio both ways again.
+    pub async fn resume(&self) -> Result<(), SessionError> {
+        self.command(Command::Resume).await
+    }
+
+    /// Relays this session's media to `other` and back, transcoding when the codecs differ.
+    pub async fn bridge(&self, other: &Session) -> Result<(), SessionError> {
+        self.command(Command::Bridge(Arc::downgrade(&other.leg))).await?;
+        other.command(Command::Bridge(Arc::downgrade(&self.leg))).await
+    }
+
+    /// Ends the relay between this session and `other`.
+    pub async fn unbridge(&self, other: &Session) -> Result<(), SessionError> {
+        self.command(Command::Unbridge).await?;
+        other.command(Command::Unbridge).await
+    }
+
+    /// The next event; `None` once the session's task has ended.
+    pub async fn next_event(&mut self) -> Option<SessionEvent> {
+        self.events.recv().await
+    }
+
+    pub fn stats(&self) -> SessionStats {
+        let counters = &self.leg.counters;
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let outbound = self.leg.lock_outbound();
+        SessionStats {
+            received_packets: read(&counters.received_packets),
+            received_octets: read(&counters.received_octets),
+            sent_packets: read(&counters.sent_packets),
+            sent_octets: read(&counters.sent_octets),
+            malformed: read(&counters.malformed),
+            foreign: read(&counters.foreign),
+            unexpected_payload: read(&counters.unexpected_payload),
+            send_errors: read(&counters.send_errors),
+            events_dropped: read(&counters.events_dropped),
+            remote_report: outbound.remote_report,
+            round_trip: outbound.round_trip,
+        }
+    }
+
+    /// Ends the session and waits until its task has stopped, so that its ports are free unless a
+    /// bridged peer is forwarding a packet this very moment.
+    pub async fn close(self) {
+        let Session { leg, commands, task, .. } = self;
+        drop((leg, commands));
+        // The task ends when its command channel closes; a panic in it has been reported already.
+        let _ = task.await;
+    }
+
+    async fn command(&self, command: Command) -> Result<(), SessionError> {
+        self.commands.send(command).await.map_err(|_| SessionError::Closed)
+    }
+}
+
+/// What a session's task shares with its handle and with a bridged peer's task.
+#[derive(Debug)]
+struct Leg {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    outbound: Mutex<Outbound>,
+    counters: Counters,
+    /// Declared last, so dropped last: the sockets close before the ports go back to the pool.
+    _lease: PortLease,
+}
+
+impl Leg {
+    fn lock_outbound(&self) -> std::sync::MutexGuard<'_, Outbound> {
+        // Outbound holds counters and the rewriter, each consistent between statements; a panic
+        // while sending loses at most that packet.
+        self.outbound.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    received_packets: AtomicU64,
+    received_octets: AtomicU64,
+    sent_packets: AtomicU64,
+    sent_octets: AtomicU64,
+    malformed: AtomicU64,
+    foreign: AtomicU64,
+    unexpected_payload: AtomicU64,
+    send_errors: AtomicU64,
+    events_dropped: AtomicU64,
+}
+
+impl Counters {
+    fn add(counter: &AtomicU64, amount: u64) {
+        counter.fetch_add(amount, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,571 @@
+//! The task of one session: its receive path, its timers and its core state.
+//!
+//! The loop waits on four things: a command from the handle, a readable RTP socket, a readable
+//! RTCP socket, and the earliest deadline the core state asks for (the next prompt frame, the next
+//! RTCP report, the media timeout, the end of a DTMF event whose end packets were lost). Every
+//! deadline comes from the core, computed from a start instant, so a late wake-up never shifts the
+//! ones after it.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+
+use super::{Codec, Counters, DigitSource, Leg, MediaConfig, PlayOptions, RemoteParams, SessionEvent};
+use crate::dtmf::Digit;
+use crate::dtmf::inband::InbandDetector;
+use crate::dtmf::rfc4733::{DtmfEvent, DtmfReceiver};
+use crate::g711::{alaw_to_ulaw, decode_alaw, decode_ulaw, ulaw_to_alaw};
+use crate::latch::{Latch, LatchVerdict};
+use crate::playback::{FRAME_LEN, PlaybackEvent, Player, Prompt};
+use crate::relay::{RelayRewriter, Rewrite};
+use crate::rtcp::{
+    NtpTime, ReceptionStats, ReportBlock, ReportBlocks, RtcpPacket, SenderInfo, is_rtcp, parse_compound, round_trip,
+    write_report,
+};
+use crate::rtp::{HEADER_LEN, RtpHeader, RtpPacket};
+
+/// G.711 and telephone-event/8000 tick at 8 kHz.
+const CLOCK_RATE: u32 = 8000;
+/// The largest datagram read or written: an Ethernet MTU. A longer one arrives truncated and is
+/// then rejected by the RTP parser or forwarded cut, which no G.711 peer provokes.
+const MAX_DATAGRAM: usize = 1500;
+/// How long the task sleeps when nothing is due; any input wakes it earlier.
+const IDLE_WAKE_UP: Duration = Duration::from_secs(3600);
+/// Datagrams read per wake-up before the loop looks at its other inputs again.
+const BATCH: usize = 32;
+
+#[derive(Debug)]
+pub(super) enum Command {
+    SetRemote(RemoteParams),
+    Play { playlist: Vec<Prompt>, options: PlayOptions },
+    StopPlayback,
+    Hold(Prompt),
+    Resume,
+    Bridge(Weak<Leg>),
+    Unbridge,
+}
+
+/// What everyone who sends to a leg shares: where its media goes, its codec, and the one SSRC,
+/// sequence and timestamp line it hears, whether the packets come from the bridged peer or from
+/// a prompt.
+#[derive(Debug)]
+pub(super) struct Outbound {
+    target: Option<SocketAddr>,
+    codec: Codec,
+    telephone_event: Option<u8>,
+    ssrc: u32,
+    rewriter: RelayRewriter,
+    /// A prompt or music is playing to this leg, in place of the bridged peer's audio.
+    playing: bool,
+    /// The SR's counts; they wrap modulo 2^32 as RFC 3550 §6.4.1 allows.
+    packets: u32,
+    octets: u32,
+    last_timestamp: u32,
+    last_sent: Option<Instant>,
+    sent_since_report: bool,
+    pub(super) remote_report: Option<ReportBlock>,
+    pub(super) round_trip: Option<Duration>,
+}
+
+impl Outbound {
+    pub(super) fn new() -> Outbound {
+        // RFC 3550 §5.1: the SSRC, the first sequence number and the first timestamp are random.
+        let ssrc = rand::random();
+        Outbound {
+            target: None,
+            codec: Codec::Pcmu,
+            telephone_event: None,
+            ssrc,
+            rewriter: RelayRewriter::new(ssrc, rand::random(), rand::random(), CLOCK_RATE),
+            playing: false,
+            packets: 0,
+            octets: 0,
+            last_timestamp: 0,
+            last_sent: None,
+            sent_since_report: false,
+            remote_report: None,
+            round_trip: None,
+        }
+    }
+
+    /// The sender information for a report, if we sent since the last one: the RTP timestamp is
+    /// the last one sent, moved on by the time since (RFC 3550 §6.4.1).
+    fn take_sender_info(&mut self, now: Instant, ntp: NtpTime) -> Option<SenderInfo> {
+        if !std::mem::take(&mut self.sent_since_report) {
+            return None;
+        }
+        let elapsed = self.last_sent.map_or(Duration::ZERO, |sent| now.saturating_duration_since(sent));
+        let ticks = (elapsed.as_micros() * u128::from(CLOCK_RATE) / 1_000_000) as u32;
+        Some(SenderInfo {
+            ntp,
+            rtp_timestamp: self.last_timestamp.wrapping_add(ticks),
+            packet_count: self.packets,
+            octet_count: self.octets,
+        })
+    }
+}
+
+/// What a packet carries, which decides its payload type towards the other leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Payload {
+    Audio(Codec),
+    Event,
+}
+
+impl Leg {
+    /// Sends `packet` to this leg on its outgoing line: rewritten, with this leg's payload type,
+    /// transcoded if its codec differs. A relayed packet (`from_player` false) gives way to a
+    /// playing prompt. Nothing allocates; a send that would block is dropped, as a late packet
+    /// would be worthless.
+    fn send(&self, now: Instant, packet: &RtpPacket<'_>, payload: Payload, from_player: bool) {
+        let mut outbound = self.lock_outbound();
+        if outbound.playing && !from_player {
+            return;
+        }
+        let Some(target) = outbound.target else { return };
+        let payload_type = match payload {
+            Payload::Audio(_) => outbound.codec.payload_type(),
+            Payload::Event => match outbound.telephone_event {
+                Some(payload_type) => payload_type,
+                // The leg negotiated no telephone-event: it cannot receive the digit this way.
+                None => return,
+            },
+        };
+        let Rewrite::Forward(mut header) = outbound.rewriter.rewrite(now, packet) else { return };
+        header.payload_type = payload_type;
+        let mut transcoded = [0u8; MAX_DATAGRAM];
+        let transcoded_length = match (payload, outbound.codec) {
+            (Payload::Audio(Codec::Pcmu), Codec::Pcma) => ulaw_to_alaw(packet.payload, &mut transcoded),
+            (Payload::Audio(Codec::Pcma), Codec::Pcmu) => alaw_to_ulaw(packet.payload, &mut transcoded),
+            _ => None,
+        };
+        let body = transcoded_length.map_or(packet.payload, |length| &transcoded[..length]);
+        let mut datagram = [0u8; MAX_DATAGRAM];
+        // The payload came in a datagram of at most MAX_DATAGRAM bytes with a header of at least
+        // HEADER_LEN, so it fits; a failure would only drop this packet.
+        let Ok(length) = header.write(body, &mut datagram) else { return };
+        match self.rtp.try_send_to(&datagram[..length], target) {
+            Ok(_) => {
+                Counters::add(&self.counters.sent_packets, 1);
+                Counters::add(&self.counters.sent_octets, body.len() as u64);
+                outbound.packets = outbound.packets.wrapping_add(1);
+                outbound.octets = outbound.octets.wrapping_add(body.len() as u32);
+                outbound.last_timestamp = header.timestamp;
+                outbound.last_sent = Some(now);
+                outbound.sent_since_report = true;
+            }
+            Err(_) => Counters::add(&self.counters.send_errors, 1),
+        }
+    }
+}
+
+/// A playback in progress towards this leg.
+struct Playing {
+    player: Player,
+    barge_in: bool,
+    /// Each playback is a new source to the leg's rewriter, so that it re-anchors the line.
+    ssrc: u32,
+}
+
+struct Task {
+    leg: Arc<Leg>,
+    config: Arc<MediaConfig>,
+    events: mpsc::Sender<SessionEvent>,
+    remote: Option<RemoteParams>,
+    latch: Latch,
+    /// Where RTCP came from, when not multiplexed: NATs map the RTCP port separately.
+    rtcp_source: Option<SocketAddr>,
+    stats: ReceptionStats,
+    dtmf: DtmfReceiver,
+    inband: Option<InbandDetector>,
+    peer: Option<Weak<Leg>>,
+    /// On hold: this leg's audio does not reach the peer.
+    muted: bool,
+    playing: Option<Playing>,
+    playbacks: u32,
+    player_ssrc_base: u32,
+    /// The last RTP or RTCP from the leg, or when the remote was set.
+    last_activity: Instant,
+    timed_out: bool,
+    next_report: Instant,
+    cname: String,
+}
+
+pub(super) async fn run(
+    leg: Arc<Leg>,
+    config: Arc<MediaConfig>,
+    mut commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<SessionEvent>,
+) {
+    let now = Instant::now();
+    let mut task = Task {
+        leg: Arc::clone(&leg),
+        latch: Latch::new(config.latch),
+        config,
+        events,
+        remote: None,
+        rtcp_source: None,
+        stats: ReceptionStats::new(CLOCK_RATE, now),
+        dtmf: DtmfReceiver::new(CLOCK_RATE),
+        inband: None,
+        peer: None,
+        muted: false,
+        playing: None,
+        playbacks: 0,
+        player_ssrc_base: rand::random(),
+        last_activity: now,
+        timed_out: false,
+        next_report: now,
+        cname: format!("{:016x}@loket", rand::random::<u64>()),
+    };
+    let mut rtp_buffer = [0u8; MAX_DATAGRAM];
+    let mut rtcp_buffer = [0u8; MAX_DATAGRAM];
+    // One timer for every deadline. It is moved only when the next deadline comes earlier, or
+    // after it fired: every packet pushes the media timeout back, and re-arming a Tokio timer on
+    // each one would cost more than relaying the packet. A wake-up before the real deadline only
+    // finds nothing due and re-arms.
+    let sleep = tokio::time::sleep(IDLE_WAKE_UP);
+    tokio::pin!(sleep);
+    let mut armed = sleep.deadline();
+    loop {
+        let deadline = task.next_deadline().unwrap_or_else(|| Instant::now() + IDLE_WAKE_UP);
+        let deadline = tokio::time::Instant::from_std(deadline);
+        if deadline < armed || sleep.is_elapsed() {
+            sleep.as_mut().reset(deadline);
+            armed = deadline;
+        }
+        tokio::select! {
+            biased;
+            command = commands.recv() => match command {
+                Some(command) => task.handle_command(Instant::now(), command),
+                None => break,
+            },
+            ready = leg.rtp.readable() => {
+                if ready.is_err() {
+                    break;
+                }
+                for _ in 0..BATCH {
+                    match leg.rtp.try_recv_from(&mut rtp_buffer) {
+                        Ok((length, from)) => task.on_rtp_socket(Instant::now(), from, &rtp_buffer[..length]),
+                        Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                        // ICMP errors from an earlier send surface here on some systems; the next
+                        // read goes on.
+                        Err(_) => {}
+                    }
+                }
+            },
+            ready = leg.rtcp.readable() => {
+                if ready.is_err() {
+                    break;
+                }
+                for _ in 0..BATCH {
+                    match leg.rtcp.try_recv_from(&mut rtcp_buffer) {
+                        Ok((length, from)) => task.on_rtcp(Instant::now(), from, &rtcp_buffer[..length]),
+                        Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(_) => {}
+                    }
+                }
+            },
+            () = &mut sleep => task.handle_timeout(Instant::now()),
+        }
+    }
+}
+
+impl Task {
+    fn next_deadline(&self) -> Option<Instant> {
+        let remote_set = self.remote.is_some();
+        [
+            self.playing.as_ref().and_then(|playing| playing.player.next_deadline()),
+            self.dtmf.poll_timeout(),
+            (remote_set && !self.timed_out).then(|| self.last_activity + self.config.media_timeout),
+            remote_set.then_some(self.next_report),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.dtmf.handle_timeout(now);
+        self.drain_dtmf();
+        self.play_due_frames(now);
+        if self.remote.is_some() {
+            if !self.timed_out && now >= self.last_activity + self.config.media_timeout {
+                self.timed_out = true;
+                self.emit(SessionEvent::MediaTimeout);
+            }
+            if now >= self.next_report {
+                self.send_report(now);
+                self.next_report = now + self.config.rtcp_interval.mul_f64(0.5 + rand::random::<f64>());
+            }
+        }
+    }
+
+    fn handle_command(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::SetRemote(remote) => {
+                self.latch.set_signalled(remote.rtp);
+                {
+                    let mut outbound = self.leg.lock_outbound();
+                    outbound.target = self.latch.target();
+                    outbound.codec = remote.codec;
+                    outbound.telephone_event = remote.telephone_event;
+                }
+                self.inband = match (remote.inband_dtmf, self.inband.take()) {
+                    (false, _) => None,
+                    (true, existing) => Some(existing.unwrap_or_default()),
+                };
+                if self.remote.is_none() {
+                    // The media timeout and the reports start with the call, not the allocation.
+                    self.last_activity = now;
+                    self.next_report = now + self.config.rtcp_interval.mul_f64(0.5 + rand::random::<f64>());
+                }
+                self.remote = Some(remote);
+            }
+            Command::Play { playlist, options } => self.start_playback(now, playlist, options),
+            Command::StopPlayback => self.stop_playback(),
+            Command::Hold(music) => {
+                self.start_playback(now, vec![music], PlayOptions { looping: true, barge_in: false });
+                self.muted = true;
+            }
+            Command::Resume => {
+                self.stop_playback();
+                self.muted = false;
+            }
+            Command::Bridge(peer) => self.peer = Some(peer),
+            Command::Unbridge => self.peer = None,
+        }
+    }
+
+    /// A datagram on the RTP port: RTP, or RTCP when multiplexed.
+    fn on_rtp_socket(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let Some(remote) = self.remote else {
+            // No SDP yet: nobody to latch to, nowhere to forward.
+            Counters::add(&self.leg.counters.foreign, 1);
+            return;
+        };
+        if remote.rtcp_mux && is_rtcp(datagram) {
+            self.on_rtcp(now, from, datagram);
+            return;
+        }
+        let counters = &self.leg.counters;
+        let Ok(packet) = RtpPacket::parse(datagram) else {
+            Counters::add(&counters.malformed, 1);
+            return;
+        };
+        let payload = if packet.payload_type == remote.codec.payload_type() {
+            Payload::Audio(remote.codec)
+        } else if Some(packet.payload_type) == remote.telephone_event {
+            Payload::Event
+        } else {
+            Counters::add(&counters.unexpected_payload, 1);
+            return;
+        };
+        match self.latch.on_packet(now, from) {
+            LatchVerdict::Accept => {}
+            LatchVerdict::Latched(address) => {
+                self.leg.lock_outbound().target = Some(address);
+                self.rtcp_source = None;
+                self.emit(SessionEvent::Latched(address));
+            }
+            LatchVerdict::Ignore => {
+                Counters::add(&counters.foreign, 1);
+                return;
+            }
+        }
+        self.last_activity = now;
+        self.timed_out = false;
+        Counters::add(&counters.received_packets, 1);
+        Counters::add(&counters.received_octets, packet.payload.len() as u64);
+        self.stats.on_rtp(now, &packet, payload != Payload::Event);
+        match payload {
+            Payload::Event => {
+                self.dtmf.handle_packet(now, &packet);
+                self.drain_dtmf();
+            }
+            Payload::Audio(codec) => self.detect_inband(codec, packet.payload),
+        }
+        if let Some(weak) = &self.peer {
+            match weak.upgrade() {
+                Some(peer) if !self.muted => peer.send(now, &packet, payload, false),
+                Some(_) => {}
+                // The peer session has ended.
+                None => self.peer = None,
+            }
+        }
+    }
+
+    fn detect_inband(&mut self, codec: Codec, payload: &[u8]) {
+        let Some(detector) = &mut self.inband else { return };
+        let mut samples = [0i16; MAX_DATAGRAM];
+        let decoded = match codec {
+            Codec::Pcmu => decode_ulaw(payload, &mut samples),
+            Codec::Pcma => decode_alaw(payload, &mut samples),
+        };
+        let Some(length) = decoded else { return };
+        // A digit takes at least four 6.4 ms blocks to start, so one 20 ms frame starts at most
+        // one.
+        let mut started = None;
+        detector.process(&samples[..length], |digit| started = Some(digit));
+        if let Some(digit) = started {
+            self.on_digit(digit, DigitSource::Inband);
+        }
+    }
+
+    fn on_rtcp(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        // Reports are taken only from the host the leg's RTP comes from: anyone else's would
+        // poison the statistics, or keep a dead call alive.
+        if self.latch.target().is_none_or(|target| target.ip() != from.ip()) {
+            Counters::add(&self.leg.counters.foreign, 1);
+            return;
+        }
+        let mut valid = false;
+        for packet in parse_compound(datagram) {
+            match packet {
+                Ok(RtcpPacket::SenderReport { ssrc, info, blocks }) => {
+                    self.stats.on_sender_report(now, ssrc, info.ntp);
+                    self.note_report_blocks(blocks);
+                }
+                Ok(RtcpPacket::ReceiverReport { blocks, .. }) => self.note_report_blocks(blocks),
+                Ok(RtcpPacket::Other { .. }) => {}
+                Err(_) => {
+                    Counters::add(&self.leg.counters.malformed, 1);
+                    break;
+                }
+            }
+            valid = true;
+        }
+        if valid {
+            // A phone that holds the call (a=inactive) sends no RTP but goes on reporting.
+            self.last_activity = now;
+            self.timed_out = false;
+            if !self.remote.is_some_and(|remote| remote.rtcp_mux) {
+                self.rtcp_source = Some(from);
+            }
+        }
+    }
+
+    fn note_report_blocks(&mut self, blocks: ReportBlocks<'_>) {
+        let mut outbound = self.leg.lock_outbound();
+        let ours = outbound.ssrc;
+        if let Some(block) = blocks.filter(|block| block.ssrc == ours).last() {
+            outbound.remote_report = Some(block);
+            outbound.round_trip = round_trip(&block, NtpTime::from_system_time(SystemTime::now()));
+        }
+    }
+
+    fn send_report(&mut self, now: Instant) {
+        let Some(target) = self.rtcp_target() else { return };
+        let block = self.stats.report_block(now);
+        let (ssrc, sender) = {
+            let mut outbound = self.leg.lock_outbound();
+            (outbound.ssrc, outbound.take_sender_info(now, NtpTime::from_system_time(SystemTime::now())))
+        };
+        let mut datagram = [0u8; 256];
+        let Ok(length) = write_report(ssrc, sender, block, self.cname.as_bytes(), &mut datagram) else { return };
+        let socket = if self.remote.is_some_and(|remote| remote.rtcp_mux) { &self.leg.rtp } else { &self.leg.rtcp };
+        if socket.try_send_to(&datagram[..length], target).is_err() {
+            Counters::add(&self.leg.counters.send_errors, 1);
+        }
+    }
+
+    fn rtcp_target(&self) -> Option<SocketAddr> {
+        let remote = self.remote?;
+        let rtp = self.latch.target()?;
+        if remote.rtcp_mux {
+            return Some(rtp);
+        }
+        if let Some(source) = self.rtcp_source {
+            return Some(source);
+        }
+        let next_port = SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1));
+        if rtp != remote.rtp {
+            // Latched behind a NAT: its RTCP mapping is unknown until a report arrives, and the
+            // port above the RTP mapping is the usual one.
+            return Some(next_port);
+        }
+        Some(remote.rtcp.unwrap_or(next_port))
+    }
+
+    fn start_playback(&mut self, now: Instant, playlist: Vec<Prompt>, options: PlayOptions) {
+        self.stop_playback();
+        self.playbacks = self.playbacks.wrapping_add(1);
+        self.playing = Some(Playing {
+            player: Player::new(playlist, options.looping, now),
+            barge_in: options.barge_in,
+            ssrc: self.player_ssrc_base.wrapping_add(self.playbacks),
+        });
+        self.leg.lock_outbound().playing = true;
+        // An empty playlist finishes at once.
+        self.drain_playback();
+    }
+
+    fn stop_playback(&mut self) {
+        if let Some(playing) = &mut self.playing {
+            playing.player.stop();
+        }
+        self.drain_playback();
+    }
+
+    /// Sends the frames due at `now`. Each becomes an RTP packet of the playback's own source
+    /// and goes through the leg's rewriter, like a relayed packet.
+    fn play_due_frames(&mut self, now: Instant) {
+        let Some(playing) = &mut self.playing else { return };
+        while let Some(frame) = playing.player.poll_frame(now) {
+            let header = RtpHeader {
+                marker: frame.marker,
+                payload_type: Codec::Pcmu.payload_type(),
+                sequence: frame.index as u16,
+                timestamp: (frame.index as u32).wrapping_mul(FRAME_LEN as u32),
+                ssrc: playing.ssrc,
+            };
+            let mut datagram = [0u8; HEADER_LEN + FRAME_LEN];
+            // Frames are FRAME_LEN bytes, so the packet fits and parses back.
+            let Ok(length) = header.write(frame.ulaw, &mut datagram) else { break };
+            let Ok(packet) = RtpPacket::parse(&datagram[..length]) else { break };
+            self.leg.send(now, &packet, Payload::Audio(Codec::Pcmu), true);
+        }
+        self.drain_playback();
+    }
+
+    fn drain_playback(&mut self) {
+        // A player reports once, when it ends.
+        while let Some(event) = self.playing.as_mut().and_then(|playing| playing.player.poll_event()) {
+            self.emit(match event {
+                PlaybackEvent::Finished => SessionEvent::PlaybackFinished,
+                PlaybackEvent::Stopped => SessionEvent::PlaybackStopped,
+            });
+        }
+        if self.playing.as_ref().is_some_and(|playing| playing.player.next_deadline().is_none()) {
+            self.playing = None;
+            self.leg.lock_outbound().playing = false;
+        }
+    }
+
+    fn drain_dtmf(&mut self) {
+        while let Some(event) = self.dtmf.poll_event() {
+            if let DtmfEvent::Began { digit } = event {
+                self.on_digit(digit, DigitSource::Rfc4733);
+            }
+        }
+    }
+
+    fn on_digit(&mut self, digit: Digit, source: DigitSource) {
+        self.emit(SessionEvent::Digit { digit, source });
+        if self.playing.as_ref().is_some_and(|playing| playing.barge_in) {
+            self.stop_playback();
+        }
+    }
+
+    /// Queues an event for the handle; a full queue drops it (counted) rather than stall the
+    /// media or grow.
+    fn emit(&self, event: SessionEvent) {
+        if let Err(TrySendError::Full(_)) = self.events.try_send(event) {
+            Counters::add(&self.leg.counters.events_dropped, 1);
+        }
+    }
+}
