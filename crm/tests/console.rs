@@ -91,6 +91,7 @@ async fn every_route_admits_exactly_its_roles() {
         check("POST", user("/disable"), admin, &[], 303),
         check("POST", user("/enable"), admin, &[], 303),
         check("GET", "/admin/templates", admin, &[], 200),
+        check("GET", "/admin/mailboxes", admin, &[], 200),
         check("GET", "/admin/templates/reply/nl", admin, &[], 200),
         check(
             "POST",

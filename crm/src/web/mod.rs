@@ -7,6 +7,7 @@
 //! `require(Permission::…)` first, so the rule sits beside the query it protects.
 
 mod accounts;
+mod admin_mailboxes;
 mod admin_templates;
 mod admin_users;
 mod assets;

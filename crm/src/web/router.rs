@@ -8,8 +8,8 @@ use axum::response::Response;
 
 use super::metrics::RequestLabels;
 use super::{
-    AppState, accounts, admin_templates, admin_users, assets, audit_view, cases, contacts, health, home, language,
-    login, search,
+    AppState, accounts, admin_mailboxes, admin_templates, admin_users, assets, audit_view, cases, contacts, health,
+    home, language, login, search,
 };
 
 pub fn router(state: AppState) -> Router {
@@ -21,6 +21,7 @@ pub fn router(state: AppState) -> Router {
         .merge(home::routes())
         .merge(admin_users::routes())
         .merge(admin_templates::routes())
+        .merge(admin_mailboxes::routes())
         .merge(audit_view::routes())
         .merge(contacts::routes())
         .merge(accounts::routes())

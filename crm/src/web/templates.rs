@@ -66,6 +66,7 @@ impl Templates {
         template!(env, "timeline.html");
         template!(env, "admin/templates.html");
         template!(env, "admin/template_edit.html");
+        template!(env, "admin/mailboxes.html");
         env.add_function("t", translate);
         env.add_filter("datetime", datetime);
         env.add_filter("summary", summary);

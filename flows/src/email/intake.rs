@@ -1,0 +1,397 @@
+//! One inbound message into the CRM, in one transaction: claimed by its Message-ID, turned into a
+//! new case (contact matched or created, timeline, attachments, acknowledgement in the outbox) or
+//! a reply on an existing case, or recorded as noise; and the mailbox moved past its UID. Either
+//! all of that commits or none of it, so a crash re-reads the message and nothing is doubled.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use loket_crm::clock::{Clock, Millis};
+use loket_crm::db::Db;
+use loket_crm::i18n::Language;
+use loket_crm::mail::{TemplateAgent, TemplateCase, TemplateContact, TemplateContext, render};
+use loket_crm::records::cases::{self, CaseError, CaseInput};
+use loket_crm::records::contacts::{self, ContactError, ContactId, ContactInput};
+use loket_crm::records::documents::{self, DocumentError, DocumentStore, Upload};
+use loket_crm::records::email_templates::{self, EmailTemplate};
+use loket_crm::records::inbound_mail::{self, InboundOutcome};
+use loket_crm::records::outbox::{self, NewMail};
+use loket_crm::records::timeline::{self, NewEntry, Summary};
+use sqlx::AnyConnection;
+
+use super::classify::{self, Noise};
+use super::config::{IntakeConfig, MailboxConfig};
+use super::language;
+use super::message::{InboundMessage, Sender, contact_names};
+use super::thread::{self, Evidence, Thread, ThreadedBy, TokenMatch};
+
+/// The name loket writes its own timeline entries, documents and mail under.
+const ACTOR: &str = "loket";
+/// The purpose recorded when a sender is matched to a contact (audit log).
+const PURPOSE: &str = "email intake";
+
+/// What a message became.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    NewCase {
+        case_id: i64,
+        number: String,
+        acknowledged: bool,
+    },
+    Reply {
+        case_id: i64,
+        by: ThreadedBy,
+    },
+    Noise(Noise),
+    /// Processed before, from this or another mailbox: nothing happened but the UID moving on.
+    Duplicate,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Case(#[from] CaseError),
+    #[error(transparent)]
+    Contact(#[from] ContactError),
+    #[error(transparent)]
+    Document(#[from] DocumentError),
+}
+
+/// The acknowledgement template in each language, read once per batch of messages: reading it
+/// inside a message's transaction would take a second connection while holding the first.
+#[derive(Debug, Default)]
+pub struct AckTemplates(HashMap<Language, EmailTemplate>);
+
+impl AckTemplates {
+    pub async fn load(db: &Db, code: &str) -> Result<AckTemplates, sqlx::Error> {
+        let mut templates = HashMap::new();
+        for language in Language::ALL {
+            if let Some(template) = email_templates::get(db, code, language).await? {
+                templates.insert(language, template);
+            }
+        }
+        Ok(AckTemplates(templates))
+    }
+}
+
+/// Turns messages into CRM records; shared by every mailbox's poller.
+pub struct Processor {
+    db: Db,
+    clock: Clock,
+    documents: Arc<dyn DocumentStore>,
+    config: Arc<IntakeConfig>,
+    own_addresses: Vec<String>,
+    /// The right-hand side of the acknowledgements' Message-IDs.
+    mail_domain: String,
+}
+
+impl Processor {
+    pub fn new(
+        db: Db,
+        clock: Clock,
+        documents: Arc<dyn DocumentStore>,
+        config: Arc<IntakeConfig>,
+        mail_domain: &str,
+    ) -> Processor {
+        let own_addresses = config.own_addresses();
+        Processor { db, clock, documents, config, own_addresses, mail_domain: mail_domain.to_owned() }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub fn config(&self) -> &Arc<IntakeConfig> {
+        &self.config
+    }
+
+    /// Processes the message with `uid` of `mailbox` (whose folder has `uid_validity`).
+    pub async fn process(
+        &self,
+        mailbox: &MailboxConfig,
+        uid_validity: u32,
+        uid: u32,
+        raw: &[u8],
+        acks: &AckTemplates,
+    ) -> Result<Outcome, IntakeError> {
+        let message = InboundMessage::parse(raw);
+        let noise = classify::noise(&message, &self.own_addresses);
+        let thread = match noise {
+            Some(_) => Thread::New,
+            None => self.thread_of(&message).await?,
+        };
+        let now = self.clock.now();
+        // Document bytes are written before their rows; if the transaction then fails, these
+        // keys are removed so that no orphan bytes stay behind.
+        let mut stored_keys = Vec::new();
+        let mut tx = self.db.pool().begin().await?;
+        let result = async {
+            let outcome = match (noise, thread) {
+                (Some(noise), _) => {
+                    let claimed = inbound_mail::claim(
+                        &mut tx,
+                        &message.key,
+                        &mailbox.name,
+                        uid,
+                        InboundOutcome::Noise,
+                        None,
+                        now,
+                    )
+                    .await?;
+                    claimed.map_or(Outcome::Duplicate, |_| Outcome::Noise(noise))
+                }
+                (None, Thread::Existing { case_id, by }) => {
+                    let claimed = inbound_mail::claim(
+                        &mut tx,
+                        &message.key,
+                        &mailbox.name,
+                        uid,
+                        InboundOutcome::Reply,
+                        Some(case_id),
+                        now,
+                    )
+                    .await?;
+                    match claimed {
+                        Some(_) => {
+                            self.add_message(&mut tx, case_id, &message, &mut stored_keys, now).await?;
+                            inbound_mail::touch_case(&mut tx, case_id, now).await?;
+                            Outcome::Reply { case_id, by }
+                        }
+                        None => Outcome::Duplicate,
+                    }
+                }
+                (None, Thread::New) => {
+                    let claimed =
+                        inbound_mail::claim(&mut tx, &message.key, &mailbox.name, uid, InboundOutcome::Case, None, now)
+                            .await?;
+                    match claimed {
+                        Some(inbound_id) => {
+                            self.open_case(&mut tx, inbound_id, mailbox, &message, acks, &mut stored_keys, now).await?
+                        }
+                        None => Outcome::Duplicate,
+                    }
+                }
+            };
+            inbound_mail::advance(&mut tx, &mailbox.name, uid_validity, uid).await?;
+            Ok::<_, IntakeError>(outcome)
+        }
+        .await;
+        let result = match result {
+            Ok(outcome) => tx.commit().await.map(|()| outcome).map_err(IntakeError::from),
+            Err(error) => Err(error),
+        };
+        if result.is_err() {
+            for key in stored_keys {
+                if let Err(error) = self.documents.delete(&key) {
+                    tracing::warn!(%error, "removing the bytes of an attachment whose message failed");
+                }
+            }
+        }
+        result
+    }
+
+    async fn thread_of(&self, message: &InboundMessage) -> Result<Thread, sqlx::Error> {
+        let mut evidence = Evidence::default();
+        if let Some(sender) = &message.from {
+            for number in thread::case_numbers(&message.subject) {
+                if let Some((case_id, sender_known)) =
+                    inbound_mail::case_by_number(&self.db, &number, &sender.address).await?
+                {
+                    evidence.by_number.push(TokenMatch { case_id, sender_known });
+                }
+            }
+        }
+        if !evidence.by_number.iter().any(|token| token.sender_known) {
+            for ancestor in &message.ancestors {
+                if let Some(case_id) = inbound_mail::case_of_message(&self.db, ancestor).await? {
+                    evidence.by_reference = Some(case_id);
+                    break;
+                }
+            }
+        }
+        Ok(thread::decide(&evidence))
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "one transaction's context, passed down once")]
+    async fn open_case(
+        &self,
+        conn: &mut AnyConnection,
+        inbound_id: i64,
+        mailbox: &MailboxConfig,
+        message: &InboundMessage,
+        acks: &AckTemplates,
+        stored_keys: &mut Vec<String>,
+        now: Millis,
+    ) -> Result<Outcome, IntakeError> {
+        let detected = || language::detect(&format!("{}\n{}", message.subject, message.text));
+        let stated = mailbox.language.or_else(detected);
+        let contact = match &message.from {
+            Some(sender) => Some(self.contact_for(conn, sender, stated, now).await?),
+            None => None,
+        };
+        let contact_language = contact.as_ref().map(|(_, language)| *language);
+        // The mailbox's rule, else the text, else what the citizen chose before.
+        let language = stated.or(contact_language).unwrap_or(self.config.intake.default_language);
+        let subject = if message.subject.is_empty() { "—".to_owned() } else { message.subject.clone() };
+        let input = CaseInput {
+            contact_id: contact.as_ref().map(|(id, _)| id.0),
+            account_id: None,
+            service_code: mailbox.service.clone(),
+            case_type: mailbox.case_type.clone(),
+            channel: "email".to_owned(),
+            support_line: 1,
+            priority: 0,
+            owner_id: None,
+            queue_code: Some(mailbox.queue_for(language)),
+            subject: subject.clone(),
+            custom_fields: serde_json::Map::new(),
+        };
+        let (case_id, number) = cases::insert(conn, &input, year_of(now), ACTOR, now).await?;
+        inbound_mail::set_case(conn, inbound_id, case_id.0, language).await?;
+        self.add_message(conn, case_id.0, message, stored_keys, now).await?;
+        // A citizen is answered in the language they are known by; a new one in the message's.
+        let ack_language = contact_language.unwrap_or(language);
+        let acknowledged = match (&message.from, acks.0.get(&ack_language)) {
+            (Some(sender), Some(template)) => {
+                self.acknowledge(conn, case_id.0, &number, &subject, sender, template, now).await?
+            }
+            _ => false,
+        };
+        Ok(Outcome::NewCase { case_id: case_id.0, number, acknowledged })
+    }
+
+    /// The contact with the sender's address, or a new one named from the display name.
+    async fn contact_for(
+        &self,
+        conn: &mut AnyConnection,
+        sender: &Sender,
+        language: Option<Language>,
+        now: Millis,
+    ) -> Result<(ContactId, Language), IntakeError> {
+        if let Some(found) = inbound_mail::contact_by_email(conn, &sender.address, PURPOSE, now).await? {
+            return Ok(found);
+        }
+        let (first_name, last_name) = contact_names(sender);
+        let language = language.unwrap_or(self.config.intake.default_language);
+        let input = ContactInput {
+            first_name,
+            last_name,
+            national_number: None,
+            language,
+            preferred_channel: Some("email".to_owned()),
+            phones: Vec::new(),
+            emails: vec![sender.address.clone()],
+            address: contacts::Address::default(),
+        };
+        Ok((contacts::insert(conn, &input, now).await?, language))
+    }
+
+    /// The message on the case's timeline, its attachments among the case's documents.
+    async fn add_message(
+        &self,
+        conn: &mut AnyConnection,
+        case_id: i64,
+        message: &InboundMessage,
+        stored_keys: &mut Vec<String>,
+        now: Millis,
+    ) -> Result<(), IntakeError> {
+        let max = self.config.intake.max_attachment_bytes;
+        let mut body = message.text.clone();
+        for attachment in &message.attachments {
+            if attachment.bytes.len() > max {
+                body.push_str(&format!(
+                    "\n\n[{}: {} MB, over the limit of {} MB; not kept]",
+                    attachment.file_name,
+                    attachment.bytes.len().div_ceil(1024 * 1024),
+                    max / (1024 * 1024)
+                ));
+                continue;
+            }
+            let upload = Upload {
+                case_id,
+                file_name: &attachment.file_name,
+                content_type: &attachment.content_type,
+                bytes: &attachment.bytes,
+                uploaded_by: ACTOR,
+            };
+            let id = documents::store(conn, self.documents.as_ref(), &upload, now).await?;
+            let key: String = sqlx::query_scalar("SELECT storage_key FROM documents WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *conn)
+                .await?;
+            stored_keys.push(key);
+        }
+        let from = message.from.as_ref().map(|from| from.address.clone()).unwrap_or_else(|| "?".to_owned());
+        let actor = message.from.as_ref().and_then(|from| from.display_name.clone()).unwrap_or_else(|| from.clone());
+        let entry = NewEntry {
+            case_id: Some(case_id),
+            contact_id: None,
+            kind: "email_in",
+            actor_name: &actor,
+            public: true,
+            summary: Summary::new("timeline-mail-in").arg("from", from).arg("subject", &message.subject),
+            body: Some(body),
+        };
+        timeline::append(conn, &entry, now).await?;
+        Ok(())
+    }
+
+    /// Queues the acknowledgement; a template that does not render (an admin's mistake) leaves
+    /// the case unacknowledged rather than the message unprocessed.
+    #[expect(clippy::too_many_arguments, reason = "the case, the citizen and the template")]
+    async fn acknowledge(
+        &self,
+        conn: &mut AnyConnection,
+        case_id: i64,
+        number: &str,
+        subject: &str,
+        sender: &Sender,
+        template: &EmailTemplate,
+        now: Millis,
+    ) -> Result<bool, IntakeError> {
+        let (first_name, last_name) = contact_names(sender);
+        let context = TemplateContext {
+            contact: TemplateContact { first_name, last_name },
+            case: TemplateCase { number: number.to_owned(), subject: subject.to_owned() },
+            agent: TemplateAgent { name: String::new() },
+        };
+        let (ack_subject, body) = match (render(&template.subject, &context), render(&template.body, &context)) {
+            (Ok(ack_subject), Ok(body)) => (ack_subject, body),
+            (Err(error), _) | (_, Err(error)) => {
+                tracing::warn!(template = %template.code, language = template.language.code(), %error,
+                    "the acknowledgement template does not render; no acknowledgement sent");
+                return Ok(false);
+            }
+        };
+        let mail = NewMail {
+            case_id: Some(case_id),
+            to_address: &sender.address,
+            subject: &ack_subject,
+            body: &body,
+            created_by: ACTOR,
+        };
+        outbox::enqueue(conn, &mail, &self.mail_domain, now).await?;
+        let entry = NewEntry {
+            case_id: Some(case_id),
+            contact_id: None,
+            kind: "email_out",
+            actor_name: ACTOR,
+            public: true,
+            summary: Summary::new("timeline-mail").arg("to", sender.address.as_str()).arg("subject", &ack_subject),
+            body: Some(body),
+        };
+        timeline::append(conn, &entry, now).await?;
+        Ok(true)
+    }
+}
+
+/// The calendar year of `now`, for case numbers.
+fn year_of(now: Millis) -> i32 {
+    time::OffsetDateTime::from_unix_timestamp(now.0.div_euclid(1000)).map_or(1970, |at| at.year())
+}

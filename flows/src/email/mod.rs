@@ -1,0 +1,28 @@
+//! E-mail to case (issue 9): mailboxes polled over IMAP, each message classified (a person or a
+//! machine), threaded onto its case or opening a new one with an acknowledgement, and each new
+//! case handed to the router as an e-mail work item.
+//!
+//! - `config`: the mailboxes and their rules (service, case type, queue, skills, language).
+//! - `message`, `classify`, `thread`, `language`: pure functions over a message's bytes and the
+//!   evidence the caller looked up; tested on their own.
+//! - `intake::Processor`: one message into the CRM, in one transaction.
+//! - `route`: new cases to the router, behind the `WorkItems` trait.
+//! - `poller::MailIntake`: the IMAP edge (IDLE or polling, back-off, state for the admin page).
+//!
+//! Errors: `ConfigError` for a bad file, `IntakeError` for one message, `MailboxError` for a
+//! mailbox's connection (stored on its state and retried), `RouteError` for the router.
+//! **Invariant:** no address, name, subject or body of a citizen is ever logged.
+
+pub mod classify;
+pub mod config;
+pub mod intake;
+pub mod language;
+pub mod message;
+pub mod poller;
+pub mod route;
+pub mod thread;
+
+pub use config::{ConfigError, IntakeConfig, MailboxConfig, Security};
+pub use intake::{Outcome, Processor};
+pub use poller::{IntakeEvent, MailIntake};
+pub use route::WorkItems;

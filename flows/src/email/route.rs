@@ -1,0 +1,75 @@
+//! New cases become work items in the router, through `WorkItems` so that the binary can hand
+//! over whichever `engine::Router` it runs (in-process or Redis store).
+
+use std::future::Future;
+
+use loket_crm::clock::Millis;
+use loket_crm::db::Db;
+use loket_crm::i18n::Language;
+use loket_crm::records::inbound_mail::{self, Unrouted};
+use loket_routing::engine::Router;
+use loket_routing::error::StoreError;
+use loket_routing::model::{Channel, NewWorkItem, QueueId, Skill, SkillRequirement, WorkItemId};
+use loket_routing::store::QueueStore;
+
+use super::config::IntakeConfig;
+
+/// Where new work goes.
+pub trait WorkItems: Send + Sync + 'static {
+    fn submit(&self, item: NewWorkItem) -> impl Future<Output = Result<WorkItemId, StoreError>> + Send;
+}
+
+impl<S: QueueStore> WorkItems for Router<S> {
+    async fn submit(&self, item: NewWorkItem) -> Result<WorkItemId, StoreError> {
+        self.enqueue(item).await.map(|(id, _actions)| id)
+    }
+}
+
+/// The work item of a new e-mail case: channel e-mail, the case's queue, the mailbox's skills,
+/// the language as the one skill the router never relaxes.
+pub fn work_item(case_id: i64, queue: &str, skills: &[String], language: Language) -> NewWorkItem {
+    let mut item = NewWorkItem::new(Channel::Email, QueueId::new(queue));
+    item.required_skills =
+        skills.iter().map(|skill| SkillRequirement { skill: Skill(skill.as_str().into()), min_level: 1 }).collect();
+    item.language = Some(Skill(language.code().into()));
+    item.case_id = Some(case_id);
+    item
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("the router refused the work item of case {case_id}: {source}")]
+    Router { case_id: i64, source: StoreError },
+}
+
+/// Hands every new case the router does not have yet to it: those just committed, and after a
+/// restart those whose process stopped between the commit and the router. Returns how many.
+/// A case whose mailbox is no longer configured is routed without skills; one whose queue the
+/// router refuses stays for the next pass, with the error returned.
+pub async fn route_pending(
+    db: &Db,
+    config: &IntakeConfig,
+    work: &impl WorkItems,
+    now: impl Fn() -> Millis,
+) -> Result<usize, RouteError> {
+    let mut routed = 0;
+    loop {
+        let batch = inbound_mail::unrouted(db, 100).await?;
+        if batch.is_empty() {
+            return Ok(routed);
+        }
+        for pending in &batch {
+            let Unrouted { inbound_id, mailbox, case_id, queue_code, language } = pending;
+            let mailbox = config.mailbox(mailbox);
+            let language = language.unwrap_or(config.intake.default_language);
+            let queue = queue_code.clone().or_else(|| mailbox.map(|mailbox| mailbox.queue_for(language)));
+            let skills = mailbox.map(|mailbox| mailbox.skills.as_slice()).unwrap_or_default();
+            let item = work_item(*case_id, queue.as_deref().unwrap_or_default(), skills, language);
+            let id = work.submit(item).await.map_err(|source| RouteError::Router { case_id: *case_id, source })?;
+            inbound_mail::mark_routed(db, *inbound_id, id.0, now()).await?;
+            routed += 1;
+        }
+    }
+}

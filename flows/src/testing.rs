@@ -1,0 +1,279 @@
+//! Real peers for the e-mail tests and the benchmark (feature `testing`): a Dovecot IMAP server
+//! started on a free port with a throw-away mail store and static users, and Python's standard
+//! `smtpd` as the SMTP server acknowledgements go to (`crm/tests/support/smtp_sink.py`).
+//!
+//! A missing Dovecot or Python fails the test with what to install: the e-mail suite is only
+//! proven against a real server.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_imap::Client;
+use tokio::net::TcpStream;
+
+use crate::email::config::{MailboxConfig, Security};
+
+/// Every test user's password.
+pub const PASSWORD: &str = "secret";
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+pub struct Dovecot {
+    child: Child,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl Dovecot {
+    /// Starts Dovecot with these users (each with an empty INBOX) and waits, with a deadline,
+    /// until it accepts connections.
+    pub fn start(users: &[&str]) -> Dovecot {
+        let binary = ["/usr/sbin/dovecot", "/usr/local/sbin/dovecot"]
+            .into_iter()
+            .find(|path| Path::new(path).exists())
+            .unwrap_or_else(|| {
+                panic!(
+                    "Dovecot is needed by the e-mail tests and is not installed \
+                     (apt-get install dovecot-imapd; scripts/test installs it)"
+                )
+            });
+        let dir = unique_dir("loket-dovecot");
+        std::fs::create_dir_all(dir.join("run")).expect("the Dovecot test directory");
+        // Dovecot's processes run as other users when started as root: they must reach the store.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let port = free_port();
+        let identity = Identity::current();
+        let users_file = dir.join("users");
+        let lines: String = users
+            .iter()
+            .map(|user| {
+                format!(
+                    "{user}:{{PLAIN}}{PASSWORD}:{}:{}::{}\n",
+                    identity.mail_uid,
+                    identity.mail_gid,
+                    dir.join("mail").join(user).display()
+                )
+            })
+            .collect();
+        std::fs::write(&users_file, lines).expect("the Dovecot users file");
+        let config = dir.join("dovecot.conf");
+        std::fs::write(&config, identity.config(&dir, port)).expect("the Dovecot configuration");
+        let child = Command::new(binary)
+            .arg("-F")
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("starting {binary}: {error}"));
+        let mut dovecot = Dovecot { child, port, dir };
+        dovecot.wait_until_listening(Duration::from_secs(20));
+        dovecot
+    }
+
+    fn wait_until_listening(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let stderr: String = self
+                    .child
+                    .stderr
+                    .take()
+                    .map(|pipe| BufReader::new(pipe).lines().map_while(Result::ok).map(|line| line + "\n").collect())
+                    .unwrap_or_default();
+                panic!("Dovecot exited ({status}) before listening:\n{stderr}{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Dovecot did not listen on port {} within {limit:?}:\n{}",
+                self.port,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Dovecot's own log, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("dovecot.log")).unwrap_or_default()
+    }
+
+    /// Delivers messages into `user`'s INBOX over IMAP APPEND, on one connection.
+    pub async fn append(&self, user: &str, messages: &[Vec<u8>]) {
+        let tcp = TcpStream::connect(("127.0.0.1", self.port)).await.expect("connect to Dovecot");
+        let mut client = Client::new(tcp);
+        client.read_response().await.expect("greeting").expect("a greeting");
+        let mut session = client.login(user, PASSWORD).await.map_err(|(error, _)| error).expect("login");
+        for raw in messages {
+            session.append("INBOX", None, None, raw).await.expect("APPEND");
+        }
+        session.logout().await.expect("logout");
+    }
+
+    /// A mailbox of this server for `user`.
+    pub fn mailbox(&self, user: &str) -> MailboxConfig {
+        test_mailbox(user, self.port)
+    }
+}
+
+/// A plain-IMAP mailbox on this host for `user`, with the rules of a population mailbox whose
+/// language is detected.
+pub fn test_mailbox(user: &str, port: u16) -> MailboxConfig {
+    MailboxConfig {
+        name: user.to_owned(),
+        address: format!("{user}@gemeente.example"),
+        host: "127.0.0.1".to_owned(),
+        port,
+        security: Security::Plain,
+        username: user.to_owned(),
+        password: PASSWORD.to_owned(),
+        folder: "INBOX".to_owned(),
+        service: "population".to_owned(),
+        case_type: "certificates".to_owned(),
+        queue: "population-{language}-l1".to_owned(),
+        skills: vec!["population".to_owned()],
+        language: None,
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        // SIGTERM lets the master stop its children; SIGKILL would orphan them.
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Who Dovecot's processes and the mail store run as.
+struct Identity {
+    root: bool,
+    user: String,
+    group: String,
+    mail_uid: String,
+    mail_gid: String,
+}
+
+impl Identity {
+    fn current() -> Identity {
+        let id = |args: &[&str]| {
+            let output = Command::new("id").args(args).output().expect("the `id` command");
+            String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        };
+        let uid = id(&["-u"]);
+        if uid == "0" {
+            // Dovecot refuses root for mail; Debian's package creates `dovenull`.
+            Identity {
+                root: true,
+                user: String::new(),
+                group: String::new(),
+                mail_uid: id(&["-u", "dovenull"]),
+                mail_gid: id(&["-g", "dovenull"]),
+            }
+        } else {
+            Identity { root: false, user: id(&["-un"]), group: id(&["-gn"]), mail_uid: uid, mail_gid: id(&["-g"]) }
+        }
+    }
+
+    fn config(&self, dir: &Path, port: u16) -> String {
+        let dir = dir.display();
+        let own_users = if self.root {
+            String::new()
+        } else {
+            format!(
+                "default_internal_user = {user}\ndefault_internal_group = {group}\ndefault_login_user = {user}\n",
+                user = self.user,
+                group = self.group
+            )
+        };
+        format!(
+            "base_dir = {dir}/run\nstate_dir = {dir}/run\nlog_path = {dir}/dovecot.log\n\
+             protocols = imap\nlisten = 127.0.0.1\nssl = no\ndisable_plaintext_auth = no\n\
+             auth_mechanisms = plain login\nfirst_valid_uid = 1\nfirst_valid_gid = 1\n\
+             mail_location = maildir:~/Maildir\nmail_max_userip_connections = 100\n{own_users}\
+             passdb {{\n  driver = passwd-file\n  args = {dir}/users\n}}\n\
+             userdb {{\n  driver = passwd-file\n  args = {dir}/users\n}}\n\
+             service imap-login {{\n  chroot =\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n\
+             \x20 inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             service anvil {{\n  chroot =\n}}\n"
+        )
+    }
+}
+
+/// Python's standard smtpd writing each message it receives to a file.
+pub struct SmtpSink {
+    child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+impl SmtpSink {
+    pub fn start() -> SmtpSink {
+        let port = free_port();
+        let dir = unique_dir("loket-smtp-sink");
+        std::fs::create_dir_all(&dir).expect("sink dir");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../crm/tests/support/smtp_sink.py");
+        let mut child = Command::new("python3")
+            .args(["-W", "ignore", script, &port.to_string()])
+            .arg(&dir)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 is needed for the SMTP sink (Python's standard smtpd, Python ≤ 3.11)");
+        let stdout = child.stdout.take().expect("stdout");
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let first = BufReader::new(stdout).lines().next();
+            let _ = ready_tx.send(first.and_then(Result::ok));
+        });
+        let line = ready_rx.recv_timeout(Duration::from_secs(20)).expect("the SMTP sink starts within 20 s");
+        assert_eq!(line.as_deref(), Some("ready"), "the SMTP sink did not start (smtpd needs Python ≤ 3.11)");
+        SmtpSink { child, port, dir }
+    }
+
+    /// Every message received so far.
+    pub fn messages(&self) -> Vec<String> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .expect("sink dir")
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "eml"))
+            .collect();
+        paths.sort();
+        paths.iter().map(|path| std::fs::read_to_string(path).expect("a received message")).collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("a free port").port()
+}
+
+fn unique_dir(prefix: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "{prefix}-{}-{}-{}",
+        std::process::id(),
+        NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        rand::random::<u32>()
+    ))
+}
