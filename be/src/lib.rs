@@ -1,14 +1,17 @@
-//! Belgian identifiers with their check rules, as values that cannot hold an invalid number.
+//! Belgian identifiers with their check rules, as values that cannot hold an invalid number, and
+//! the languages loket speaks.
 //!
 //! Phone numbers are normalised to E.164 here too. No IO and no dependencies: the CRM stores these, the IVR validates keypad input with them.
 //! A `NationalRegisterNumber` never prints itself whole: `Debug` and `Display` mask it, so it can
 //! sit in a struct that gets logged. The full digits come out only through `digits()`.
 
 mod enterprise;
+mod language;
 mod national;
 mod phone;
 
 pub use enterprise::{EnterpriseNumber, EnterpriseNumberError};
+pub use language::Language;
 pub use national::{NationalNumberError, NationalRegisterNumber, NumberKind, Sex};
 pub use phone::{PhoneNumber, PhoneNumberError};
 

@@ -18,63 +18,38 @@ fluent_templates::static_loader! {
     };
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Language {
-    #[default]
-    Nl,
-    Fr,
-    En,
-}
+pub use loket_be::Language;
 
 static NL: LanguageIdentifier = langid!("nl");
 static FR: LanguageIdentifier = langid!("fr");
 static EN: LanguageIdentifier = langid!("en");
 
-impl Language {
-    pub const ALL: [Language; 3] = [Language::Nl, Language::Fr, Language::En];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Language::Nl => "nl",
-            Language::Fr => "fr",
-            Language::En => "en",
-        }
-    }
-
-    pub fn from_code(code: &str) -> Option<Language> {
-        Language::ALL.into_iter().find(|language| language.code() == code)
-    }
-
-    /// The first of our languages named in an `Accept-Language` header, Dutch when none is.
-    pub fn negotiate(accept_language: &str) -> Language {
-        accept_language
-            .split(',')
-            .filter_map(|part| part.split(';').next())
-            .filter_map(|tag| tag.trim().split('-').next())
-            .find_map(|primary| Language::from_code(&primary.to_ascii_lowercase()))
-            .unwrap_or_default()
-    }
-
+/// The console's strings in a language.
+pub trait Texts {
     /// The UI string for `key`; the key itself when it is missing, so a gap shows on screen.
-    pub fn text(self, key: &str) -> String {
-        LOCALES.try_lookup(self.identifier(), key).unwrap_or_else(|| key.to_owned())
+    fn text(self, key: &str) -> String;
+    fn text_with(self, key: &str, args: &[(&str, String)]) -> String;
+}
+
+impl Texts for Language {
+    fn text(self, key: &str) -> String {
+        LOCALES.try_lookup(identifier(self), key).unwrap_or_else(|| key.to_owned())
     }
 
-    pub fn text_with(self, key: &str, args: &[(&str, String)]) -> String {
+    fn text_with(self, key: &str, args: &[(&str, String)]) -> String {
         let args: HashMap<Cow<'static, str>, FluentValue> = args
             .iter()
             .map(|(name, value)| (Cow::Owned((*name).to_owned()), FluentValue::from(value.clone())))
             .collect();
-        LOCALES.try_lookup_with_args(self.identifier(), key, &args).unwrap_or_else(|| key.to_owned())
+        LOCALES.try_lookup_with_args(identifier(self), key, &args).unwrap_or_else(|| key.to_owned())
     }
+}
 
-    fn identifier(self) -> &'static LanguageIdentifier {
-        match self {
-            Language::Nl => &NL,
-            Language::Fr => &FR,
-            Language::En => &EN,
-        }
+fn identifier(language: Language) -> &'static LanguageIdentifier {
+    match language {
+        Language::Nl => &NL,
+        Language::Fr => &FR,
+        Language::En => &EN,
     }
 }
 
@@ -111,13 +86,5 @@ mod tests {
         assert_eq!(Language::Fr.text("login-title"), "Connexion");
         assert_eq!(Language::En.text("login-title"), "Sign in");
         assert_eq!(Language::Fr.text_with("home-welcome", &[("name", "Ana".into())]), "Bienvenue, Ana");
-    }
-
-    #[test]
-    fn accept_language_picks_the_first_known() {
-        assert_eq!(Language::negotiate("fr-BE,fr;q=0.9,en;q=0.8"), Language::Fr);
-        assert_eq!(Language::negotiate("de-DE, en;q=0.5"), Language::En);
-        assert_eq!(Language::negotiate("de"), Language::Nl);
-        assert_eq!(Language::negotiate(""), Language::Nl);
     }
 }

@@ -8,35 +8,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use loket_be::Language;
 use loket_be::PhoneNumber;
 
 use crate::config::{self, Check, File, FlowConfig, NodeConfig};
 use crate::numbers;
 use crate::schedule::Schedule;
 use crate::waiting::{Offer, WaitingConfig};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Language {
-    Nl,
-    Fr,
-    En,
-}
-
-impl Language {
-    pub const ALL: [Language; 3] = [Language::Nl, Language::Fr, Language::En];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Language::Nl => "nl",
-            Language::Fr => "fr",
-            Language::En => "en",
-        }
-    }
-
-    pub fn from_code(code: &str) -> Option<Language> {
-        Language::ALL.into_iter().find(|language| language.code() == code)
-    }
-}
 
 /// A prompt to play: in the caller's language unless the flow pinned one.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use sqlx::{AnyConnection, Row};
 
 use crate::clock::Millis;
 use crate::db::Db;
-use crate::i18n::Language;
+use crate::i18n::{Language, Texts};
 
 pub struct NewEntry<'a> {
     pub case_id: Option<i64>,

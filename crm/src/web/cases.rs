@@ -17,7 +17,7 @@ use super::session::CsrfForm;
 use super::templates::Layout;
 use super::{AppState, CurrentUser, WebError};
 use crate::auth::Permission;
-use crate::i18n::Language;
+use crate::i18n::{Language, Texts};
 use crate::mail::{self, TemplateAgent, TemplateCase, TemplateContact, TemplateContext};
 use crate::records::case_types::{self, FieldError};
 use crate::records::cases::{

@@ -5,7 +5,7 @@ use minijinja::value::{Kwargs, Value};
 use minijinja::{Environment, Error, ErrorKind, State};
 use serde::{Deserialize, Serialize};
 
-use crate::i18n::Language;
+use crate::i18n::{Language, Texts};
 use crate::records::timeline::Summary;
 
 /// Everything the layout needs; a page's own values sit beside it in the context.
