@@ -68,7 +68,9 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             None
         }
     };
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
+    // The peer's address reaches the handlers: the public forms limit submissions per address.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
     purge.abort();
     sip.abort();
     if let Some(sender) = sender {

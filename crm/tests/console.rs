@@ -183,6 +183,11 @@ async fn every_route_admits_exactly_its_roles() {
         check("POST", case_path("/clone"), case_workers, &[], 303),
         check("POST", case_path("/escalate"), case_workers, &[("note", "walk")], 303),
         check("POST", "/language", Allowed::EveryRole, &[("language", "en"), ("back", "/")], 303),
+        // The public web forms: open to everyone, logged in or not. The upload carries no form
+        // fields, so it is refused as incomplete (422) after the token was accepted.
+        check("GET", "/forms", Allowed::EveryRole, &[], 200),
+        check("GET", "/forms/passport", Allowed::EveryRole, &[], 200),
+        check("UPLOAD", "/forms/passport", Allowed::EveryRole, &[], 422),
         check("POST", "/logout", Allowed::EveryRole, &[], 303),
     ];
     for role in Role::ALL {
@@ -218,7 +223,7 @@ async fn every_route_admits_exactly_its_roles() {
 async fn anonymous_visitors_reach_only_the_public_routes() {
     let (_db, app) = sqlite_app().await;
     let mut browser = Browser::default();
-    for path in ["/login", "/healthz", "/readyz", "/metrics", "/static/console.css"] {
+    for path in ["/login", "/healthz", "/readyz", "/metrics", "/static/console.css", "/forms"] {
         assert_eq!(app.get(&mut browser, path).await.status, StatusCode::OK, "{path}");
     }
     for path in ["/", "/admin/users", "/admin/roles", "/audit", "/admin/users/1"] {

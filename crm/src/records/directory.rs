@@ -13,6 +13,16 @@ pub struct Names {
     pub en: String,
 }
 
+impl Names {
+    pub fn get(&self, language: crate::i18n::Language) -> &str {
+        match language {
+            crate::i18n::Language::Nl => &self.nl,
+            crate::i18n::Language::Fr => &self.fr,
+            crate::i18n::Language::En => &self.en,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SkillKind {

@@ -9,6 +9,9 @@ use sqlx::{AnyConnection, Row};
 
 use crate::clock::Millis;
 use crate::db::Db;
+use crate::mail::{TemplateAgent, TemplateCase, TemplateContact, TemplateContext, render};
+use crate::records::email_templates::EmailTemplate;
+use crate::records::timeline::{self, NewEntry, Summary};
 
 pub const MAX_ATTEMPTS: i64 = 8;
 
@@ -182,4 +185,63 @@ fn mail_from_row(row: &sqlx::any::AnyRow) -> Result<OutboxMail, sqlx::Error> {
         last_error: row.try_get("last_error")?,
         created_at: row.try_get("created_at")?,
     })
+}
+
+/// A new case's acknowledgement to the citizen: what `acknowledge` needs to write it.
+pub struct Acknowledgement<'a> {
+    pub case_id: i64,
+    pub number: &'a str,
+    pub subject: &'a str,
+    pub to_address: &'a str,
+    /// The names the citizen gave in this message or form, never those of a matched contact: the
+    /// sender of an unauthenticated request must not learn what the municipality has on file.
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+    /// The `email_ack` template in the citizen's language.
+    pub template: &'a EmailTemplate,
+    pub actor: &'a str,
+}
+
+/// Queues the acknowledgement and puts it on the case's timeline, in the caller's transaction.
+/// A template that does not render (an admin's mistake) leaves the case unacknowledged (`false`)
+/// rather than the intake failed. Shared by every channel that opens cases for citizens.
+pub async fn acknowledge(
+    conn: &mut AnyConnection,
+    ack: &Acknowledgement<'_>,
+    domain: &str,
+    now: Millis,
+) -> Result<bool, sqlx::Error> {
+    let context = TemplateContext {
+        contact: TemplateContact { first_name: ack.first_name.to_owned(), last_name: ack.last_name.to_owned() },
+        case: TemplateCase { number: ack.number.to_owned(), subject: ack.subject.to_owned() },
+        agent: TemplateAgent { name: String::new() },
+    };
+    let template = ack.template;
+    let (subject, body) = match (render(&template.subject, &context), render(&template.body, &context)) {
+        (Ok(subject), Ok(body)) => (subject, body),
+        (Err(error), _) | (_, Err(error)) => {
+            tracing::warn!(template = %template.code, language = template.language.code(), %error,
+                "the acknowledgement template does not render; no acknowledgement sent");
+            return Ok(false);
+        }
+    };
+    let mail = NewMail {
+        case_id: Some(ack.case_id),
+        to_address: ack.to_address,
+        subject: &subject,
+        body: &body,
+        created_by: ack.actor,
+    };
+    enqueue(&mut *conn, &mail, domain, now).await?;
+    let entry = NewEntry {
+        case_id: Some(ack.case_id),
+        contact_id: None,
+        kind: "email_out",
+        actor_name: ack.actor,
+        public: true,
+        summary: Summary::new("timeline-mail").arg("to", ack.to_address).arg("subject", &subject),
+        body: Some(body),
+    };
+    timeline::append(conn, &entry, now).await?;
+    Ok(true)
 }

@@ -574,7 +574,7 @@ async fn upload(
     if csrf.as_deref() != Some(current.session.csrf_token.as_str()) {
         return Err(WebError::CsrfMismatch);
     }
-    let checked = check_upload(&state, &current, file);
+    let checked = check_upload(state.config.max_upload_bytes, current.language(), file);
     let (file_name, bytes, content_type) = match checked {
         Ok(accepted) => accepted,
         Err(message) => {
@@ -593,18 +593,18 @@ async fn upload(
     Ok(Redirect::to(&format!("/cases/{id}")).into_response())
 }
 
-/// The file's name, bytes and content type, or why it is refused, in the user's language.
-fn check_upload(
-    state: &AppState,
-    current: &CurrentUser,
+/// The file's name, bytes and content type, or why it is refused, in the user's language. The
+/// public web forms check their attachments here too, so both take the same files.
+pub(super) fn check_upload(
+    max_upload_bytes: usize,
+    language: Language,
     file: Option<(String, axum::body::Bytes)>,
 ) -> Result<(String, axum::body::Bytes, &'static str), String> {
-    let language = current.language();
     let Some((file_name, bytes)) = file.filter(|(_, bytes)| !bytes.is_empty()) else {
         return Err(language.text("cases-upload-empty"));
     };
-    if bytes.len() > state.config.max_upload_bytes {
-        let limit = (state.config.max_upload_bytes / (1024 * 1024)).to_string();
+    if bytes.len() > max_upload_bytes {
+        let limit = (max_upload_bytes / (1024 * 1024)).to_string();
         return Err(language.text_with("cases-upload-too-large", &[("count", limit)]));
     }
     let file_name = clean_file_name(&file_name);

@@ -15,6 +15,7 @@ mod audit_view;
 mod cases;
 mod contacts;
 mod error;
+mod forms;
 mod health;
 mod home;
 mod language;

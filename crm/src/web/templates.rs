@@ -67,6 +67,11 @@ impl Templates {
         template!(env, "admin/templates.html");
         template!(env, "admin/template_edit.html");
         template!(env, "admin/mailboxes.html");
+        template!(env, "forms/languages.html");
+        template!(env, "forms/index.html");
+        template!(env, "forms/form.html");
+        template!(env, "forms/done.html");
+        template!(env, "forms/limited.html");
         env.add_function("t", translate);
         env.add_filter("datetime", datetime);
         env.add_filter("summary", summary);

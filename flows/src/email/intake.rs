@@ -9,13 +9,12 @@ use std::sync::Arc;
 use loket_crm::clock::{Clock, Millis};
 use loket_crm::db::Db;
 use loket_crm::i18n::Language;
-use loket_crm::mail::{TemplateAgent, TemplateCase, TemplateContact, TemplateContext, render};
 use loket_crm::records::cases::{self, CaseError, CaseInput};
 use loket_crm::records::contacts::{self, ContactError, ContactId, ContactInput};
 use loket_crm::records::documents::{self, DocumentError, DocumentStore, Upload};
 use loket_crm::records::email_templates::{self, EmailTemplate};
 use loket_crm::records::inbound_mail::{self, InboundOutcome};
-use loket_crm::records::outbox::{self, NewMail};
+use loket_crm::records::outbox::{self, Acknowledgement};
 use loket_crm::records::timeline::{self, NewEntry, Summary};
 use sqlx::AnyConnection;
 
@@ -259,7 +258,18 @@ impl Processor {
         let ack_language = contact_language.unwrap_or(language);
         let acknowledged = match (&message.from, acks.0.get(&ack_language)) {
             (Some(sender), Some(template)) => {
-                self.acknowledge(conn, case_id.0, &number, &subject, sender, template, now).await?
+                let (first_name, last_name) = contact_names(sender);
+                let ack = Acknowledgement {
+                    case_id: case_id.0,
+                    number: &number,
+                    subject: &subject,
+                    to_address: &sender.address,
+                    first_name: &first_name,
+                    last_name: &last_name,
+                    template,
+                    actor: ACTOR,
+                };
+                outbox::acknowledge(conn, &ack, &self.mail_domain, now).await?
             }
             _ => false,
         };
@@ -340,54 +350,6 @@ impl Processor {
         };
         timeline::append(conn, &entry, now).await?;
         Ok(())
-    }
-
-    /// Queues the acknowledgement; a template that does not render (an admin's mistake) leaves
-    /// the case unacknowledged rather than the message unprocessed.
-    #[expect(clippy::too_many_arguments, reason = "the case, the citizen and the template")]
-    async fn acknowledge(
-        &self,
-        conn: &mut AnyConnection,
-        case_id: i64,
-        number: &str,
-        subject: &str,
-        sender: &Sender,
-        template: &EmailTemplate,
-        now: Millis,
-    ) -> Result<bool, IntakeError> {
-        let (first_name, last_name) = contact_names(sender);
-        let context = TemplateContext {
-            contact: TemplateContact { first_name, last_name },
-            case: TemplateCase { number: number.to_owned(), subject: subject.to_owned() },
-            agent: TemplateAgent { name: String::new() },
-        };
-        let (ack_subject, body) = match (render(&template.subject, &context), render(&template.body, &context)) {
-            (Ok(ack_subject), Ok(body)) => (ack_subject, body),
-            (Err(error), _) | (_, Err(error)) => {
-                tracing::warn!(template = %template.code, language = template.language.code(), %error,
-                    "the acknowledgement template does not render; no acknowledgement sent");
-                return Ok(false);
-            }
-        };
-        let mail = NewMail {
-            case_id: Some(case_id),
-            to_address: &sender.address,
-            subject: &ack_subject,
-            body: &body,
-            created_by: ACTOR,
-        };
-        outbox::enqueue(conn, &mail, &self.mail_domain, now).await?;
-        let entry = NewEntry {
-            case_id: Some(case_id),
-            contact_id: None,
-            kind: "email_out",
-            actor_name: ACTOR,
-            public: true,
-            summary: Summary::new("timeline-mail").arg("to", sender.address.as_str()).arg("subject", &ack_subject),
-            body: Some(body),
-        };
-        timeline::append(conn, &entry, now).await?;
-        Ok(true)
     }
 }
 
