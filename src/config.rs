@@ -136,6 +136,29 @@ pub struct SipConfig {
     pub min_expires: u32,
     pub max_expires: u32,
     pub location_store: LocationStoreConfig,
+    /// Where loket says it receives a call's media (the SDP answer's address and port).
+    pub media_address: std::net::IpAddr,
+    pub media_port: u16,
+    /// Call legs alive at once and new calls per second; beyond either, 503 with Retry-After.
+    pub max_calls: usize,
+    pub max_calls_per_second: u32,
+    /// Dialled numbers and where their calls go; any other number is refused with 404.
+    pub numbers: Vec<SipNumberConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipNumberConfig {
+    /// The user part of the Request-URI, as dialled (`+3225550100`).
+    pub number: String,
+    /// `answer`, `agent:USER` or a `sip:` URI.
+    #[serde(deserialize_with = "sip_target")]
+    pub target: String,
+    /// For `answer`: seconds of ringing before loket answers, and after which it hangs up (0: never).
+    #[serde(default)]
+    pub ring_seconds: u64,
+    #[serde(default)]
+    pub hangup_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +175,21 @@ impl SipConfig {
     pub fn algorithms(&self) -> Vec<loket_sip::digest::Algorithm> {
         self.digest_algorithms.split_whitespace().filter_map(loket_sip::digest::Algorithm::from_name).collect()
     }
+
+    /// The numbers as the SIP service takes them; the deserializer has checked the targets.
+    pub fn numbers(&self) -> Vec<loket_sip::service::Number> {
+        self.numbers
+            .iter()
+            .filter_map(|number| {
+                Some(loket_sip::service::Number {
+                    number: number.number.clone(),
+                    target: loket_sip::service::Target::parse(&number.target)?,
+                    ring: Duration::from_secs(number.ring_seconds),
+                    hangup_after: (number.hangup_seconds > 0).then(|| Duration::from_secs(number.hangup_seconds)),
+                })
+            })
+            .collect()
+    }
 }
 
 impl Default for SipConfig {
@@ -165,6 +203,17 @@ impl Default for SipConfig {
             min_expires: 60,
             max_expires: 3_600,
             location_store: LocationStoreConfig::Memory,
+            media_address: std::net::IpAddr::from([127, 0, 0, 1]),
+            media_port: 40_000,
+            max_calls: 10_000,
+            max_calls_per_second: 1_000,
+            // The demo municipality's number (also the IVR's): loket answers it itself.
+            numbers: vec![SipNumberConfig {
+                number: "+3225550100".to_owned(),
+                target: "answer".to_owned(),
+                ring_seconds: 0,
+                hangup_seconds: 0,
+            }],
         }
     }
 }
@@ -390,6 +439,14 @@ fn digest_algorithms<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Strin
     Ok(text)
 }
 
+fn sip_target<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    match loket_sip::service::Target::parse(&text) {
+        Some(_) => Ok(text),
+        None => Err(serde::de::Error::custom("expected \"answer\", \"agent:USER\" or a sip: URI")),
+    }
+}
+
 fn redis_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
     let url = Option::<String>::deserialize(deserializer)?;
     match url {
@@ -430,6 +487,23 @@ mod tests {
             let error = parse(&text, "x.toml").unwrap_err().to_string();
             assert!(error.contains("key `sip.digest_algorithms`"), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn sip_numbers_are_checked() {
+        let numbers = Config::default().sip.numbers();
+        assert_eq!(numbers.len(), 1);
+        assert_eq!(
+            (numbers[0].number.as_str(), &numbers[0].target),
+            ("+3225550100", &loket_sip::service::Target::Answer)
+        );
+        let text = "[[sip.numbers]]\nnumber = \"1\"\ntarget = \"agent:agent\"\nring_seconds = 2\nhangup_seconds = 3\n";
+        let config = parse(text, "x.toml").unwrap();
+        let number = &config.sip.numbers()[0];
+        assert_eq!(number.target, loket_sip::service::Target::Agent("agent".into()));
+        assert_eq!((number.ring, number.hangup_after), (Duration::from_secs(2), Some(Duration::from_secs(3))));
+        let error = parse("[[sip.numbers]]\nnumber = \"1\"\ntarget = \"voicemail\"\n", "x.toml").unwrap_err();
+        assert!(error.to_string().contains("key `sip.numbers[0].target`"), "{error}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use loket_crm::web::{AppState, WebConfig, router};
 use loket_sip::digest::StoredHa1;
 use loket_sip::registrar::redis::RedisStore;
 use loket_sip::registrar::{MemoryStore, Policy};
-use loket_sip::service::{CredentialStore, Settings, Sockets};
+use loket_sip::service::{CallSettings, CredentialStore, Settings, Sockets};
 
 use crate::config::{Config, LocationStoreConfig};
 
@@ -152,7 +152,14 @@ async fn start_sip(config: &Config, db: &Db) -> anyhow::Result<tokio::task::Join
         default_expires: sip.max_expires,
         ..Policy::default()
     };
-    let settings = Settings { algorithms: sip.algorithms(), ..Settings::new(sip.domain.clone(), policy) };
+    let calls = CallSettings {
+        numbers: sip.numbers(),
+        media: std::net::SocketAddr::new(sip.media_address, sip.media_port),
+        max_calls: sip.max_calls,
+        max_calls_per_second: sip.max_calls_per_second,
+        ..CallSettings::default()
+    };
+    let settings = Settings { algorithms: sip.algorithms(), calls, ..Settings::new(sip.domain.clone(), policy) };
     let credentials = CrmCredentials { db: db.clone(), realm: sip.domain.clone() };
     let service: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match sip.location_store {
         LocationStoreConfig::Memory => {

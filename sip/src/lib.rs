@@ -8,29 +8,35 @@
 //!   or says how to refuse it: a stateless reply for requests that can be answered, a drop otherwise.
 //! - [`transport`]: UDP and TCP sockets feeding the entry point and answering its refusals; later
 //!   answers go back through each message's [`transport::ReplyPath`].
-//! - [`transaction`]: RFC 3261 §17.2 server transactions as pure state machines (timers G, H, I,
-//!   J and RFC 6026's L), and their table on a timer wheel.
-//! - [`call`]: the pure call-control core (events and time in, actions out), so far the inbound leg.
+//! - [`transaction`]: RFC 3261 §17 server and client transactions as pure state machines (timers
+//!   A–K and RFC 6026's L and M), and their tables on timer wheels.
+//! - [`call`]: the pure call-control core (events and time in, actions out): inbound and outbound
+//!   legs with hold/resume, and [`call::bridge`], the B2BUA coupling of a caller to forked legs.
+//! - [`dialog`]: dialog state (RFC 3261 §12) and the requests loket sends within a dialog.
 //! - [`digest`]: digest authentication (MD5 and SHA-256, RFC 7616/8760) against stored HA1 values,
 //!   with stateless HMAC nonces.
 //! - [`registrar`]: REGISTER as a pure core (bindings in, bindings out), and the location store
 //!   trait with its in-process and Redis implementations.
-//! - [`ratelimit`]: failed authentications per source IP, bounded.
-//! - [`service`]: the edge that runs all of this on the sockets: REGISTER, OPTIONS, and interim
-//!   answers for the rest (INVITE 480 until calls are wired).
+//! - [`sdp`]: SDP offer/answer (RFC 3264) for G.711 and telephone-events, with hold directions.
+//! - [`ratelimit`]: new calls per second, and failed authentications per source IP, bounded.
+//! - [`service`]: the edge that runs all of this on the sockets: REGISTER, OPTIONS, and calls to
+//!   configured numbers (answered by loket, or bridged to an agent's phones or a SIP URI).
 //!
-//! Still to come (issue #3): WebSocket, client transactions, dialogs, calls through the service,
-//! outbound legs and the B2BUA.
+//! Still to come (issue #3): WebSocket, trunks (outbound digest auth, registration, outbound
+//! proxy), TCP towards phones, DNS targets, RFC 4733 passthrough with the media engine.
 //!
 //! Errors: each failure domain has its own `thiserror` enum ([`message::MessageError`],
-//! [`message::FramingError`], [`digest::ParseError`], [`registrar::StoreError`]); socket failures stay `std::io::Error`; the [`call`] core cannot
-//! fail. Nothing here panics on peer input.
+//! [`message::FramingError`], [`digest::ParseError`], [`registrar::StoreError`],
+//! [`sdp::SdpError`]); socket failures stay `std::io::Error`; the [`call`] core cannot fail.
+//! Nothing here panics on peer input.
 
 pub mod call;
+pub mod dialog;
 pub mod digest;
 pub mod message;
 pub mod ratelimit;
 pub mod registrar;
+pub mod sdp;
 pub mod service;
 pub mod transaction;
 pub mod transport;

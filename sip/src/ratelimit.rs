@@ -1,4 +1,8 @@
-//! Failed authentications per source IP (issue #3, abuse): after `max_failures` failures within
+//! Rate limits (issue #3, overload and abuse). Both are pure: the time is an input.
+//!
+//! [`NewCalls`]: new calls per second, as a token bucket of one second's burst.
+//!
+//! [`FailedAuth`]: failed authentications per source IP: after `max_failures` failures within
 //! `window` of a source's first one, its requests are refused without checking credentials until
 //! that window ends. Pure: the time is an input. Memory is bounded by `max_sources`: when a new
 //! source arrives at the limit, the one whose window started longest ago is forgotten, so a flood
@@ -93,6 +97,38 @@ impl FailedAuth {
     }
 }
 
+/// New calls per second as a token bucket: `per_second` tokens a second, at most one second's
+/// worth saved, so a burst after a quiet spell is bounded too. Zero admits nothing.
+#[derive(Debug, Clone)]
+pub struct NewCalls {
+    per_second: u32,
+    /// Tokens in millionths, so that refilling at any rate stays exact in integers.
+    micro_tokens: u64,
+    last: Instant,
+}
+
+impl NewCalls {
+    pub fn new(per_second: u32, now: Instant) -> NewCalls {
+        NewCalls { per_second, micro_tokens: u64::from(per_second) * 1_000_000, last: now }
+    }
+
+    /// Whether a new call may start at `now`; takes its token if so.
+    pub fn admit(&mut self, now: Instant) -> bool {
+        let capacity = u64::from(self.per_second) * 1_000_000;
+        let elapsed = now.saturating_duration_since(self.last);
+        self.last = self.last.max(now);
+        // per_second tokens a second = per_second micro-tokens a microsecond.
+        let earned = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).saturating_mul(u64::from(self.per_second));
+        self.micro_tokens = self.micro_tokens.saturating_add(earned).min(capacity);
+        if self.micro_tokens >= 1_000_000 {
+            self.micro_tokens -= 1_000_000;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +197,25 @@ mod tests {
         limiter.purge(t0 + Duration::from_secs(90));
         assert!(limiter.is_empty());
         assert!(limiter.by_age.is_empty());
+    }
+
+    #[test]
+    fn new_calls_are_limited_per_second_with_a_bounded_burst() {
+        let start = Instant::now();
+        let mut calls = NewCalls::new(100, start);
+        let admitted = (0..150).filter(|_| calls.admit(start)).count();
+        assert_eq!(admitted, 100, "one second's burst");
+        // 10 ms later: one more token.
+        let later = start + Duration::from_millis(10);
+        assert!(calls.admit(later));
+        assert!(!calls.admit(later));
+        // A long quiet spell saves no more than one second's worth.
+        let much_later = start + Duration::from_secs(3_600);
+        assert_eq!((0..500).filter(|_| calls.admit(much_later)).count(), 100);
+        // Time going backwards changes nothing.
+        assert!(!calls.admit(start));
+        let mut none = NewCalls::new(0, start);
+        assert!(!none.admit(much_later));
     }
 
     #[test]

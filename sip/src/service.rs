@@ -7,9 +7,12 @@
 //!   at once (503 beyond), and report back to the service task, which sends the answer through the
 //!   transaction;
 //! - OPTIONS: 200 with what loket accepts (RFC 3261 §11.2);
-//! - INVITE: 480 until calls are wired in (the call core exists, the dialogs do not yet);
-//! - CANCEL: 200 if its INVITE's transaction is alive, else 481; BYE: 481 (no dialogs yet);
-//! - other methods: 501. Responses are dropped: loket sends no requests yet.
+//! - INVITE: a call to a configured number ([`calls`]): answered by loket itself (target
+//!   `answer`) or bridged to an agent's registered phones or a SIP URI; 404 for an unknown
+//!   number, 503 with Retry-After beyond the call limits;
+//! - requests with a To tag: within a call's dialog (ACK, BYE, re-INVITE, UPDATE, INFO), else 481;
+//! - CANCEL: to the call of its INVITE, else 200 if that INVITE's transaction is alive, else 481;
+//! - other methods: 501. Responses go to loket's client transactions (INVITE, CANCEL, BYE, ...).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -28,7 +31,11 @@ use crate::transaction::{Dispatch, Output, RequestKind, ServerTransactions, Time
 use crate::transport::{Received, ReplyPath, TcpOptions, serve_tcp, serve_udp};
 
 /// What OPTIONS advertises; the methods are those this service answers.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO";
+
+mod calls;
+
+pub use calls::{CallSettings, Number, Target};
 
 /// Where agents' SIP credentials come from (the CRM in the binary).
 pub trait CredentialStore: Send + Sync + 'static {
@@ -51,6 +58,7 @@ pub struct Settings {
     /// Messages waiting for the service task.
     pub queue: usize,
     pub max_registrations_in_flight: usize,
+    pub calls: CallSettings,
 }
 
 impl Settings {
@@ -67,6 +75,7 @@ impl Settings {
             max_transactions: 40_000,
             queue: 4_096,
             max_registrations_in_flight: 256,
+            calls: CallSettings::default(),
         }
     }
 }
@@ -80,7 +89,7 @@ pub struct Sockets {
 impl Sockets {
     /// Binds UDP and TCP; a port of 0 picks a free one (see [`Sockets::udp_addr`]).
     pub async fn bind(udp: SocketAddr, tcp: SocketAddr) -> io::Result<Sockets> {
-        Ok(Sockets { udp: UdpSocket::bind(udp).await?, tcp: TcpListener::bind(tcp).await? })
+        Ok(Sockets { udp: bind_udp(udp)?, tcp: TcpListener::bind(tcp).await? })
     }
 
     pub fn udp_addr(&self) -> io::Result<SocketAddr> {
@@ -101,13 +110,35 @@ impl Sockets {
         let (inbound, queue) = mpsc::channel(settings.queue);
         let tcp = TcpOptions { limits: settings.limits, ..TcpOptions::default() };
         let never = std::future::pending::<()>;
-        let service = Service::new(settings.clone(), credentials, locations);
+        let addresses = (self.udp.local_addr()?, self.tcp.local_addr()?);
+        // A second handle on the UDP socket, for the requests loket sends itself (calls).
+        let udp = self.udp.into_std()?;
+        let sender = Arc::new(UdpSocket::from_std(udp.try_clone()?)?);
+        let udp = UdpSocket::from_std(udp)?;
+        let service = Service::new(settings.clone(), credentials, locations, addresses, sender);
         tokio::select! {
-            result = serve_udp(self.udp, settings.limits, enqueue(inbound.clone()), never()) => result,
+            result = serve_udp(udp, settings.limits, enqueue(inbound.clone()), never()) => result,
             result = serve_tcp(self.tcp, tcp, enqueue(inbound), never()) => result,
             () = service.run(queue) => Ok(()),
         }
     }
+}
+
+/// Linux's default UDP receive buffer (208 KiB) holds about 150 ms of a 4,000 calls/s load; a
+/// burst beyond it, or a moment without the CPU on a busy machine, drops datagrams, and a dropped
+/// 100 Trying makes loket retransmit an INVITE (Kamailio probes its buffer up for the same
+/// reason). 4 MiB is the usual `net.core.rmem_max`; the kernel caps what it grants at that.
+const UDP_RECEIVE_BUFFER: usize = 4 << 20;
+
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, None)?;
+    if let Err(error) = socket.set_recv_buffer_size(UDP_RECEIVE_BUFFER) {
+        // Not fatal: the default buffer works, with drops under bursts.
+        tracing::warn!(%error, "the SIP UDP receive buffer could not be enlarged");
+    }
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket.into())
 }
 
 /// The transports' handler: queue the message, or answer 503 when the queue is full.
@@ -151,17 +182,29 @@ struct Service<C, L> {
     in_flight: Arc<Semaphore>,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
+    calls: calls::Calls,
 }
 
 impl<C: CredentialStore, L: LocationStore> Service<C, L> {
-    fn new(settings: Settings, credentials: C, locations: L) -> Service<C, L> {
+    /// `addresses` are the bound UDP and TCP addresses, for loket's Via and Contact.
+    fn new(
+        settings: Settings,
+        credentials: C,
+        locations: L,
+        addresses: (SocketAddr, SocketAddr),
+        sender: Arc<UdpSocket>,
+    ) -> Service<C, L> {
         // Per process: a restart invalidates outstanding nonces, and clients get one more 401.
         let auth =
             DigestAuth::new(settings.domain.clone(), rand::random(), settings.nonce_lifetime, &settings.algorithms);
-        let transactions = ServerTransactions::new(Instant::now(), Timers::default(), settings.max_transactions);
+        // Admitted calls must not be refused for want of transactions (see `transactions_for`).
+        let max_transactions = settings.max_transactions.max(calls::transactions_for(&settings.calls));
+        let transactions = ServerTransactions::new(Instant::now(), Timers::default(), max_transactions);
         // Unbounded, but holds at most `max_registrations_in_flight` answers: one per permit.
         let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let calls = calls::Calls::new(Instant::now(), settings.calls.clone(), addresses.0, addresses.1, sender);
         Service {
+            calls,
             auth,
             transactions,
             failed_auth: FailedAuth::new(settings.failed_auth),
@@ -177,16 +220,19 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
     async fn run(mut self, mut queue: mpsc::Receiver<Received>) {
         let mut purge = tokio::time::interval(Duration::from_secs(60));
         loop {
-            let deadline = self.transactions.next_deadline();
+            let deadline = [self.transactions.next_deadline(), self.calls.next_deadline()].into_iter().flatten().min();
             tokio::select! {
                 received = queue.recv() => match received {
                     Some(received) => self.on_received(received),
                     None => return,
                 },
                 Some(done) = self.done_rx.recv() => self.on_done(done),
+                Some(found) = self.calls.found_rx.recv() => self.on_found(found),
                 () = sleep_until(deadline) => {
-                    let outputs = self.transactions.on_deadline(Instant::now());
+                    let now = Instant::now();
+                    let outputs = self.transactions.on_deadline(now);
                     self.send(outputs);
+                    self.on_calls_deadline(now);
                 }
                 _ = purge.tick() => self.failed_auth.purge(Instant::now()),
             }
@@ -194,8 +240,10 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
     }
 
     fn on_received(&mut self, received: Received) {
-        let Received { message: Inbound::Request(request), source, transport, reply } = received else {
-            return;
+        let Received { message, source, transport, reply } = received;
+        let request = match message {
+            Inbound::Request(request) => request,
+            Inbound::Response(response) => return self.on_response(response),
         };
         let Some(key) = TransactionKey::of(&request) else { return };
         let now = Instant::now();
@@ -206,6 +254,10 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
             Dispatch::Overloaded => {
                 peer.path.try_send(service_unavailable(&request).as_bytes(), peer.addr);
             }
+            // A CANCEL is matched to its INVITE's transaction whatever its To (RFC 3261 §9.2).
+            Dispatch::ToTransactionUser if request.method != Method::Cancel && has_to_tag(&request) => {
+                self.on_in_dialog(request, key)
+            }
             Dispatch::ToTransactionUser => match request.method {
                 Method::Ack => {}
                 Method::Register => self.on_register(request, key, source, transport),
@@ -213,7 +265,8 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
                     let headers = [("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", "")];
                     self.respond(&key, Reply::to_request_with(&request, 200, "OK", &headers, &[]));
                 }
-                Method::Invite => self.respond(&key, Reply::to_request(&request, 480, "Temporarily Unavailable")),
+                Method::Invite => self.on_invite(request, key, peer, transport),
+                Method::Cancel if self.calls.is_cancellable(&key.cancelled_invite()) => self.on_cancel(request, key),
                 Method::Cancel if self.transactions.contains(&key.cancelled_invite()) => {
                     self.respond(&key, Reply::to_request(&request, 200, "OK"));
                 }
@@ -293,12 +346,8 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
 
     fn send(&mut self, outputs: Vec<Output<Peer>>) {
         for output in outputs {
-            if let Output::Send { to, bytes } = output
-                && !to.path.try_send(&bytes, to.addr)
-            {
-                // UDP: a lost datagram, recovered by retransmission; TCP: a peer that stopped
-                // reading. Either way the transaction ends by its own timers.
-                tracing::debug!(to = %to.addr, "a SIP response could not be sent");
+            if let Output::Send { to, bytes } = output {
+                send_to(&to, &bytes);
             }
         }
     }
@@ -378,6 +427,19 @@ fn refused(request: &Request, refusal: Refusal) -> Reply {
         }
         _ => Reply::to_request(request, refusal.status(), refusal.reason()),
     }
+}
+
+/// UDP: a lost datagram, recovered by retransmission; TCP: a peer that stopped reading. Either
+/// way the transactions end by their own timers.
+fn send_to(peer: &Peer, bytes: &[u8]) {
+    if !peer.path.try_send(bytes, peer.addr) {
+        tracing::debug!(to = %peer.addr, "a SIP message could not be sent");
+    }
+}
+
+/// Whether the request belongs to a dialog (RFC 3261 §12.2: a To tag).
+fn has_to_tag(request: &Request) -> bool {
+    request.headers.iter().any(|header| matches!(header, Header::To(to) if crate::dialog::tag_of(to.value()).is_some()))
 }
 
 async fn sleep_until(at: Option<Instant>) {

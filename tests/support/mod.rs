@@ -53,22 +53,22 @@ pub fn loket(dir: &Path) -> Command {
 
 /// Starts `loket serve --demo` on a free port and waits, with a deadline, until it says where.
 pub fn start(extra_env: &[(&str, &str)]) -> Loket {
+    start_with_config("", extra_env)
+}
+
+/// [`start`] with `config` as the `loket.toml` it finds in its working directory.
+pub fn start_with_config(config: &str, extra_env: &[(&str, &str)]) -> Loket {
     let dir = TempDir::new();
+    if !config.is_empty() {
+        std::fs::write(dir.0.join("loket.toml"), config).expect("write loket.toml");
+    }
     let mut command = loket(&dir.0);
     command.args(["serve", "--demo"]).env("LOKET_HTTP_LISTEN", "127.0.0.1:0").stdout(Stdio::piped());
     for (name, value) in extra_env {
         command.env(name, value);
     }
     let mut child = command.spawn().expect("spawn loket");
-    let stdout = child.stdout.take().expect("stdout");
-    let (lines_tx, lines_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines_rx = lines_of(child.stdout.take().expect("stdout"));
     let (mut credentials, mut sip_credentials, mut sip) = (Vec::new(), Vec::new(), None);
     let mut in_sip_section = false;
     let base = loop {
@@ -91,6 +91,19 @@ pub fn start(extra_env: &[(&str, &str)]) -> Loket {
     };
     let (sip_udp, sip_tcp) = sip.expect("loket prints its SIP addresses before the console's");
     Loket { child, base, credentials, sip_credentials, sip_udp, sip_tcp, _dir: dir }
+}
+
+/// The lines a child process writes, as they come, read by a thread of their own.
+pub fn lines_of(output: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (lines_tx, lines_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines_rx
 }
 
 impl Loket {

@@ -59,7 +59,7 @@ fn answered_call_hung_up_by_the_caller() {
     let mut leg = TestLeg::new();
     leg.event(offer())
         .wait(Duration::from_millis(20))
-        .event(Event::RingingStarted)
+        .event(Event::Progress { status: Status::RINGING, sdp: None })
         .wait(Duration::from_secs(2))
         .event(answer())
         .wait(Duration::from_millis(30))
@@ -68,7 +68,7 @@ fn answered_call_hung_up_by_the_caller() {
         .event(Event::ByeReceived);
     leg.check(&[
         " 0.000s Reply(Status(100))",
-        " 0.020s Reply(Status(180))",
+        " 0.020s Provisional { status: Status(180), sdp: None }",
         " 2.020s Answer { sdp: SessionDescription(\"v=0 answer\") }",
         " 2.050s Connected",
         "92.050s ConfirmBye",
@@ -203,5 +203,180 @@ fn events_out_of_place_change_nothing() {
         " 0.000s Reply(Status(100))",
         " 0.000s Answer { sdp: SessionDescription(\"v=0 answer\") }",
         " 0.000s Connected",
+    ]);
+}
+
+fn confirmed() -> TestLeg {
+    let mut leg = TestLeg::new();
+    leg.event(offer()).event(answer()).event(Event::AckReceived);
+    leg.transcript.clear();
+    leg
+}
+
+fn change(change: Change, sdp: &str) -> Event {
+    Event::ChangeReceived { change, offer: Some(SessionDescription(sdp.into())) }
+}
+
+/// Hold and resume by re-INVITE (RFC 3264 §8.4): the 200 is retransmitted until its ACK.
+#[test]
+fn hold_and_resume_by_reinvite() {
+    let mut leg = confirmed();
+    leg.wait(Duration::from_secs(1)).event(change(Change::Reinvite, "hold"));
+    leg.event(Event::ChangeAnswered { answer: SessionDescription("held".into()) });
+    leg.wait(Duration::from_millis(600)).event(Event::ChangeAcked).wait(Duration::from_secs(10));
+    leg.event(change(Change::Reinvite, "resume"))
+        .event(Event::ChangeAnswered { answer: SessionDescription("resumed".into()) });
+    leg.event(Event::ChangeAcked).wait(Duration::from_secs(60)).event(Event::ByeReceived);
+    leg.check(&[
+        " 1.000s ChangeOffered { change: Reinvite, offer: Some(SessionDescription(\"hold\")) }",
+        " 1.000s AnswerChange { sdp: SessionDescription(\"held\") }",
+        " 1.500s RetransmitChangeAnswer",
+        "11.600s ChangeOffered { change: Reinvite, offer: Some(SessionDescription(\"resume\")) }",
+        "11.600s AnswerChange { sdp: SessionDescription(\"resumed\") }",
+        "71.600s ConfirmBye",
+        "71.600s Ended(RemoteHangup)",
+    ]);
+}
+
+/// RFC 3311: an UPDATE's 200 needs no ACK; a second offer while one is pending gets 491; a
+/// refused change leaves the call as it was.
+#[test]
+fn update_glare_and_refusal() {
+    let mut leg = confirmed();
+    leg.event(change(Change::Update, "hold")).event(change(Change::Reinvite, "other"));
+    leg.event(Event::ChangeAnswered { answer: SessionDescription("held".into()) }).wait(Duration::from_secs(40));
+    leg.event(change(Change::Reinvite, "video")).event(Event::ChangeRefused { status: Status(488) });
+    leg.event(change(Change::Update, "resume"))
+        .event(Event::ChangeAnswered { answer: SessionDescription("ok".into()) });
+    leg.check(&[
+        " 0.000s ChangeOffered { change: Update, offer: Some(SessionDescription(\"hold\")) }",
+        " 0.000s ReplyChange(Status(491))",
+        " 0.000s AnswerChange { sdp: SessionDescription(\"held\") }",
+        "40.000s ChangeOffered { change: Reinvite, offer: Some(SessionDescription(\"video\")) }",
+        "40.000s ReplyChange(Status(488))",
+        "40.000s ChangeOffered { change: Update, offer: Some(SessionDescription(\"resume\")) }",
+        "40.000s AnswerChange { sdp: SessionDescription(\"ok\") }",
+    ]);
+}
+
+#[test]
+fn unacknowledged_reinvite_answer_ends_the_call() {
+    let mut leg = confirmed();
+    leg.event(change(Change::Reinvite, "hold"))
+        .event(Event::ChangeAnswered { answer: SessionDescription("held".into()) });
+    leg.wait(Duration::from_secs(40));
+    assert_eq!(leg.transcript.iter().filter(|line| line.ends_with("RetransmitChangeAnswer")).count(), 10);
+    assert_eq!(leg.transcript[leg.transcript.len() - 2..], ["32.000s SendBye", "32.000s Ended(AckTimeout)"]);
+}
+
+fn outbound() -> TestLeg {
+    let start = Instant::now();
+    let mut leg =
+        TestLeg { leg: Leg::outbound(LegId(2), Timers::default()), start, now: start, transcript: Vec::new() };
+    leg.event(Event::Dial { offer: Some(SessionDescription("offer".into())) });
+    leg
+}
+
+fn response(status: u16, sdp: Option<&str>) -> Event {
+    Event::InviteResponse { status: Status(status), sdp: sdp.map(|sdp| SessionDescription(sdp.into())) }
+}
+
+#[test]
+fn outbound_call_answered_then_hung_up_by_the_callee() {
+    let mut leg = outbound();
+    leg.event(response(100, None)).event(response(180, None)).wait(Duration::from_secs(3));
+    leg.event(response(200, Some("answer"))).wait(Duration::from_millis(500)).event(response(200, Some("answer")));
+    leg.event(Event::ByeReceived);
+    leg.check(&[
+        " 0.000s SendInvite { offer: Some(SessionDescription(\"offer\")) }",
+        " 0.000s Progress { status: Status(180), sdp: None }",
+        " 3.000s SendAck",
+        " 3.000s Accepted { sdp: Some(SessionDescription(\"answer\")) }",
+        " 3.000s Connected",
+        " 3.500s SendAck",
+        " 3.500s ConfirmBye",
+        " 3.500s Ended(RemoteHangup)",
+    ]);
+}
+
+/// RFC 3261 §9.1: no CANCEL before a provisional; a 2xx crossing the CANCEL is ACKed and ended
+/// with a BYE; a refusal ends the leg.
+#[test]
+fn outbound_cancel_and_its_races() {
+    let mut early = outbound();
+    early.event(Event::Abandon).wait(Duration::from_secs(1)).event(response(180, None)).event(response(487, None));
+    early.check(&[
+        " 0.000s SendInvite { offer: Some(SessionDescription(\"offer\")) }",
+        " 1.000s SendCancel",
+        " 1.000s Ended(Cancelled)",
+    ]);
+
+    let mut crossed = outbound();
+    crossed.event(response(180, None)).event(Event::Abandon).event(response(200, Some("late")));
+    crossed.wait(Duration::from_millis(20)).event(Event::ByeAnswered);
+    crossed.check(&[
+        " 0.000s SendInvite { offer: Some(SessionDescription(\"offer\")) }",
+        " 0.000s Progress { status: Status(180), sdp: None }",
+        " 0.000s SendCancel",
+        " 0.000s SendAck",
+        " 0.000s SendBye",
+        " 0.020s Ended(LocalHangup)",
+    ]);
+
+    let mut answered_at_once = outbound();
+    answered_at_once.event(Event::Abandon).event(response(200, Some("answer")));
+    answered_at_once.check(&[
+        " 0.000s SendInvite { offer: Some(SessionDescription(\"offer\")) }",
+        " 0.000s SendAck",
+        " 0.000s SendBye",
+    ]);
+
+    let mut busy = outbound();
+    busy.event(response(486, None));
+    busy.check(&[
+        " 0.000s SendInvite { offer: Some(SessionDescription(\"offer\")) }",
+        " 0.000s Ended(Refused(Status(486)))",
+    ]);
+
+    let mut silent = outbound();
+    silent.event(Event::InviteFailed);
+    assert_eq!(silent.transcript.last().map(String::as_str), Some(" 0.000s Ended(NoAnswer)"));
+}
+
+/// Ringing is bounded by the answer guard: then the leg is cancelled, and if the 487 never
+/// comes it ends after 64·T1 anyway.
+#[test]
+fn outbound_ringing_is_bounded() {
+    let mut leg = outbound();
+    leg.event(response(180, None)).wait(Duration::from_secs(120));
+    leg.check(&[
+        " 0.000s SendInvite { offer: Some(SessionDescription(\"offer\")) }",
+        " 0.000s Progress { status: Status(180), sdp: None }",
+        "60.000s SendCancel",
+        "92.000s Ended(Cancelled)",
+    ]);
+}
+
+/// loket's own re-INVITE (a hold passed on by the bridge): ACK on 2xx, refusal reported, and
+/// one at a time in either direction.
+#[test]
+fn outbound_session_change() {
+    let mut leg = outbound();
+    leg.event(response(200, Some("answer")));
+    leg.transcript.clear();
+    leg.event(Event::ChangeRequested { offer: SessionDescription("hold".into()) });
+    leg.event(Event::ChangeRequested { offer: SessionDescription("again".into()) });
+    leg.event(change(Change::Reinvite, "theirs"));
+    leg.event(Event::ChangeResponse { status: Status(200), sdp: Some(SessionDescription("held".into())) });
+    leg.event(Event::ChangeRequested { offer: SessionDescription("resume".into()) });
+    leg.event(Event::ChangeResponse { status: Status(488), sdp: None });
+    leg.check(&[
+        " 0.000s SendChange { offer: SessionDescription(\"hold\") }",
+        " 0.000s ChangeFailed { status: Status(491) }",
+        " 0.000s ReplyChange(Status(491))",
+        " 0.000s SendAck",
+        " 0.000s ChangeAccepted { sdp: Some(SessionDescription(\"held\")) }",
+        " 0.000s SendChange { offer: SessionDescription(\"resume\") }",
+        " 0.000s ChangeFailed { status: Status(488) }",
     ]);
 }

@@ -20,7 +20,7 @@ use rsipstack::sip::{Request, Response, SipMessage};
 use thiserror::Error;
 
 pub use framing::{Frame, FramingError, frame};
-pub use reply::Reply;
+pub use reply::{Reply, reason_phrase};
 
 use head::Head;
 

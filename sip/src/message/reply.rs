@@ -36,23 +36,16 @@ impl Reply {
         body: &[u8],
     ) -> Reply {
         let mut text = format!("SIP/2.0 {status} {reason}\r\n");
-        let mut call_identity = DefaultHasher::new();
         for header in request.headers.iter() {
-            match header {
-                Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
-                    if matches!(header, Header::CallId(_) | Header::From(_)) {
-                        header.to_string().hash(&mut call_identity);
-                    }
-                    let _ = write!(text, "{header}\r\n");
-                }
-                _ => {}
+            if matches!(header, Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_)) {
+                let _ = write!(text, "{header}\r\n");
             }
         }
         if let Some(Header::To(to)) = request.headers.iter().find(|header| matches!(header, Header::To(_))) {
             if has_tag(to.value()) {
                 let _ = write!(text, "To: {}\r\n", to.value());
             } else {
-                let _ = write!(text, "To: {};tag=lk{:016x}\r\n", to.value(), call_identity.finish());
+                let _ = write!(text, "To: {};tag={}\r\n", to.value(), Reply::local_tag(request));
             }
         }
         for (name, value) in headers {
@@ -62,6 +55,18 @@ impl Reply {
         let mut bytes = text.into_bytes();
         bytes.extend_from_slice(body);
         Reply { status, bytes }
+    }
+
+    /// The To tag [`Reply::to_request_with`] gives responses to a request without one; a dialog
+    /// loket accepts has it as its local tag.
+    pub fn local_tag(request: &Request) -> String {
+        let mut call_identity = DefaultHasher::new();
+        for header in request.headers.iter() {
+            if matches!(header, Header::CallId(_) | Header::From(_)) {
+                header.to_string().hash(&mut call_identity);
+            }
+        }
+        format!("lk{:016x}", call_identity.finish())
     }
 
     pub fn status(&self) -> u16 {
@@ -129,4 +134,23 @@ fn has_tag(to: &str) -> bool {
     params.split(';').skip(1).any(|param| {
         param.split('=').next().is_some_and(|name| name.trim_matches([' ', '\t']).eq_ignore_ascii_case("tag"))
     })
+}
+
+/// The reason phrase loket writes for a status it sends.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Trying",
+        180 => "Ringing",
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        491 => "Request Pending",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
 }

@@ -283,7 +283,7 @@ fn contact_request(contact: &str, default_expires: u32) -> Result<ContactRequest
 }
 
 /// The URI of a name-addr or addr-spec header value (To, Contact).
-fn uri_of(value: &str) -> &str {
+pub(crate) fn uri_of(value: &str) -> &str {
     match (value.find('<'), value.rfind('>')) {
         (Some(open), Some(close)) if open < close => &value[open + 1..close],
         _ => value.split(';').next().unwrap_or(value).trim(),
@@ -292,7 +292,7 @@ fn uri_of(value: &str) -> &str {
 
 /// Splits a header value at the commas that separate its elements, not those inside quotes or
 /// angle brackets (a display name or a URI may hold one).
-fn split_list(value: &str) -> Vec<&str> {
+pub(crate) fn split_list(value: &str) -> Vec<&str> {
     let mut parts = Vec::new();
     let (mut quoted, mut bracketed, mut escaped, mut start) = (false, false, false, 0);
     for (index, c) in value.char_indices() {

@@ -186,8 +186,9 @@ async fn options_invite_and_other_methods() {
     assert_eq!(header_values(&answer, "Allow"), [ALLOW]);
     assert_eq!(header_values(&answer, "Accept"), ["application/sdp"]);
     assert!(answer.contains("\r\nSupported: \r\n"), "{answer}");
+    // No number is configured here: every INVITE is for an unknown number.
     let invite = phone.request("INVITE", "agent", "Contact: <sip:caller@127.0.0.1>\r\n");
-    assert!(phone.send(&invite).await.starts_with("SIP/2.0 480 "));
+    assert!(phone.send(&invite).await.starts_with("SIP/2.0 404 "));
     let bye = phone.request("BYE", "agent", "");
     assert!(phone.send(&bye).await.starts_with("SIP/2.0 481 "));
     let message = phone.request("MESSAGE", "agent", "");

@@ -2,6 +2,8 @@
 
 use rsipstack::sip::{Header, Method, Request};
 
+use crate::dialog::tag_of;
+
 /// Identifies a server transaction. An ACK gets the key of the INVITE it acknowledges.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum TransactionKey {
@@ -80,12 +82,4 @@ impl TransactionKey {
         }
         key
     }
-}
-
-fn tag_of(name_addr: &str) -> Option<&str> {
-    let params = name_addr.rsplit_once('>').map_or(name_addr, |(_, params)| params);
-    params.split(';').find_map(|param| {
-        let (name, value) = param.split_once('=')?;
-        name.trim().eq_ignore_ascii_case("tag").then(|| value.trim())
-    })
 }

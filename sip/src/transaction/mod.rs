@@ -7,11 +7,14 @@
 //! [`ServerTransactions`] holds all of an endpoint's server transactions, matched by
 //! [`TransactionKey`] (§17.2.3), with one [`TimerWheel`] for their deadlines.
 //!
-//! Still to come: client transactions (§17.1).
+//! [`ClientTransaction`] and [`ClientTransactions`] are the client side (§17.1), on the same wheel
+//! design.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod client;
+mod client_table;
 mod key;
 mod table;
 mod wheel;
@@ -19,6 +22,8 @@ mod wheel;
 #[cfg(test)]
 mod tests;
 
+pub use client::{ClientAction, ClientEnding, ClientEvent, ClientTransaction};
+pub use client_table::{ClientKey, ClientOutput, ClientTransactions};
 pub use key::{RequestKind, TransactionKey};
 pub use table::{Dispatch, Output, ServerTransactions};
 pub use wheel::TimerWheel;

@@ -1,0 +1,857 @@
+//! Calls in the service task: INVITEs to configured numbers, answered by loket itself for the
+//! target `answer` (the stand-in for the IVR), or bridged (B2BUA) to an agent's registered phones
+//! (all forked) or to a SIP URI. The pure [`Leg`]s decide and the pure [`Bridge`] couples them;
+//! this module turns their actions into messages. Each leg is one [`Call`] here: its leg, its
+//! dialog, the requests it still has to answer and the messages it may have to send again.
+//!
+//! Media: loket's own SDP answers name the configured media address and port, where nothing
+//! listens yet (the media engine's socket edge is separate work); bridged calls pass SDP through
+//! unchanged, so media flows between the phones until loket anchors it. See `sip/NOTES.md`.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use rsipstack::sip::{Header, Method, Request, Response};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::{CredentialStore, Peer, Service, send_to};
+use crate::call::bridge::Bridge;
+use crate::call::{Action, Change, Event, Leg, LegId, SessionDescription, Status};
+use crate::dialog::{Dialog, Invitation, tag_of};
+use crate::message::{Reply, reason_phrase as reason};
+use crate::ratelimit::NewCalls;
+use crate::registrar::{Binding, LocationStore, StoreError, uri_of};
+use crate::sdp::{self, Direction, LocalMedia, SdpError};
+use crate::transaction::{
+    ClientEnding, ClientKey, ClientOutput, ClientTransactions, Kind, ResponseBytes, TimerWheel, TransactionKey,
+    Transport,
+};
+use crate::transport::ReplyPath;
+
+/// Where a dialled number goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// loket answers the call itself (until the IVR is wired in).
+    Answer,
+    /// The registered phones of this agent user, all rung at once; the first to answer wins.
+    Agent(String),
+    /// A SIP URI with an IP address (no DNS yet), e.g. a test callee or a PBX.
+    Uri(String),
+}
+
+impl Target {
+    /// `answer`, `agent:USER` or a `sip:`/`sips:` URI.
+    pub fn parse(text: &str) -> Option<Target> {
+        let text = text.trim();
+        if text == "answer" {
+            return Some(Target::Answer);
+        }
+        if let Some(user) = text.strip_prefix("agent:").filter(|user| !user.is_empty()) {
+            return Some(Target::Agent(user.to_owned()));
+        }
+        (text.starts_with("sip:") || text.starts_with("sips:")).then(|| Target::Uri(text.to_owned()))
+    }
+}
+
+/// A dialled number and what happens to its calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Number {
+    /// The user part of the Request-URI, as dialled (`+3225550100`).
+    pub number: String,
+    pub target: Target,
+    /// For [`Target::Answer`]: how long the caller hears ringing (180) before loket answers.
+    pub ring: Duration,
+    /// For [`Target::Answer`]: loket hangs up this long after the call is set up.
+    pub hangup_after: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CallSettings {
+    pub numbers: Vec<Number>,
+    /// Where loket says it receives media (the SDP answer's address and port).
+    pub media: SocketAddr,
+    /// Legs alive at once (a bridged call is its inbound leg and one per fork); new calls beyond
+    /// are answered 503.
+    pub max_calls: usize,
+    /// New calls admitted per second; beyond, 503.
+    pub max_calls_per_second: u32,
+    /// The Retry-After of those 503s, in seconds.
+    pub retry_after: u32,
+}
+
+impl Default for CallSettings {
+    fn default() -> Self {
+        CallSettings {
+            numbers: Vec::new(),
+            media: SocketAddr::from(([127, 0, 0, 1], 40_000)),
+            // Each call holds a few KiB (the INVITE, the dialog, the 200): 10,000 stay far below
+            // 100 MB, and they are an order of magnitude beyond what the machine relays.
+            max_calls: 10_000,
+            max_calls_per_second: 1_000,
+            retry_after: 5,
+        }
+    }
+}
+
+/// One leg of loket's: the pure leg and what the edge needs to carry out its actions.
+struct Call {
+    leg: Leg,
+    dialog: Dialog,
+    peer: Peer,
+    transport: Transport,
+    /// Inbound: the INVITE and its server transaction.
+    invite: Option<(Request, TransactionKey)>,
+    /// Outbound: the INVITE as its CANCEL and the ACK of a refusal repeat it.
+    invitation: Option<Invitation>,
+    /// Inbound: the INVITE's CSeq, which tells its ACK from that of a re-INVITE.
+    invite_cseq: u32,
+    /// The CSeq of loket's latest INVITE or re-INVITE, whose 2xx loket ACKs.
+    ack_cseq: u32,
+    /// The offer of an outbound leg's INVITE.
+    offer: Option<SessionDescription>,
+    /// The 200 to the INVITE, sent again while the ACK is missing.
+    answer: Option<ResponseBytes>,
+    /// The answer loket will give itself when ringing ends.
+    ringing: Option<(Instant, SessionDescription)>,
+    hangup_after: Option<Duration>,
+    hangup_at: Option<Instant>,
+    /// The request being handled, until the leg's actions answer it.
+    current: Option<(Request, TransactionKey)>,
+    /// The re-INVITE or UPDATE whose answer is being decided, and its 200 once sent.
+    change: Option<(Request, TransactionKey)>,
+    change_answer: Option<ResponseBytes>,
+    sdp_version: u64,
+    /// The bridge this leg belongs to, by its inbound leg.
+    bridge: Option<LegId>,
+    /// The deadline the wheel holds for this leg; other entries are stale.
+    scheduled: Option<Instant>,
+}
+
+impl Call {
+    fn new(leg: Leg, dialog: Dialog, peer: Peer, transport: Transport) -> Call {
+        Call {
+            leg,
+            dialog,
+            peer,
+            transport,
+            invite: None,
+            invitation: None,
+            invite_cseq: 0,
+            ack_cseq: 0,
+            offer: None,
+            answer: None,
+            ringing: None,
+            hangup_after: None,
+            hangup_at: None,
+            current: None,
+            change: None,
+            change_answer: None,
+            sdp_version: 1,
+            bridge: None,
+            scheduled: None,
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        [self.leg.next_deadline(), self.ringing.as_ref().map(|(at, _)| *at), self.hangup_at].into_iter().flatten().min()
+    }
+}
+
+/// What one of loket's client transactions is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Invite,
+    Cancel,
+    Change,
+    Bye,
+    Info,
+}
+
+/// The contacts of an agent, from the location store, for the call waiting on them.
+pub(super) struct Found {
+    leg: LegId,
+    bindings: Result<Vec<Binding>, StoreError>,
+}
+
+pub(super) struct Calls {
+    settings: CallSettings,
+    calls: HashMap<LegId, Call>,
+    /// Call-ID and local tag → leg, for requests within a dialog.
+    dialogs: HashMap<(String, String), LegId>,
+    /// The INVITE's server transaction → inbound leg, for CANCEL.
+    invites: HashMap<TransactionKey, LegId>,
+    /// loket's requests → their leg.
+    requests: HashMap<ClientKey, (LegId, Purpose)>,
+    bridges: HashMap<LegId, Bridge>,
+    wheel: TimerWheel<(LegId, Instant)>,
+    new_calls: NewCalls,
+    next_leg: u64,
+    client: ClientTransactions<Peer>,
+    /// loket's own addresses, for Via and Contact, and the UDP socket its requests leave by.
+    udp: SocketAddr,
+    tcp: SocketAddr,
+    socket: Arc<UdpSocket>,
+    found_tx: mpsc::UnboundedSender<Found>,
+    pub(super) found_rx: mpsc::UnboundedReceiver<Found>,
+}
+
+/// How many transactions of each side the admitted calls need: a call makes about two (INVITE
+/// and BYE; on the B2BUA's side towards the phones, per fork) that live up to 64·T1 = 32 s, so
+/// `max_calls_per_second` × 64, and never fewer than the 40,000 that suit 1,000 calls/s with
+/// room for REGISTERs.
+pub(super) fn transactions_for(settings: &CallSettings) -> usize {
+    usize::try_from(settings.max_calls_per_second).unwrap_or(usize::MAX).saturating_mul(64).max(40_000)
+}
+
+impl Calls {
+    pub(super) fn new(
+        now: Instant,
+        settings: CallSettings,
+        udp: SocketAddr,
+        tcp: SocketAddr,
+        socket: Arc<UdpSocket>,
+    ) -> Calls {
+        // Unbounded, but each message answers one call's lookup, and calls are bounded.
+        let (found_tx, found_rx) = mpsc::unbounded_channel();
+        Calls {
+            new_calls: NewCalls::new(settings.max_calls_per_second, now),
+            client: ClientTransactions::new(now, crate::transaction::Timers::default(), transactions_for(&settings)),
+            settings,
+            calls: HashMap::new(),
+            dialogs: HashMap::new(),
+            invites: HashMap::new(),
+            requests: HashMap::new(),
+            bridges: HashMap::new(),
+            wheel: TimerWheel::new(now, Duration::from_millis(10), 4_096),
+            next_leg: 0,
+            udp,
+            tcp,
+            socket,
+            found_tx,
+            found_rx,
+        }
+    }
+
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        [self.wheel.next_deadline(), self.client.next_deadline()].into_iter().flatten().min()
+    }
+
+    pub(super) fn is_cancellable(&self, key: &TransactionKey) -> bool {
+        self.invites.contains_key(key)
+    }
+
+    fn new_leg(&mut self) -> LegId {
+        self.next_leg += 1;
+        LegId(self.next_leg)
+    }
+
+    /// The session id only has to be unique per origin; the leg's number is.
+    fn local_media(&self, id: LegId) -> LocalMedia {
+        LocalMedia { address: self.settings.media.ip(), port: self.settings.media.port(), session_id: id.0 }
+    }
+
+    fn contact(&self, transport: Transport) -> String {
+        match transport {
+            Transport::Unreliable => format!("<sip:loket@{}>", self.udp),
+            Transport::Reliable => format!("<sip:loket@{};transport=tcp>", self.tcp),
+        }
+    }
+
+    fn via(&self, transport: Transport) -> String {
+        match transport {
+            Transport::Unreliable => format!("SIP/2.0/UDP {}", self.udp),
+            Transport::Reliable => format!("SIP/2.0/TCP {}", self.tcp),
+        }
+    }
+}
+
+impl<C: CredentialStore, L: LocationStore> Service<C, L> {
+    /// An INVITE outside any dialog: a new call, or a refusal.
+    pub(super) fn on_invite(&mut self, request: Request, key: TransactionKey, peer: Peer, transport: Transport) {
+        let now = Instant::now();
+        let settings = &self.calls.settings;
+        let dialled = request.uri.user().unwrap_or_default();
+        let Some(number) = settings.numbers.iter().find(|number| number.number == dialled).cloned() else {
+            self.respond(&key, Reply::to_request(&request, 404, "Not Found"));
+            return;
+        };
+        // Only calls that would be taken use up the admission budget.
+        if self.calls.calls.len() >= settings.max_calls || !self.calls.new_calls.admit(now) {
+            let retry_after = self.calls.settings.retry_after.to_string();
+            let reply =
+                Reply::to_request_with(&request, 503, "Service Unavailable", &[("Retry-After", &retry_after)], &[]);
+            self.respond(&key, reply);
+            return;
+        }
+        let id = self.calls.new_leg();
+        let offer = offer_of(&request);
+        let own_answer = match (&number.target, &offer) {
+            (Target::Answer, Some(offer)) => match sdp::answer(offer, &self.calls.local_media(id), 1) {
+                Ok(answer) => Some(answer.text),
+                Err(error) => {
+                    self.respond(&key, sdp_refusal(&request, &error));
+                    return;
+                }
+            },
+            // RFC 3261 §13.2.1: no offer in the INVITE, so the 200 carries loket's.
+            (Target::Answer, None) => Some(sdp::offer(&self.calls.local_media(id), 1, Direction::SendRecv)),
+            // A bridged call passes the caller's offer on; an offer in the callee's 200 would
+            // need its answer carried back in the ACK, which is not done (yet).
+            (_, None) => {
+                self.respond(&key, Reply::to_request(&request, 488, "Not Acceptable Here"));
+                return;
+            }
+            (_, Some(_)) => None,
+        };
+        let local_tag = Reply::local_tag(&request);
+        let (Some(dialog), Some(invite_cseq)) = (Dialog::as_uas(&request, &local_tag), cseq_of(&request)) else {
+            self.respond(&key, Reply::to_request(&request, 400, "Missing Contact"));
+            return;
+        };
+        self.calls.dialogs.insert((dialog.call_id.clone(), local_tag), id);
+        self.calls.invites.insert(key.clone(), id);
+        let mut call = Call::new(Leg::inbound(id, crate::call::Timers::default()), dialog, peer, transport);
+        call.invite = Some((request, key));
+        call.invite_cseq = invite_cseq;
+        call.hangup_after = number.hangup_after;
+        call.offer = offer.map(SessionDescription);
+        let offer = call.offer.clone();
+        self.calls.calls.insert(id, call);
+        self.feed_call(now, id, Event::InviteReceived { offer });
+        match (number.target, own_answer) {
+            (Target::Answer, Some(answer)) if !number.ring.is_zero() => {
+                if let Some(call) = self.calls.calls.get_mut(&id) {
+                    call.ringing = Some((now + number.ring, SessionDescription(answer)));
+                }
+                self.feed_call(now, id, Event::Progress { status: Status::RINGING, sdp: None });
+            }
+            (Target::Answer, Some(answer)) => {
+                self.feed_call(now, id, Event::Answered { answer: SessionDescription(answer) })
+            }
+            (Target::Agent(user), _) => {
+                let aor = format!("{user}@{}", self.settings.domain.to_ascii_lowercase());
+                let (locations, found) = (self.locations.clone(), self.calls.found_tx.clone());
+                tokio::spawn(async move {
+                    let bindings = locations.lookup(&aor, SystemTime::now()).await;
+                    // The service task only goes away with the whole service.
+                    let _ = found.send(Found { leg: id, bindings });
+                });
+            }
+            (Target::Uri(uri), _) => match socket_addr_of(&uri) {
+                Some(addr) => self.fork(now, id, vec![(uri, addr)]),
+                None => {
+                    tracing::warn!(%uri, "a SIP target without an IP address cannot be reached (no DNS yet)");
+                    self.feed_call(now, id, Event::Rejected { status: Status(502) });
+                }
+            },
+            (Target::Answer, None) => {}
+        }
+    }
+
+    /// The agent's contacts are known: ring them all, or refuse the call when there are none.
+    pub(super) fn on_found(&mut self, found: Found) {
+        let now = Instant::now();
+        let targets: Vec<(String, SocketAddr)> = match found.bindings {
+            // Only UDP contacts for now: a TCP phone would need its registration's connection.
+            Ok(bindings) => bindings
+                .into_iter()
+                .filter(|binding| binding.transport == Transport::Unreliable)
+                .map(|binding| (binding.contact, binding.source))
+                .collect(),
+            Err(error) => {
+                tracing::warn!(%error, "the location store failed");
+                Vec::new()
+            }
+        };
+        if targets.is_empty() {
+            self.feed_call(now, found.leg, Event::Rejected { status: Status::TEMPORARILY_UNAVAILABLE });
+        } else {
+            self.fork(now, found.leg, targets);
+        }
+    }
+
+    /// Places one outbound leg per target for the inbound leg `inbound` and bridges them.
+    fn fork(&mut self, now: Instant, inbound: LegId, targets: Vec<(String, SocketAddr)>) {
+        let Some(caller) = self.calls.calls.get(&inbound) else { return };
+        // The callee sees the caller's From (without its tag) as a B2BUA's own From.
+        let from =
+            header(caller.invite.as_ref().map(|(request, _)| request), |header| matches!(header, Header::From(_)))
+                .map(|from| format!("<{}>", uri_of(from)))
+                .unwrap_or_else(|| format!("<sip:loket@{}>", self.settings.domain));
+        let offer = caller.offer.clone();
+        let mut forks = Vec::new();
+        for (target, addr) in targets {
+            let id = self.calls.new_leg();
+            let call_id = format!("{:016x}{:016x}@loket", rand::random::<u64>(), rand::random::<u64>());
+            let local_tag = format!("lk{:016x}", rand::random::<u64>());
+            let dialog = Dialog::as_uac(&call_id, &from, &local_tag, &target);
+            self.calls.dialogs.insert((call_id, local_tag), id);
+            let peer = Peer { path: ReplyPath::Datagram(self.calls.socket.clone()), addr };
+            let mut call =
+                Call::new(Leg::outbound(id, crate::call::Timers::default()), dialog, peer, Transport::Unreliable);
+            call.bridge = Some(inbound);
+            self.calls.calls.insert(id, call);
+            forks.push(id);
+        }
+        if let Some(caller) = self.calls.calls.get_mut(&inbound) {
+            caller.bridge = Some(inbound);
+        }
+        self.calls.bridges.insert(inbound, Bridge::new(inbound, forks.clone()));
+        for fork in forks {
+            self.feed_call(now, fork, Event::Dial { offer: offer.clone() });
+        }
+    }
+
+    /// A CANCEL whose INVITE belongs to a call (RFC 3261 §9.2).
+    pub(super) fn on_cancel(&mut self, request: Request, key: TransactionKey) {
+        let Some(&id) = self.calls.invites.get(&key.cancelled_invite()) else { return };
+        if let Some(call) = self.calls.calls.get_mut(&id) {
+            call.current = Some((request, key));
+        }
+        self.feed_call(Instant::now(), id, Event::CancelReceived);
+    }
+
+    /// A request with a To tag: within a dialog, or 481 (RFC 3261 §12.2.2).
+    pub(super) fn on_in_dialog(&mut self, request: Request, key: TransactionKey) {
+        let now = Instant::now();
+        let call_id = header(Some(&request), |header| matches!(header, Header::CallId(_))).unwrap_or_default();
+        let to_tag =
+            header(Some(&request), |header| matches!(header, Header::To(_))).and_then(tag_of).unwrap_or_default();
+        let found = self.calls.dialogs.get(&(call_id.trim().to_owned(), to_tag.to_owned())).copied();
+        let Some(id) = found else {
+            if request.method != Method::Ack {
+                self.respond(&key, Reply::to_request(&request, 481, "Call/Transaction Does Not Exist"));
+            }
+            return;
+        };
+        let cseq = cseq_of(&request).unwrap_or_default();
+        let Some(call) = self.calls.calls.get_mut(&id) else { return };
+        if request.method == Method::Ack {
+            let event = if cseq == call.invite_cseq { Event::AckReceived } else { Event::ChangeAcked };
+            self.feed_call(now, id, event);
+            return;
+        }
+        if call.dialog.receive(cseq).is_err() {
+            self.respond(&key, Reply::to_request(&request, 500, "CSeq Out Of Order"));
+            return;
+        }
+        let event = match request.method {
+            Method::Bye => Event::ByeReceived,
+            Method::Invite | Method::Update => {
+                let change = if request.method == Method::Invite { Change::Reinvite } else { Change::Update };
+                Event::ChangeReceived { change, offer: offer_of(&request).map(SessionDescription) }
+            }
+            Method::Info => {
+                self.respond(&key, Reply::to_request(&request, 200, "OK"));
+                self.pass_info(now, id, &request);
+                return;
+            }
+            Method::Options => {
+                self.respond(&key, Reply::to_request(&request, 200, "OK"));
+                return;
+            }
+            _ => {
+                self.respond(&key, Reply::to_request(&request, 501, "Not Implemented"));
+                return;
+            }
+        };
+        call.current = Some((request, key));
+        self.feed_call(now, id, event);
+        // A request the leg did not take in its state is still answered, so that its
+        // transaction ends: 491 for an offer (RFC 3261 §14.2), 481 otherwise.
+        let unanswered = self.calls.calls.get_mut(&id).and_then(|call| call.current.take());
+        if let Some((request, key)) = unanswered {
+            let reply = match request.method {
+                Method::Invite | Method::Update => Reply::to_request(&request, 491, "Request Pending"),
+                _ => Reply::to_request(&request, 481, "Call/Transaction Does Not Exist"),
+            };
+            self.respond(&key, reply);
+        }
+    }
+
+    /// DTMF by INFO (and any other INFO) crosses to the other side of a bridged call.
+    fn pass_info(&mut self, now: Instant, from: LegId, request: &Request) {
+        let Some(bridge) = self.calls.calls.get(&from).and_then(|call| call.bridge) else { return };
+        let Some(bridge) = self.calls.bridges.get(&bridge) else { return };
+        let other = if from == bridge.inbound() { bridge.winner() } else { Some(bridge.inbound()) };
+        let Some(other) = other.filter(|other| self.calls.calls.get(other).is_some_and(|call| call.leg.is_confirmed()))
+        else {
+            return;
+        };
+        let content_type = header(Some(request), |header| matches!(header, Header::ContentType(_))).map(str::to_owned);
+        let extra: Vec<(&str, &str)> = content_type.iter().map(|value| ("Content-Type", value.as_str())).collect();
+        let body = String::from_utf8_lossy(&request.body).into_owned();
+        self.send_request(now, other, "INFO", &extra, &body, Purpose::Info);
+    }
+
+    /// A response: to one of loket's client transactions, or stray.
+    pub(super) fn on_response(&mut self, response: Response) {
+        let Some(key) = client_key(&response) else { return };
+        let now = Instant::now();
+        let outputs = self.calls.client.on_response(now, &key, response.status_code.code());
+        self.client_outputs(now, outputs, Some(&response));
+    }
+
+    pub(super) fn on_calls_deadline(&mut self, now: Instant) {
+        let outputs = self.calls.client.on_deadline(now);
+        self.client_outputs(now, outputs, None);
+        let mut due = Vec::new();
+        self.calls.wheel.expire(now, &mut due);
+        for (id, at) in due {
+            let Some(call) = self.calls.calls.get_mut(&id).filter(|call| call.scheduled == Some(at)) else { continue };
+            call.scheduled = None;
+            if let Some((_, answer)) = call.ringing.take_if(|(until, _)| *until <= now) {
+                self.feed_call(now, id, Event::Answered { answer });
+            }
+            let hang_up = self.calls.calls.get_mut(&id).and_then(|call| call.hangup_at.take_if(|at| *at <= now));
+            if hang_up.is_some() {
+                self.feed_call(now, id, Event::HangupRequested);
+            }
+            self.feed_call(now, id, Event::DeadlineReached);
+        }
+    }
+
+    /// `response` is the one that caused `outputs` (none for deadlines).
+    fn client_outputs(&mut self, now: Instant, outputs: Vec<ClientOutput<Peer>>, response: Option<&Response>) {
+        let status = response.map_or(0, |response| response.status_code.code());
+        for output in outputs {
+            match output {
+                ClientOutput::Send { to, bytes } => send_to(&to, &bytes),
+                ClientOutput::SendAck { key, to } => {
+                    let to_header = response.and_then(|response| {
+                        response.headers.iter().find(|header| matches!(header, Header::To(_))).map(Header::value)
+                    });
+                    let invitation =
+                        self.calls.requests.get(&key).and_then(|(id, _)| self.calls.calls.get(id)?.invitation.as_ref());
+                    if let (Some(invitation), Some(to_header)) = (invitation, to_header) {
+                        send_to(&to, invitation.ack(to_header).as_bytes());
+                    }
+                }
+                ClientOutput::Deliver { key } => {
+                    let Some(&(id, purpose)) = self.calls.requests.get(&key) else { continue };
+                    let Some(response) = response else { continue };
+                    let sdp = (!response.body.is_empty())
+                        .then(|| SessionDescription(String::from_utf8_lossy(&response.body).into_owned()));
+                    let event = match purpose {
+                        Purpose::Invite => {
+                            if (200..300).contains(&status)
+                                && let Some(call) = self.calls.calls.get_mut(&id)
+                            {
+                                call.dialog.establish(response);
+                            }
+                            Event::InviteResponse { status: Status(status), sdp }
+                        }
+                        Purpose::Change if status >= 200 => Event::ChangeResponse { status: Status(status), sdp },
+                        Purpose::Bye if status >= 200 => Event::ByeAnswered,
+                        _ => continue,
+                    };
+                    self.feed_call(now, id, event);
+                }
+                ClientOutput::Terminated { key, ending } => {
+                    let Some((id, purpose)) = self.calls.requests.remove(&key) else { continue };
+                    if ending == ClientEnding::Completed {
+                        continue;
+                    }
+                    let event = match purpose {
+                        Purpose::Invite => Event::InviteFailed,
+                        Purpose::Change => Event::ChangeResponse { status: Status(408), sdp: None },
+                        // Timer F: an unanswered BYE still ends the call (RFC 3261 §15.1.1).
+                        Purpose::Bye => Event::ByeAnswered,
+                        Purpose::Cancel | Purpose::Info => continue,
+                    };
+                    self.feed_call(now, id, event);
+                }
+            }
+        }
+    }
+
+    /// Feeds `event` to leg `id`, and what its actions cause to the legs bridged with it.
+    fn feed_call(&mut self, now: Instant, id: LegId, event: Event) {
+        let mut queue = VecDeque::from([(id, event)]);
+        while let Some((id, event)) = queue.pop_front() {
+            let Some(call) = self.calls.calls.get_mut(&id) else { continue };
+            let actions = call.leg.handle(now, event);
+            let bridge = call.bridge;
+            for action in actions {
+                if let Some(bridge) = bridge.and_then(|bridge| self.calls.bridges.get_mut(&bridge)) {
+                    queue.extend(bridge.on_action(id, &action));
+                }
+                queue.extend(self.perform(now, id, action));
+            }
+            if let Some(call) = self.calls.calls.get_mut(&id) {
+                let deadline = call.next_deadline();
+                if let Some(at) = deadline.filter(|at| call.scheduled != Some(*at)) {
+                    self.calls.wheel.insert(at, (id, at));
+                }
+                call.scheduled = deadline;
+            }
+            if let Some(bridge) = bridge.filter(|bridge| self.calls.bridges.get(bridge).is_some_and(Bridge::is_over)) {
+                self.calls.bridges.remove(&bridge);
+            }
+        }
+    }
+
+    /// Carries out one action of leg `id`; returns events for legs (its own included).
+    fn perform(&mut self, now: Instant, id: LegId, action: Action) -> Vec<(LegId, Event)> {
+        let Some(transport) = self.calls.calls.get(&id).map(|call| call.transport) else { return Vec::new() };
+        let (contact, via) = (self.calls.contact(transport), self.calls.via(transport));
+        let local = self.calls.local_media(id);
+        let Some(call) = self.calls.calls.get_mut(&id) else { return Vec::new() };
+        match action {
+            Action::Reply(status) => self.reply_invite(id, status.0, None),
+            Action::Provisional { status, sdp } => {
+                self.reply_invite(id, status.0, sdp.as_ref().map(|sdp| sdp.0.as_str()))
+            }
+            Action::Answer { sdp } => {
+                let Some((invite, key)) = &call.invite else { return Vec::new() };
+                let bytes: ResponseBytes = dialog_reply(invite, 200, &contact, Some(&sdp.0)).into_bytes().into();
+                call.answer = Some(bytes.clone());
+                let key = key.clone();
+                let outputs = self.transactions.respond(now, &key, 200, bytes);
+                self.send(outputs);
+            }
+            Action::RetransmitAnswer => {
+                if let Some(answer) = &call.answer {
+                    send_to(&call.peer, answer);
+                }
+            }
+            Action::RetransmitChangeAnswer => {
+                if let Some(answer) = &call.change_answer {
+                    send_to(&call.peer, answer);
+                }
+            }
+            Action::ConfirmBye | Action::ConfirmCancel => {
+                if let Some((request, key)) = call.current.take() {
+                    self.respond(&key, Reply::to_request(&request, 200, "OK"));
+                }
+            }
+            Action::Connected => call.hangup_at = call.hangup_after.map(|after| now + after),
+            Action::ChangeOffered { offer, .. } => {
+                call.change = call.current.take();
+                if call.bridge.is_some() {
+                    // The bridge passes the offer to the other side.
+                    return Vec::new();
+                }
+                call.sdp_version += 1;
+                let event = match offer {
+                    Some(offer) => match sdp::answer(&offer.0, &local, call.sdp_version) {
+                        Ok(answer) => Event::ChangeAnswered { answer: SessionDescription(answer.text) },
+                        Err(SdpError::NoCommonCodec) => Event::ChangeRefused { status: Status(488) },
+                        Err(SdpError::Malformed(_)) => Event::ChangeRefused { status: Status(400) },
+                    },
+                    None => Event::ChangeAnswered {
+                        answer: SessionDescription(sdp::offer(&local, call.sdp_version, Direction::SendRecv)),
+                    },
+                };
+                return vec![(id, event)];
+            }
+            Action::ReplyChange(status) => {
+                if let Some((request, key)) = call.current.take().or_else(|| call.change.take()) {
+                    self.respond(&key, Reply::to_request(&request, status.0, reason(status.0)));
+                }
+            }
+            Action::AnswerChange { sdp } => {
+                if let Some((request, key)) = call.change.take() {
+                    let bytes: ResponseBytes = dialog_reply(&request, 200, &contact, Some(&sdp.0)).into_bytes().into();
+                    call.change_answer = (request.method == Method::Invite).then(|| bytes.clone());
+                    let outputs = self.transactions.respond(now, &key, 200, bytes);
+                    self.send(outputs);
+                }
+            }
+            Action::SendInvite { offer } => {
+                call.offer.clone_from(&offer);
+                let body = offer.map(|offer| offer.0).unwrap_or_default();
+                let headers = [("Contact", contact.as_str()), ("Content-Type", "application/sdp")];
+                if !self.send_request(now, id, "INVITE", &headers, &body, Purpose::Invite) {
+                    return vec![(id, Event::InviteFailed)];
+                }
+            }
+            Action::SendChange { offer } => {
+                let headers = [("Contact", contact.as_str()), ("Content-Type", "application/sdp")];
+                if !self.send_request(now, id, "INVITE", &headers, &offer.0, Purpose::Change) {
+                    return vec![(id, Event::ChangeResponse { status: Status(503), sdp: None })];
+                }
+            }
+            Action::SendAck => {
+                let branch = new_branch();
+                let ack = call.dialog.ack(&via, &branch, call.ack_cseq);
+                send_to(&call.peer, ack.as_bytes());
+            }
+            Action::SendCancel => {
+                let Some(invitation) = &call.invitation else { return Vec::new() };
+                let cancel = invitation.cancel();
+                let branch = invitation_branch(&cancel);
+                let key = ClientKey { branch, method: "CANCEL".to_owned() };
+                let peer = call.peer.clone();
+                if let Some(outputs) = self.calls.client.start(
+                    now,
+                    key.clone(),
+                    Kind::NonInvite,
+                    transport,
+                    peer,
+                    cancel.into_bytes().into(),
+                ) {
+                    self.calls.requests.insert(key, (id, Purpose::Cancel));
+                    self.client_outputs(now, outputs, None);
+                }
+            }
+            Action::SendBye => {
+                // When the table is full the leg ends by its own timer, the peer by its own.
+                self.send_request(now, id, "BYE", &[], "", Purpose::Bye);
+            }
+            // For the bridge only, which has seen them.
+            Action::Progress { .. }
+            | Action::Accepted { .. }
+            | Action::ChangeAccepted { .. }
+            | Action::ChangeFailed { .. } => {}
+            Action::Ended(reason) => {
+                tracing::debug!(leg = id.0, ?reason, "call leg ended");
+                if let Some(call) = self.calls.calls.remove(&id) {
+                    self.calls.dialogs.remove(&(call.dialog.call_id, call.dialog.local_tag));
+                    if let Some((_, key)) = call.invite {
+                        self.calls.invites.remove(&key);
+                    }
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    /// A response to an inbound leg's INVITE.
+    fn reply_invite(&mut self, id: LegId, status: u16, sdp: Option<&str>) {
+        let Some(call) = self.calls.calls.get(&id) else { return };
+        let Some((invite, key)) = &call.invite else { return };
+        let reply = dialog_reply(invite, status, &self.calls.contact(call.transport), sdp);
+        let key = key.clone();
+        self.respond(&key, reply);
+    }
+
+    /// Sends a new request within leg `id`'s dialog in a client transaction; `false` when the
+    /// table of client transactions is full.
+    fn send_request(
+        &mut self,
+        now: Instant,
+        id: LegId,
+        method: &str,
+        extra: &[(&str, &str)],
+        body: &str,
+        purpose: Purpose,
+    ) -> bool {
+        let Some(transport) = self.calls.calls.get(&id).map(|call| call.transport) else { return false };
+        let via = self.calls.via(transport);
+        let Some(call) = self.calls.calls.get_mut(&id) else { return false };
+        let branch = new_branch();
+        let text = call.dialog.request(method, &via, &branch, extra, body);
+        if method == "INVITE" {
+            call.ack_cseq = call.dialog.local_cseq();
+            if purpose == Purpose::Invite {
+                call.invitation = Some(call.dialog.invitation(&via, &branch));
+            }
+        }
+        let kind = if method == "INVITE" { Kind::Invite } else { Kind::NonInvite };
+        let key = ClientKey { branch, method: method.to_owned() };
+        let peer = call.peer.clone();
+        match self.calls.client.start(now, key.clone(), kind, transport, peer, text.into_bytes().into()) {
+            Some(outputs) => {
+                self.calls.requests.insert(key, (id, purpose));
+                self.client_outputs(now, outputs, None);
+                true
+            }
+            None => {
+                tracing::warn!(method, "no room for a client transaction");
+                false
+            }
+        }
+    }
+}
+
+fn new_branch() -> String {
+    format!("z9hG4bK{:016x}", rand::random::<u64>())
+}
+
+/// The branch of the Via of a request loket wrote.
+fn invitation_branch(request: &str) -> String {
+    request
+        .lines()
+        .find_map(|line| line.strip_prefix("Via: "))
+        .and_then(|via| via.split(';').find_map(|param| param.strip_prefix("branch=")))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `sip:user@1.2.3.4:5070;params` → 1.2.3.4:5070 (5060 without a port); `None` for host names.
+fn socket_addr_of(uri: &str) -> Option<SocketAddr> {
+    let rest = uri.strip_prefix("sip:")?;
+    let host_port = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let host_port = host_port.split([';', '?', '>']).next()?;
+    if let Ok(addr) = host_port.parse::<SocketAddr>() {
+        return Some(addr);
+    }
+    let ip = host_port.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+    Some(SocketAddr::new(ip, 5060))
+}
+
+/// A response to `request` within its dialog: with loket's Contact and the Record-Route copied
+/// (RFC 3261 §12.1.1) when it establishes one, and an SDP body if given.
+fn dialog_reply(request: &Request, status: u16, contact: &str, sdp: Option<&str>) -> Reply {
+    let mut headers = Vec::new();
+    if (101..300).contains(&status) {
+        headers.push(("Contact", contact.to_owned()));
+        for header in request.headers.iter() {
+            if let Header::RecordRoute(value) = header {
+                headers.push(("Record-Route", value.value().to_owned()));
+            }
+        }
+    }
+    if sdp.is_some() {
+        headers.push(("Content-Type", "application/sdp".to_owned()));
+    }
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    Reply::to_request_with(request, status, reason(status), &headers, sdp.unwrap_or_default().as_bytes())
+}
+
+fn sdp_refusal(request: &Request, error: &SdpError) -> Reply {
+    match error {
+        SdpError::NoCommonCodec => Reply::to_request(request, 488, "Not Acceptable Here"),
+        SdpError::Malformed(_) => Reply::to_request(request, 400, "Bad Session Description"),
+    }
+}
+
+/// The SDP body of a request, if it has one.
+fn offer_of(request: &Request) -> Option<String> {
+    (!request.body.is_empty()).then(|| String::from_utf8_lossy(&request.body).into_owned())
+}
+
+fn header(request: Option<&Request>, which: impl Fn(&Header) -> bool) -> Option<&str> {
+    request?.headers.iter().find(|header| which(header)).map(Header::value)
+}
+
+fn cseq_of(request: &Request) -> Option<u32> {
+    header(Some(request), |header| matches!(header, Header::CSeq(_)))?.split_whitespace().next()?.parse().ok()
+}
+
+/// RFC 3261 §17.1.3: the top Via's branch and the CSeq method.
+fn client_key(response: &Response) -> Option<ClientKey> {
+    let mut branch = None;
+    let mut method = None;
+    for header in response.headers.iter() {
+        match header {
+            Header::Via(via) if branch.is_none() => {
+                let top = via.value().split(',').next()?;
+                branch = top.split(';').skip(1).find_map(|param| {
+                    let (name, value) = param.split_once('=')?;
+                    name.trim().eq_ignore_ascii_case("branch").then(|| value.trim().to_owned())
+                });
+            }
+            Header::CSeq(cseq) => method = cseq.value().split_whitespace().nth(1).map(str::to_owned),
+            _ => {}
+        }
+    }
+    Some(ClientKey { branch: branch?, method: method? })
+}
+
+#[cfg(test)]
+mod tests;

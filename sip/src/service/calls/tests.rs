@@ -1,0 +1,462 @@
+//! Calls through the service over real UDP on 127.0.0.1, with a caller written here. Every wait
+//! has a deadline; loket's own timers are set short (ringing, hang-up) instead of sleeping.
+
+use std::convert::Infallible;
+
+use tokio::net::UdpSocket;
+
+use std::time::SystemTime;
+
+use super::*;
+use crate::digest::StoredHa1;
+use crate::registrar::{MemoryStore, Policy};
+use crate::service::{Settings, Sockets};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+const DEMO: &str = "+3225550100";
+const OFFER: &str = "v=0\r\no=caller 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 6000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+struct NoCredentials;
+
+impl CredentialStore for NoCredentials {
+    type Error = Infallible;
+    async fn find(&self, _: &str) -> Result<Option<StoredHa1>, Infallible> {
+        Ok(None)
+    }
+}
+
+fn number(number: &str, ring: Duration, hangup_after: Option<Duration>) -> Number {
+    Number { number: number.to_owned(), target: Target::Answer, ring, hangup_after }
+}
+
+async fn start(calls: CallSettings) -> SocketAddr {
+    start_with(calls, MemoryStore::new()).await
+}
+
+async fn start_with(calls: CallSettings, store: MemoryStore) -> SocketAddr {
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let sockets = Sockets::bind(any, any).await.unwrap();
+    let udp = sockets.udp_addr().unwrap();
+    let settings = Settings { calls, ..Settings::new("loket.test", Policy::default()) };
+    tokio::spawn(sockets.serve(settings, NoCredentials, store));
+    udp
+}
+
+async fn demo() -> SocketAddr {
+    let numbers = vec![
+        number(DEMO, Duration::ZERO, None),
+        number("ringing", Duration::from_secs(30), None),
+        number("short", Duration::ZERO, Some(Duration::from_millis(200))),
+    ];
+    start(CallSettings { numbers, ..CallSettings::default() }).await
+}
+
+/// One caller's side of one call.
+struct Caller {
+    socket: UdpSocket,
+    server: SocketAddr,
+    number: String,
+    call_id: String,
+    to_tag: Option<String>,
+    cseq: u32,
+    invite_branch: String,
+}
+
+impl Caller {
+    async fn new(server: SocketAddr, number: &str) -> Caller {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let call_id = format!("call-{}", socket.local_addr().unwrap().port());
+        Caller {
+            socket,
+            server,
+            number: number.to_owned(),
+            call_id,
+            to_tag: None,
+            cseq: 0,
+            invite_branch: String::new(),
+        }
+    }
+
+    fn request(&self, method: &str, branch: &str, cseq: u32, body: &str) -> String {
+        let local = self.socket.local_addr().unwrap();
+        let to_tag = self.to_tag.as_ref().map(|tag| format!(";tag={tag}")).unwrap_or_default();
+        let content_type = if body.is_empty() { "" } else { "Content-Type: application/sdp\r\n" };
+        format!(
+            "{method} sip:{}@loket.test SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch}\r\nMax-Forwards: 70\r\n\
+             From: <sip:caller@loket.test>;tag=c1\r\nTo: <sip:{}@loket.test>{to_tag}\r\nCall-ID: {}\r\n\
+             CSeq: {cseq} {method}\r\nContact: <sip:caller@{local}>\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
+            self.number,
+            self.number,
+            self.call_id,
+            body.len()
+        )
+    }
+
+    /// A new request in its own transaction (a new branch and CSeq).
+    async fn send(&mut self, method: &str, body: &str) {
+        self.cseq += 1;
+        let branch = format!("z9hG4bK-{}-{}", self.call_id, self.cseq);
+        if method == "INVITE" {
+            self.invite_branch = branch.clone();
+        }
+        let text = self.request(method, &branch, self.cseq, body);
+        self.send_text(&text).await;
+    }
+
+    /// ACK of a 2xx (a transaction of its own) or CANCEL/ACK of the INVITE's transaction.
+    async fn send_in_invite_transaction(&mut self, method: &str) {
+        // §9.1: a CANCEL's To is the INVITE's, without the tag of any response.
+        let to_tag = if method == "CANCEL" { self.to_tag.take() } else { self.to_tag.clone() };
+        let text = self.request(method, &self.invite_branch.clone(), self.cseq, "");
+        self.to_tag = to_tag;
+        self.send_text(&text).await;
+    }
+
+    async fn ack(&mut self) {
+        let text = self.request("ACK", &format!("z9hG4bK-ack-{}", self.cseq), self.cseq, "");
+        self.send_text(&text).await;
+    }
+
+    async fn send_text(&self, text: &str) {
+        self.socket.send_to(text.as_bytes(), self.server).await.unwrap();
+    }
+
+    async fn receive(&mut self) -> String {
+        let mut buffer = vec![0u8; 65_536];
+        let (len, _) = tokio::time::timeout(DEADLINE, self.socket.recv_from(&mut buffer))
+            .await
+            .expect("a message within the deadline")
+            .unwrap();
+        let text = String::from_utf8(buffer[..len].to_vec()).unwrap();
+        if let Some(tag) = text.lines().find_map(|line| line.strip_prefix("To: ")).and_then(tag_of) {
+            self.to_tag.get_or_insert(tag.to_owned());
+        }
+        text
+    }
+
+    /// The next response with `status` to `method`, skipping earlier ones (100, retransmissions).
+    async fn expect(&mut self, status: u16, method: &str) -> String {
+        loop {
+            let text = self.receive().await;
+            let cseq_method = text.lines().find_map(|line| line.strip_prefix("CSeq: ")).unwrap_or_default();
+            if text.starts_with(&format!("SIP/2.0 {status} ")) && cseq_method.ends_with(method) {
+                return text;
+            }
+            assert!(text.starts_with("SIP/2.0 1") || text.starts_with("SIP/2.0 200 "), "expected {status}, got {text}");
+        }
+    }
+
+    async fn established(server: SocketAddr, number: &str) -> Caller {
+        let mut caller = Caller::new(server, number).await;
+        caller.send("INVITE", OFFER).await;
+        caller.expect(200, "INVITE").await;
+        caller.ack().await;
+        caller
+    }
+}
+
+fn body(message: &str) -> &str {
+    message.split_once("\r\n\r\n").map_or("", |(_, body)| body)
+}
+
+#[tokio::test]
+async fn answered_by_loket_and_hung_up_by_the_caller() {
+    let server = demo().await;
+    let mut caller = Caller::new(server, DEMO).await;
+    caller.send("INVITE", OFFER).await;
+    assert!(caller.receive().await.starts_with("SIP/2.0 100 Trying\r\n"));
+    let ok = caller.expect(200, "INVITE").await;
+    assert!(ok.contains("\r\nContact: <sip:loket@") && ok.contains("Content-Type: application/sdp\r\n"), "{ok}");
+    let answer = body(&ok);
+    assert!(
+        answer.contains("c=IN IP4 127.0.0.1\r\n") && answer.contains("m=audio 40000 RTP/AVP 0 101\r\n"),
+        "{answer}"
+    );
+    caller.ack().await;
+    caller.send("BYE", "").await;
+    caller.expect(200, "BYE").await;
+    // The dialog is gone.
+    caller.send("BYE", "").await;
+    caller.expect(481, "BYE").await;
+}
+
+#[tokio::test]
+async fn hung_up_by_loket() {
+    let server = demo().await;
+    let mut caller = Caller::established(server, "short").await;
+    let bye = caller.receive().await;
+    assert!(bye.starts_with("BYE sip:caller@127.0.0.1:"), "{bye}");
+    assert!(
+        bye.contains(&format!("Call-ID: {}\r\n", caller.call_id))
+            && bye.contains("To: <sip:caller@loket.test>;tag=c1\r\n"),
+        "{bye}"
+    );
+    // Answer it: the 200 copies the BYE's Via, From, To, Call-ID and CSeq.
+    let mut ok = String::from("SIP/2.0 200 OK\r\n");
+    for line in bye
+        .lines()
+        .filter(|line| ["Via:", "From:", "To:", "Call-ID:", "CSeq:"].iter().any(|name| line.starts_with(name)))
+    {
+        ok.push_str(line);
+        ok.push_str("\r\n");
+    }
+    ok.push_str("Content-Length: 0\r\n\r\n");
+    caller.send_text(&ok).await;
+    caller.send("BYE", "").await;
+    caller.expect(481, "BYE").await;
+}
+
+/// RFC 3261 §9.2: CANCEL while ringing: 200 to the CANCEL, 487 to the INVITE.
+#[tokio::test]
+async fn cancel_before_the_answer() {
+    let server = demo().await;
+    let mut caller = Caller::new(server, "ringing").await;
+    caller.send("INVITE", OFFER).await;
+    caller.expect(180, "INVITE").await;
+    caller.send_in_invite_transaction("CANCEL").await;
+    caller.expect(200, "CANCEL").await;
+    caller.expect(487, "INVITE").await;
+    caller.send_in_invite_transaction("ACK").await;
+    // A second CANCEL finds no call and no transaction it could still stop.
+    caller.send_in_invite_transaction("CANCEL").await;
+    let late = caller.receive().await;
+    assert!(late.starts_with("SIP/2.0 200 ") || late.starts_with("SIP/2.0 481 "), "{late}");
+}
+
+/// RFC 3264 §8.4: hold by re-INVITE with sendonly, resume with sendrecv; UPDATE works too.
+#[tokio::test]
+async fn hold_and_resume() {
+    let server = demo().await;
+    let mut caller = Caller::established(server, DEMO).await;
+    for (offered, answered, method) in [
+        ("a=sendonly", "a=recvonly", "INVITE"),
+        ("a=sendrecv", "a=sendrecv", "INVITE"),
+        ("a=inactive", "a=inactive", "UPDATE"),
+        ("a=sendrecv", "a=sendrecv", "UPDATE"),
+    ] {
+        caller.send(method, &format!("{OFFER}{offered}\r\n")).await;
+        let ok = caller.expect(200, method).await;
+        assert!(body(&ok).ends_with(&format!("{answered}\r\n")), "{offered}: {ok}");
+        if method == "INVITE" {
+            caller.ack().await;
+        }
+    }
+    // A re-offer loket cannot take leaves the call as it was.
+    let video = "v=0\r\nc=IN IP4 127.0.0.1\r\nm=video 6002 RTP/AVP 96\r\n";
+    caller.send("UPDATE", video).await;
+    caller.expect(488, "UPDATE").await;
+    caller.send("BYE", "").await;
+    caller.expect(200, "BYE").await;
+}
+
+#[tokio::test]
+async fn refusals() {
+    let server = demo().await;
+    let mut unknown = Caller::new(server, "+3225550999").await;
+    unknown.send("INVITE", OFFER).await;
+    unknown.expect(404, "INVITE").await;
+
+    let mut opus = Caller::new(server, DEMO).await;
+    opus.send("INVITE", "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 6000 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n").await;
+    opus.expect(488, "INVITE").await;
+
+    let mut stranger = Caller::new(server, DEMO).await;
+    stranger.to_tag = Some("nobody".into());
+    stranger.send("BYE", "").await;
+    stranger.expect(481, "BYE").await;
+    stranger.send("INVITE", OFFER).await;
+    stranger.expect(481, "INVITE").await;
+
+    // An INVITE without an offer gets loket's offer in the 200 (RFC 3261 §13.2.1).
+    let mut no_offer = Caller::new(server, DEMO).await;
+    no_offer.send("INVITE", "").await;
+    let ok = no_offer.expect(200, "INVITE").await;
+    assert!(body(&ok).contains("m=audio 40000 RTP/AVP 8 0 101\r\n"), "{ok}");
+    no_offer.ack().await;
+}
+
+/// Issue #3, overload: beyond the limits new calls get 503 with Retry-After, and calls alive
+/// are not disturbed.
+#[tokio::test]
+async fn overload_is_refused_with_retry_after() {
+    let numbers = vec![number(DEMO, Duration::ZERO, None)];
+    let server = start(CallSettings { numbers: numbers.clone(), max_calls: 1, ..CallSettings::default() }).await;
+    let mut first = Caller::established(server, DEMO).await;
+    let mut second = Caller::new(server, DEMO).await;
+    second.send("INVITE", OFFER).await;
+    let refused = second.expect(503, "INVITE").await;
+    assert!(refused.contains("\r\nRetry-After: 5\r\n"), "{refused}");
+    first.send("BYE", "").await;
+    first.expect(200, "BYE").await;
+    let mut third = Caller::established(server, DEMO).await;
+    third.send("BYE", "").await;
+    third.expect(200, "BYE").await;
+
+    let server =
+        start(CallSettings { numbers, max_calls_per_second: 1, retry_after: 2, ..CallSettings::default() }).await;
+    let _first = Caller::established(server, DEMO).await;
+    let mut second = Caller::new(server, DEMO).await;
+    second.send("INVITE", OFFER).await;
+    assert!(second.expect(503, "INVITE").await.contains("\r\nRetry-After: 2\r\n"));
+}
+
+/// A phone that loket calls: it answers what it is told to, copying the request's Via, From, To
+/// (with its own tag), Call-ID and CSeq.
+struct Phone {
+    socket: UdpSocket,
+    tag: String,
+}
+
+impl Phone {
+    async fn new(tag: &str) -> Phone {
+        Phone { socket: UdpSocket::bind("127.0.0.1:0").await.unwrap(), tag: tag.to_owned() }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.socket.local_addr().unwrap()
+    }
+
+    /// The next `method` request, skipping retransmitted INVITEs and ACKs.
+    async fn request(&self, method: &str) -> (String, SocketAddr) {
+        let mut buffer = vec![0u8; 65_536];
+        loop {
+            let (len, from) = tokio::time::timeout(DEADLINE, self.socket.recv_from(&mut buffer))
+                .await
+                .unwrap_or_else(|_| panic!("a {method} within the deadline"))
+                .unwrap();
+            let text = String::from_utf8(buffer[..len].to_vec()).unwrap();
+            if text.starts_with(&format!("{method} ")) {
+                return (text, from);
+            }
+            assert!(text.starts_with("INVITE ") || text.starts_with("ACK "), "expected {method}, got {text}");
+        }
+    }
+
+    async fn respond(&self, request: &(String, SocketAddr), status: &str, body: &str) {
+        let (text, from) = request;
+        let mut reply = format!("SIP/2.0 {status}\r\n");
+        for line in text.lines() {
+            if ["Via:", "From:", "Call-ID:", "CSeq:"].iter().any(|name| line.starts_with(name)) {
+                reply.push_str(line);
+                reply.push_str("\r\n");
+            }
+            if let Some(to) = line.strip_prefix("To: ") {
+                let tag = if tag_of(to).is_some() { String::new() } else { format!(";tag={}", self.tag) };
+                reply.push_str(&format!("To: {to}{tag}\r\n"));
+            }
+        }
+        let content_type = if body.is_empty() { "" } else { "Content-Type: application/sdp\r\n" };
+        reply.push_str(&format!(
+            "Contact: <sip:phone@{}>\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
+            self.addr(),
+            body.len()
+        ));
+        self.socket.send_to(reply.as_bytes(), from).await.unwrap();
+    }
+}
+
+const PHONE_ANSWER: &str = "v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 7000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+async fn registered(store: &MemoryStore, phones: &[&Phone]) {
+    let now = SystemTime::now();
+    let bindings: Vec<Binding> = phones
+        .iter()
+        .enumerate()
+        .map(|(n, phone)| Binding {
+            contact: format!("sip:agent@{}", phone.addr()),
+            expires_at: now + Duration::from_secs(300),
+            call_id: format!("reg-{n}"),
+            cseq: 1,
+            source: phone.addr(),
+            transport: Transport::Unreliable,
+        })
+        .collect();
+    let change = move |_| Ok(bindings.clone());
+    store.update("agent@loket.test", now, &change).await.unwrap().unwrap();
+}
+
+/// The B2BUA: a call to an agent rings both registered phones; the first to answer gets the
+/// call and the other is cancelled; hold, INFO and the callee's hang-up cross to the caller.
+#[tokio::test]
+async fn a_call_to_an_agent_forks_and_is_bridged() {
+    let (first, second) = (Phone::new("a").await, Phone::new("b").await);
+    let store = MemoryStore::new();
+    registered(&store, &[&first, &second]).await;
+    let numbers = vec![Number {
+        number: "agent".into(),
+        target: Target::Agent("agent".into()),
+        ring: Duration::ZERO,
+        hangup_after: None,
+    }];
+    let server = start_with(CallSettings { numbers, ..CallSettings::default() }, store).await;
+    let mut caller = Caller::new(server, "agent").await;
+    caller.send("INVITE", OFFER).await;
+
+    let invite_a = first.request("INVITE").await;
+    let invite_b = second.request("INVITE").await;
+    assert!(invite_a.0.starts_with(&format!("INVITE sip:agent@{} SIP/2.0\r\n", first.addr())), "{}", invite_a.0);
+    assert!(
+        body(&invite_a.0) == OFFER && invite_a.0.contains("From: <sip:caller@loket.test>;tag=lk"),
+        "{}",
+        invite_a.0
+    );
+    second.respond(&invite_b, "180 Ringing", "").await;
+    caller.expect(180, "INVITE").await;
+    first.respond(&invite_a, "200 OK", PHONE_ANSWER).await;
+    let ok = caller.expect(200, "INVITE").await;
+    assert_eq!(body(&ok), PHONE_ANSWER, "the callee's SDP is passed through");
+    // The other phone is cancelled (§9.1) and its INVITE ends with 487, which loket ACKs.
+    let cancel = second.request("CANCEL").await;
+    second.respond(&cancel, "200 OK", "").await;
+    second.respond(&invite_b, "487 Request Terminated", "").await;
+    let ack_b = second.request("ACK").await;
+    assert!(ack_b.0.contains("CSeq: 1 ACK\r\n") && ack_b.0.contains(";tag=b\r\n"), "{}", ack_b.0);
+    // The winner gets its ACK when the caller's arrives.
+    let ack_a = first.request("ACK").await;
+    assert!(ack_a.0.starts_with(&format!("ACK sip:phone@{} SIP/2.0\r\n", first.addr())), "{}", ack_a.0);
+    caller.ack().await;
+
+    // Hold from the caller crosses to the phone, its answer back.
+    caller.send("INVITE", &format!("{OFFER}a=sendonly\r\n")).await;
+    let reinvite = first.request("INVITE").await;
+    assert!(body(&reinvite.0).ends_with("a=sendonly\r\n"), "{}", reinvite.0);
+    first.respond(&reinvite, "200 OK", &format!("{PHONE_ANSWER}a=recvonly\r\n")).await;
+    let held = caller.expect(200, "INVITE").await;
+    assert!(body(&held).ends_with("a=recvonly\r\n"), "{held}");
+    first.request("ACK").await;
+    caller.ack().await;
+
+    // DTMF by INFO crosses too.
+    caller.send("INFO", "").await;
+    caller.expect(200, "INFO").await;
+    let info = first.request("INFO").await;
+    first.respond(&info, "200 OK", "").await;
+
+    // The phone hangs up; loket answers it and hangs up the caller.
+    let bye = format!(
+        "BYE sip:loket@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK-pbye\r\nMax-Forwards: 70\r\n\
+         From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 7 BYE\r\nContent-Length: 0\r\n\r\n",
+        first.addr(),
+        line_value(&ok_to(&invite_a.0, "a")),
+        line_value(&header_line(&invite_a.0, "From: ")),
+        line_value(&header_line(&invite_a.0, "Call-ID: ")),
+    );
+    first.socket.send_to(bye.as_bytes(), server).await.unwrap();
+    let bye_to_caller = caller.receive().await;
+    assert!(bye_to_caller.starts_with("BYE sip:caller@"), "{bye_to_caller}");
+}
+
+fn header_line(message: &str, prefix: &str) -> String {
+    message.lines().find(|line| line.starts_with(prefix)).unwrap_or_default().to_owned()
+}
+
+fn line_value(line: &str) -> &str {
+    line.split_once(": ").map_or("", |(_, value)| value)
+}
+
+/// The To of the phone's responses, which is the From of its own requests.
+fn ok_to(invite: &str, tag: &str) -> String {
+    format!("To: {};tag={tag}", line_value(&header_line(invite, "To: ")))
+}
