@@ -7,7 +7,7 @@
 # MESSAGES=n changes the count. Release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target-flows}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 [ -x /usr/sbin/dovecot ] || { echo "Dovecot is needed: apt-get install dovecot-imapd" >&2; exit 1; }
 echo "# building the benchmark (release)"
 cargo build --release -p loket-flows --features testing --example mail_intake_bench 2>&1 | tail -1

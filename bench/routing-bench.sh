@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${PORT:-6391}
 N=${N:-200000}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target-routing}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 RUN=$(mktemp -d /tmp/loket-routing-bench.XXXXXX)
 
 echo "# building the benchmark (release)"

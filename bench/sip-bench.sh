@@ -21,7 +21,7 @@ OUT=${OUT:-$HERE/out/sip}
 RATES=${RATES:-500,1000,2000,4000}
 DURATION=${DURATION:-10}
 SERIES=${SERIES:-"kam rsipstack rsipstack1 parser entry loket"}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target-sip}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 mkdir -p "$OUT/kamrun"
 RESULTS=$OUT/results.jsonl
 [ -n "${RESULTS_APPEND:-}" ] || : > "$RESULTS"

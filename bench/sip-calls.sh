@@ -22,7 +22,7 @@ ANSWER_RATES=${ANSWER_RATES:-500,1000,2000,4000}
 B2BUA_RATES=${B2BUA_RATES:-500,1000,2000,3000}
 DURATION=${DURATION:-8}
 SERIES=${SERIES:-"kam-stateful loket-answer kam-proxy loket-b2bua"}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target-sip}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 for tool in sipp kamailio python3; do
     command -v $tool >/dev/null || { echo "sip-calls.sh needs $tool (apt-get install sip-tester kamailio python3)"; exit 1; }
 done
