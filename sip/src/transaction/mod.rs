@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 mod client;
 mod client_table;
 mod key;
+mod slots;
 mod table;
 mod wheel;
 
