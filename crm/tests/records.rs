@@ -451,3 +451,46 @@ db_test!(a_common_word_lists_the_newest_matching_cases_first, async |db: Db| {
     .unwrap();
     assert_eq!(rows.iter().map(|row| row.id).collect::<Vec<_>>(), expected);
 });
+
+db_test!(files_stored_in_a_failed_transaction_leave_no_bytes_behind, async |db: Db| {
+    use loket_crm::records::documents::{DiskStore, DocumentStore, PendingFiles, Upload};
+    loket_crm::demo::seed(&db, TEST_START, 2026).await.unwrap();
+    let case_id = cases::id_by_number(&db, "2026-000001").await.unwrap().unwrap().0;
+    let dir = std::env::temp_dir().join(format!("loket-pending-{}-{}", std::process::id(), rand_suffix()));
+    let store = DiskStore::new(dir.clone());
+    let upload = |name: &'static str| Upload {
+        case_id,
+        file_name: name,
+        content_type: "text/plain",
+        bytes: b"scan",
+        uploaded_by: "test",
+    };
+    let files_on_disk = || std::fs::read_dir(&dir).map(|entries| entries.count()).unwrap_or(0);
+    // The work after the upload fails: nothing is committed and the bytes go.
+    let mut files = PendingFiles::new(&store);
+    let mut tx = db.pool().begin().await.unwrap();
+    files.store(&mut tx, &upload("a.txt"), TEST_START).await.unwrap();
+    assert_eq!(files_on_disk(), 1);
+    let failed: Result<(), sqlx::Error> = Err(sqlx::Error::RowNotFound);
+    assert!(files.finish(tx, failed).await.is_err());
+    assert_eq!(files_on_disk(), 0, "the bytes of the failed transaction are removed");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM documents").await, 0);
+    // A transaction that succeeds keeps both.
+    let mut files = PendingFiles::new(&store);
+    let mut tx = db.pool().begin().await.unwrap();
+    let id = files.store(&mut tx, &upload("b.txt"), TEST_START).await.unwrap();
+    files.finish(tx, Ok::<_, sqlx::Error>(())).await.unwrap();
+    assert_eq!(files_on_disk(), 1);
+    let key: String = sqlx::query_scalar("SELECT storage_key FROM documents WHERE id = $1")
+        .bind(id)
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(store.get(&key).unwrap(), b"scan");
+    std::fs::remove_dir_all(&dir).ok();
+});
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}

@@ -91,18 +91,73 @@ pub async fn store(
     upload: &Upload<'_>,
     now: Millis,
 ) -> Result<i64, DocumentError> {
+    store_with_key(conn, store, upload, now).await.map(|(id, _)| id)
+}
+
+async fn store_with_key(
+    conn: &mut AnyConnection,
+    store: &dyn DocumentStore,
+    upload: &Upload<'_>,
+    now: Millis,
+) -> Result<(i64, String), DocumentError> {
     let mut key_bytes = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut key_bytes);
     let key = hex::encode(key_bytes);
     store.put(&key, upload.bytes)?;
     match insert_row(conn, upload, &key, now).await {
-        Ok(id) => Ok(id),
+        Ok(id) => Ok((id, key)),
         Err(error) => {
             if let Err(cleanup) = store.delete(&key) {
                 tracing::warn!(%cleanup, "removing the bytes of a document whose row failed");
             }
             Err(error.into())
         }
+    }
+}
+
+/// Documents stored inside a transaction that has not committed yet. Their bytes are written
+/// before the transaction ends, so when it fails [`PendingFiles::finish`] removes them: no file
+/// outlives its rows.
+pub struct PendingFiles<'s> {
+    store: &'s dyn DocumentStore,
+    keys: Vec<String>,
+}
+
+impl<'s> PendingFiles<'s> {
+    pub fn new(store: &'s dyn DocumentStore) -> PendingFiles<'s> {
+        PendingFiles { store, keys: Vec::new() }
+    }
+
+    pub async fn store(
+        &mut self,
+        conn: &mut AnyConnection,
+        upload: &Upload<'_>,
+        now: Millis,
+    ) -> Result<i64, DocumentError> {
+        let (id, key) = store_with_key(conn, self.store, upload, now).await?;
+        self.keys.push(key);
+        Ok(id)
+    }
+
+    /// Commits `tx` when `result` is a success; otherwise, or when the commit fails, removes the
+    /// bytes stored through this value.
+    pub async fn finish<T, E: From<sqlx::Error>>(
+        self,
+        tx: sqlx::Transaction<'_, sqlx::Any>,
+        result: Result<T, E>,
+    ) -> Result<T, E> {
+        let result = match result {
+            Ok(value) => tx.commit().await.map(|()| value).map_err(E::from),
+            Err(error) => Err(error),
+        };
+        if result.is_err() {
+            for key in self.keys {
+                if let Err(error) = self.store.delete(&key) {
+                    tracing::warn!(%error, "removing the bytes of a document whose transaction failed");
+                }
+            }
+        }
+        result
     }
 }
 

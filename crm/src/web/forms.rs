@@ -36,7 +36,7 @@ use crate::records::audit::Actor;
 use crate::records::case_types::{self, CaseType};
 use crate::records::cases::{self, CaseError, CaseInput};
 use crate::records::contacts::{self, ContactError, ContactId, ContactInput};
-use crate::records::documents::{self, DocumentError, Upload};
+use crate::records::documents::{DocumentError, PendingFiles, Upload};
 use crate::records::outbox::{self, Acknowledgement};
 use crate::records::timeline::{self, NewEntry, Summary};
 use crate::records::{email_templates, inbound_mail, sessions};
@@ -396,8 +396,7 @@ async fn store(
     };
     let ack_template = email_templates::get(&state.db, "email_ack", language).await?;
     let subject = format!("{} – {first_name} {last_name}", case_type.name.get(language));
-    // Bytes are written before their rows; if the transaction then fails, these keys are removed.
-    let mut stored_keys = Vec::new();
+    let mut files = PendingFiles::new(state.documents.as_ref());
     let mut tx = state.db.pool().begin().await?;
     let result = async {
         let contact_id = match by_number {
@@ -439,12 +438,7 @@ async fn store(
         timeline::append(&mut tx, &entry, now).await?;
         for (file_name, bytes, content_type) in &accepted.files {
             let upload = Upload { case_id: case_id.0, file_name, content_type, bytes, uploaded_by: ACTOR };
-            let id = documents::store(&mut tx, state.documents.as_ref(), &upload, now).await?;
-            let key: String = sqlx::query_scalar("SELECT storage_key FROM documents WHERE id = $1")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-            stored_keys.push(key);
+            files.store(&mut tx, &upload, now).await?;
         }
         if let Some(template) = &ack_template {
             let ack = Acknowledgement {
@@ -462,18 +456,7 @@ async fn store(
         Ok::<_, StoreError>(number)
     }
     .await;
-    let result = match result {
-        Ok(number) => tx.commit().await.map(|()| number).map_err(StoreError::from),
-        Err(error) => Err(error),
-    };
-    if result.is_err() {
-        for key in stored_keys {
-            if let Err(error) = state.documents.delete(&key) {
-                tracing::warn!(%error, "removing the bytes of an attachment whose form failed");
-            }
-        }
-    }
-    result
+    files.finish(tx, result).await
 }
 
 async fn new_contact(

@@ -11,7 +11,7 @@ use loket_crm::db::Db;
 use loket_crm::i18n::Language;
 use loket_crm::records::cases::{self, CaseError, CaseInput};
 use loket_crm::records::contacts::{self, ContactError, ContactId, ContactInput};
-use loket_crm::records::documents::{self, DocumentError, DocumentStore, Upload};
+use loket_crm::records::documents::{DocumentError, DocumentStore, PendingFiles, Upload};
 use loket_crm::records::email_templates::{self, EmailTemplate};
 use loket_crm::records::inbound_mail::{self, InboundOutcome};
 use loket_crm::records::outbox::{self, Acknowledgement};
@@ -126,9 +126,7 @@ impl Processor {
             None => self.thread_of(&message).await?,
         };
         let now = self.clock.now();
-        // Document bytes are written before their rows; if the transaction then fails, these
-        // keys are removed so that no orphan bytes stay behind.
-        let mut stored_keys = Vec::new();
+        let mut files = PendingFiles::new(self.documents.as_ref());
         let mut tx = self.db.pool().begin().await?;
         let result = async {
             let outcome = match (noise, thread) {
@@ -158,7 +156,7 @@ impl Processor {
                     .await?;
                     match claimed {
                         Some(_) => {
-                            self.add_message(&mut tx, case_id, &message, &mut stored_keys, now).await?;
+                            self.add_message(&mut tx, case_id, &message, &mut files, now).await?;
                             inbound_mail::touch_case(&mut tx, case_id, now).await?;
                             Outcome::Reply { case_id, by }
                         }
@@ -171,7 +169,7 @@ impl Processor {
                             .await?;
                     match claimed {
                         Some(inbound_id) => {
-                            self.open_case(&mut tx, inbound_id, mailbox, &message, acks, &mut stored_keys, now).await?
+                            self.open_case(&mut tx, inbound_id, mailbox, &message, acks, &mut files, now).await?
                         }
                         None => Outcome::Duplicate,
                     }
@@ -181,18 +179,7 @@ impl Processor {
             Ok::<_, IntakeError>(outcome)
         }
         .await;
-        let result = match result {
-            Ok(outcome) => tx.commit().await.map(|()| outcome).map_err(IntakeError::from),
-            Err(error) => Err(error),
-        };
-        if result.is_err() {
-            for key in stored_keys {
-                if let Err(error) = self.documents.delete(&key) {
-                    tracing::warn!(%error, "removing the bytes of an attachment whose message failed");
-                }
-            }
-        }
-        result
+        files.finish(tx, result).await
     }
 
     async fn thread_of(&self, message: &InboundMessage) -> Result<Thread, sqlx::Error> {
@@ -225,7 +212,7 @@ impl Processor {
         mailbox: &MailboxConfig,
         message: &InboundMessage,
         acks: &AckTemplates,
-        stored_keys: &mut Vec<String>,
+        files: &mut PendingFiles<'_>,
         now: Millis,
     ) -> Result<Outcome, IntakeError> {
         let detected = || language::detect(&format!("{}\n{}", message.subject, message.text));
@@ -253,7 +240,7 @@ impl Processor {
         };
         let (case_id, number) = cases::insert(conn, &input, year_of(now), ACTOR, now).await?;
         inbound_mail::set_case(conn, inbound_id, case_id.0, language).await?;
-        self.add_message(conn, case_id.0, message, stored_keys, now).await?;
+        self.add_message(conn, case_id.0, message, files, now).await?;
         // A citizen is answered in the language they are known by; a new one in the message's.
         let ack_language = contact_language.unwrap_or(language);
         let acknowledged = match (&message.from, acks.0.get(&ack_language)) {
@@ -308,7 +295,7 @@ impl Processor {
         conn: &mut AnyConnection,
         case_id: i64,
         message: &InboundMessage,
-        stored_keys: &mut Vec<String>,
+        files: &mut PendingFiles<'_>,
         now: Millis,
     ) -> Result<(), IntakeError> {
         let max = self.config.intake.max_attachment_bytes;
@@ -330,12 +317,7 @@ impl Processor {
                 bytes: &attachment.bytes,
                 uploaded_by: ACTOR,
             };
-            let id = documents::store(conn, self.documents.as_ref(), &upload, now).await?;
-            let key: String = sqlx::query_scalar("SELECT storage_key FROM documents WHERE id = $1")
-                .bind(id)
-                .fetch_one(&mut *conn)
-                .await?;
-            stored_keys.push(key);
+            files.store(conn, &upload, now).await?;
         }
         let from = message.from.as_ref().map(|from| from.address.clone()).unwrap_or_else(|| "?".to_owned());
         let actor = message.from.as_ref().and_then(|from| from.display_name.clone()).unwrap_or_else(|| from.clone());
