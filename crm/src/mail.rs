@@ -90,10 +90,16 @@ impl Mailer {
             builder = builder.references(references.clone());
         }
         let mut message = builder.body(mail.body.clone())?;
+        let mut header = |name: &'static str, value: String| {
+            message.headers_mut().insert_raw(HeaderValue::new(HeaderName::new_from_ascii_str(name), value));
+        };
         if let Some(case_id) = mail.case_id {
-            message
-                .headers_mut()
-                .insert_raw(HeaderValue::new(HeaderName::new_from_ascii_str("X-Loket-Case"), case_id.to_string()));
+            header("X-Loket-Case", case_id.to_string());
+        }
+        if let Some(kind) = mail.auto_submitted {
+            header("Auto-Submitted", kind.header_value().to_owned());
+            // Exchange and Outlook answer with out-of-office notes unless told not to.
+            header("X-Auto-Response-Suppress", "All".to_owned());
         }
         self.transport.send(message).await?;
         Ok(())

@@ -72,6 +72,7 @@ async fn queue(db: &loket_crm::db::Db, case_id: Option<i64>, subject: &str) -> o
         subject,
         body: "Beste Emma,\n\nTot ziens.",
         created_by: "agent",
+        auto_submitted: None,
     };
     outbox::enqueue(&mut conn, &mail, "gemeente.example", TEST_START).await.unwrap()
 }
@@ -98,6 +99,7 @@ async fn queued_mail_reaches_a_real_smtp_server_with_its_thread() {
             || received[0].contains("From: Gemeente Loket <loket@gemeente.example>")
     );
     assert!(received[0].contains("X-Loket-Case: 1"));
+    assert!(!received[0].contains("Auto-Submitted"), "an agent's mail is not automatic");
     assert!(received[1].contains(&format!("In-Reply-To: {}", first.message_id)), "{}", received[1]);
     assert!(received[1].contains(&format!("References: {}", first.message_id)));
     assert!(received[1].contains(&second.message_id));
@@ -136,4 +138,31 @@ async fn mail_waits_while_the_server_is_down_and_is_never_dropped() {
     let sink = start_sink();
     assert_eq!(deliver_due(db, &mailer(sink.port), &clock).await.unwrap(), 1);
     assert_eq!(outbox::for_case(db, 1).await.unwrap()[0].status, "sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_loket_writes_by_itself_is_marked_automatic() {
+    let test_db = TestDb::new(Backend::Sqlite).await;
+    let db = &test_db.db;
+    loket_crm::demo::seed(db, TEST_START, 2026).await.unwrap();
+    let sink = start_sink();
+    let mut conn = db.pool().acquire().await.unwrap();
+    let mail = NewMail {
+        case_id: Some(1),
+        to_address: "emma.claes@example.be",
+        subject: "Uw dossier 2026-000001",
+        body: "We hebben uw bericht ontvangen.",
+        created_by: "loket",
+        auto_submitted: Some(outbox::AutoSubmitted::Generated),
+    };
+    outbox::enqueue(&mut conn, &mail, "gemeente.example", TEST_START).await.unwrap();
+    drop(conn);
+    assert_eq!(outbox::for_case(db, 1).await.unwrap()[0].auto_submitted, Some(outbox::AutoSubmitted::Generated));
+    assert_eq!(deliver_due(db, &mailer(sink.port), &Clock::manual(TEST_START)).await.unwrap(), 1);
+    let received: Vec<String> = std::fs::read_dir(&sink.dir)
+        .unwrap()
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .collect();
+    assert!(received[0].contains("Auto-Submitted: auto-generated"), "{}", received[0]);
+    assert!(received[0].contains("X-Auto-Response-Suppress: All"), "{}", received[0]);
 }

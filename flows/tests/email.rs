@@ -226,6 +226,7 @@ db_test!(new_mail_opens_a_case_with_a_work_item_and_an_acknowledgement, |db: Db|
     assert!(received[0].contains("To: jean.dupont@example.be"), "{}", received[0]);
     assert!(received[0].contains(&number), "the acknowledgement names the case: {}", received[0]);
     assert!(received[0].contains("Nous avons bien re"), "in French: {}", received[0]);
+    assert!(received[0].contains("Auto-Submitted: auto-replied"), "marked as automatic (RFC 3834): {}", received[0]);
     intake.stop().await;
 });
 

@@ -21,6 +21,31 @@ pub struct NewMail<'a> {
     pub subject: &'a str,
     pub body: &'a str,
     pub created_by: &'a str,
+    /// For mail loket writes by itself: the `Auto-Submitted` value (RFC 3834 §5).
+    pub auto_submitted: Option<AutoSubmitted>,
+}
+
+/// How a mail loket sends by itself was made (RFC 3834 §5), so that other systems' automatic
+/// responders leave it unanswered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum AutoSubmitted {
+    /// An automatic answer to a citizen's message (an e-mail's acknowledgement).
+    Replied,
+    /// Made by loket without a message to answer (a web form's acknowledgement).
+    Generated,
+}
+
+impl AutoSubmitted {
+    pub fn header_value(self) -> &'static str {
+        match self {
+            AutoSubmitted::Replied => "auto-replied",
+            AutoSubmitted::Generated => "auto-generated",
+        }
+    }
+
+    fn from_header_value(value: &str) -> Option<AutoSubmitted> {
+        [AutoSubmitted::Replied, AutoSubmitted::Generated].into_iter().find(|kind| kind.header_value() == value)
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -37,6 +62,7 @@ pub struct OutboxMail {
     pub attempts: i64,
     pub last_error: Option<String>,
     pub created_at: i64,
+    pub auto_submitted: Option<AutoSubmitted>,
 }
 
 /// Queues a message; on a case it threads under the case's previous message (RFC 5322 §3.6.4:
@@ -75,8 +101,8 @@ pub async fn enqueue(
     let message_id = format!("<{}.{}@{domain}>", now.0, hex::encode(random));
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO outbox (case_id, message_id, in_reply_to, mail_references, to_address, subject, body, status,
-                             next_attempt_at, created_by, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $8) RETURNING id",
+                             next_attempt_at, created_by, created_at, auto_submitted)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $8, $10) RETURNING id",
     )
     .bind(mail.case_id)
     .bind(&message_id)
@@ -87,6 +113,7 @@ pub async fn enqueue(
     .bind(mail.body)
     .bind(now.0)
     .bind(mail.created_by)
+    .bind(mail.auto_submitted.map(AutoSubmitted::header_value))
     .fetch_one(conn)
     .await?;
     Ok(OutboxMail {
@@ -102,6 +129,7 @@ pub async fn enqueue(
         attempts: 0,
         last_error: None,
         created_at: now.0,
+        auto_submitted: mail.auto_submitted,
     })
 }
 
@@ -168,7 +196,7 @@ pub async fn retry(db: &Db, id: i64, now: Millis) -> Result<bool, sqlx::Error> {
 }
 
 const SELECT: &str = "SELECT id, case_id, message_id, in_reply_to, mail_references, to_address, subject, body, status,
-        attempts, last_error, created_at FROM outbox";
+        attempts, last_error, created_at, auto_submitted FROM outbox";
 
 fn mail_from_row(row: &sqlx::any::AnyRow) -> Result<OutboxMail, sqlx::Error> {
     Ok(OutboxMail {
@@ -184,6 +212,9 @@ fn mail_from_row(row: &sqlx::any::AnyRow) -> Result<OutboxMail, sqlx::Error> {
         attempts: row.try_get("attempts")?,
         last_error: row.try_get("last_error")?,
         created_at: row.try_get("created_at")?,
+        auto_submitted: row
+            .try_get::<Option<String>, _>("auto_submitted")?
+            .and_then(|value| AutoSubmitted::from_header_value(&value)),
     })
 }
 
@@ -199,6 +230,8 @@ pub struct Acknowledgement<'a> {
     pub last_name: &'a str,
     /// The `email_ack` template in the citizen's language.
     pub template: &'a EmailTemplate,
+    /// `Replied` for an e-mail's acknowledgement, `Generated` for a form's.
+    pub auto_submitted: AutoSubmitted,
     pub actor: &'a str,
 }
 
@@ -231,6 +264,7 @@ pub async fn acknowledge(
         subject: &subject,
         body: &body,
         created_by: ack.actor,
+        auto_submitted: Some(ack.auto_submitted),
     };
     enqueue(&mut *conn, &mail, domain, now).await?;
     let entry = NewEntry {

@@ -684,6 +684,7 @@ async fn send_mail(
         subject: form.subject.trim(),
         body: &form.body,
         created_by: &current.user.username,
+        auto_submitted: None,
     };
     outbox::enqueue(&mut tx, &mail, &state.config.mail_domain, now).await?;
     let entry = NewEntry {

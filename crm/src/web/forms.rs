@@ -37,7 +37,7 @@ use crate::records::case_types::{self, CaseType};
 use crate::records::cases::{self, CaseError, CaseInput};
 use crate::records::contacts::{self, ContactError, ContactId, ContactInput};
 use crate::records::documents::{DocumentError, PendingFiles, Upload};
-use crate::records::outbox::{self, Acknowledgement};
+use crate::records::outbox::{self, Acknowledgement, AutoSubmitted};
 use crate::records::timeline::{self, NewEntry, Summary};
 use crate::records::{email_templates, inbound_mail, sessions};
 
@@ -450,6 +450,7 @@ async fn store(
                 last_name,
                 template,
                 actor: ACTOR,
+                auto_submitted: AutoSubmitted::Generated,
             };
             outbox::acknowledge(&mut tx, &ack, &state.config.mail_domain, now).await?;
         }

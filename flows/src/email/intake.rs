@@ -14,7 +14,7 @@ use loket_crm::records::contacts::{self, ContactError, ContactId, ContactInput};
 use loket_crm::records::documents::{DocumentError, DocumentStore, PendingFiles, Upload};
 use loket_crm::records::email_templates::{self, EmailTemplate};
 use loket_crm::records::inbound_mail::{self, InboundOutcome};
-use loket_crm::records::outbox::{self, Acknowledgement};
+use loket_crm::records::outbox::{self, Acknowledgement, AutoSubmitted};
 use loket_crm::records::timeline::{self, NewEntry, Summary};
 use sqlx::AnyConnection;
 
@@ -255,6 +255,7 @@ impl Processor {
                     last_name: &last_name,
                     template,
                     actor: ACTOR,
+                    auto_submitted: AutoSubmitted::Replied,
                 };
                 outbox::acknowledge(conn, &ack, &self.mail_domain, now).await?
             }
