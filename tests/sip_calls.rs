@@ -30,42 +30,11 @@ number = "+3225550103"
 target = "agent:agent"
 "#;
 
-/// A SIPp command for `scenario`, bounded by `-timeout`, working in `dir`.
-fn sipp(dir: &support::TempDir, scenario: &str, args: &[&str]) -> Command {
-    let scenario = format!("{}/tests/sipp/{scenario}", env!("CARGO_MANIFEST_DIR"));
-    let mut command = Command::new("sipp");
-    command
-        .current_dir(&dir.0)
-        .args(["-sf", &scenario, "-i", "127.0.0.1", "-mp", "0"])
-        .args(["-m", "1", "-timeout", "20s", "-timeout_error", "-nostdin", "-trace_err"])
-        .args(args)
-        // SIPp's screen is noise here; its errors go to the log `check` reads.
-        .stdout(std::process::Stdio::null());
-    command
-}
-
-/// Waits for a SIPp run; panics with its error log when it failed, or when SIPp is missing.
-fn check(dir: &support::TempDir, what: &str, run: std::io::Result<std::process::ExitStatus>) {
-    let status = run.unwrap_or_else(|error| {
-        panic!("this test needs SIPp (`apt-get install sip-tester`, or run scripts/test): {error}")
-    });
-    if !status.success() {
-        let errors: String = std::fs::read_dir(&dir.0)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|entry| entry.file_name().to_string_lossy().ends_with("errors.log"))
-            .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
-            .collect();
-        panic!("sipp {what} failed ({status}):\n{errors}");
-    }
-}
-
 /// One SIPp caller of `number` through to its end.
 fn call(scenario: &str, loket: &support::Loket, number: &str) {
     let dir = support::TempDir::new();
-    let run = sipp(&dir, scenario, &["-s", number, "-p", "0", &loket.sip_udp]).status();
-    check(&dir, &format!("{scenario} calling {number}"), run);
+    let run = support::sipp(&dir, scenario, &["-s", number, "-p", "0", &loket.sip_udp]).status();
+    support::check_sipp(&dir, &format!("{scenario} calling {number}"), run);
 }
 
 #[test]
@@ -91,16 +60,16 @@ fn sipp_caller_reaches_a_sipp_agent_through_the_b2bua() {
     let port = port.to_string();
     let dir = support::TempDir::new();
     let register = ["-s", "agent", "-au", "agent", "-ap", &password, "-key", "domain", "loket.invalid"];
-    let run = sipp(&dir, "register-auth.xml", &register)
+    let run = support::sipp(&dir, "register-auth.xml", &register)
         .args(["-auth_uri", "loket.invalid", "-p", &port, &loket.sip_udp])
         .status();
-    check(&dir, "register-auth.xml", run);
+    support::check_sipp(&dir, "register-auth.xml", run);
     let phone_dir = support::TempDir::new();
-    let phone = sipp(&phone_dir, "agent-callee.xml", &["-p", &port]).spawn();
+    let phone = support::sipp(&phone_dir, "agent-callee.xml", &["-p", &port]).spawn();
     let mut phone =
         phone.unwrap_or_else(|error| panic!("this test needs SIPp (`apt-get install sip-tester`): {error}"));
     call("call-hold.xml", &loket, "+3225550103");
-    check(&phone_dir, "agent-callee.xml", phone.wait());
+    support::check_sipp(&phone_dir, "agent-callee.xml", phone.wait());
     loket.stop();
 }
 

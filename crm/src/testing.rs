@@ -1,10 +1,13 @@
-//! Test support: a fresh database per test on either back end, and an in-process app to drive
-//! the real router with real sessions and CSRF tokens.
+//! Test support: a fresh database per test on either back end, an in-process app to drive the
+//! real router with real sessions and CSRF tokens, and a real SMTP server that keeps what it gets.
 //!
 //! PostgreSQL comes from `LOKET_TEST_POSTGRES_URL` (default: the local server's `test` database);
 //! each test gets its own schema, dropped afterwards. When PostgreSQL is missing the test fails
 //! and says so: the storage suite is only proven when it has run on both engines.
 
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -265,23 +268,9 @@ impl TestApp {
 
     /// Uploads one file as a browser's multipart form does, with the CSRF token first.
     pub async fn upload(&self, browser: &mut Browser, path: &str, file_name: &str, bytes: &[u8]) -> TestResponse {
-        let boundary = "loket-test-boundary-7MA4YWxkTrZu0gW";
         let csrf = browser.csrf.clone().unwrap_or_default();
-        let mut body = Vec::new();
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n").as_bytes(),
-        );
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\n\
-                 Content-Type: application/octet-stream\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        let mut request =
-            Request::post(path).header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"));
+        let (content_type, body) = multipart(&[("csrf", &csrf)], "file", &[(file_name, bytes)]);
+        let mut request = Request::post(path).header(header::CONTENT_TYPE, content_type);
         if let Some(cookie) = &browser.cookie {
             request = request.header(header::COOKIE, cookie);
         }
@@ -314,4 +303,88 @@ fn csrf_in(html: &str) -> Option<String> {
     let start = html.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len();
     let end = html[start..].find('"')?;
     Some(html[start..start + end].to_owned())
+}
+
+/// Python's standard smtpd writing each message it receives to a file.
+pub struct SmtpSink {
+    child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+impl SmtpSink {
+    pub fn start() -> SmtpSink {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!(
+            "loket-smtp-sink-{}-{}-{}",
+            std::process::id(),
+            NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).expect("sink dir");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
+        let mut child = Command::new("python3")
+            .args(["-W", "ignore", script, &port.to_string()])
+            .arg(&dir)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 is needed for the SMTP sink (Python's standard smtpd, Python ≤ 3.11)");
+        let stdout = child.stdout.take().expect("stdout");
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let first = BufReader::new(stdout).lines().next();
+            let _ = ready_tx.send(first.and_then(Result::ok));
+        });
+        let line = ready_rx.recv_timeout(Duration::from_secs(20)).expect("the SMTP sink starts within 20 s");
+        assert_eq!(line.as_deref(), Some("ready"), "the SMTP sink did not start (smtpd needs Python ≤ 3.11)");
+        SmtpSink { child, port, dir }
+    }
+
+    /// Every message received so far.
+    pub fn messages(&self) -> Vec<String> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .expect("sink dir")
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "eml"))
+            .collect();
+        paths.sort();
+        paths.iter().map(|path| std::fs::read_to_string(path).expect("a received message")).collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("a free port").port()
+}
+
+/// A multipart form body as a browser sends it: the fields in order, then each file under
+/// `file_field`. Returns the Content-Type (with its boundary) and the body.
+pub fn multipart(fields: &[(&str, &str)], file_field: &str, files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "loket-test-boundary-7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+        );
+    }
+    for (file_name, bytes) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{file_field}\"; filename=\"{file_name}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }

@@ -10,7 +10,7 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use loket_crm::db::Db;
 use loket_crm::db_test;
-use loket_crm::testing::{TEST_START, TestApp};
+use loket_crm::testing::{TEST_START, TestApp, multipart};
 use loket_crm::web::WebConfig;
 use tower::ServiceExt;
 
@@ -40,30 +40,11 @@ impl Citizen {
 
     /// Posts the form as a browser does (multipart), with the page's CSRF token first.
     async fn submit(&mut self, path: &str, fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> Answer {
-        let boundary = "loket-forms-test-boundary";
-        let mut body = Vec::new();
         let csrf = self.csrf.clone().unwrap_or_default();
-        for (name, value) in std::iter::once(&("csrf", csrf.as_str())).chain(fields) {
-            body.extend_from_slice(
-                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
-                    .as_bytes(),
-            );
-        }
-        for (file_name, bytes) in files {
-            body.extend_from_slice(
-                format!(
-                    "--{boundary}\r\nContent-Disposition: form-data; name=\"attachments\"; filename=\"{file_name}\"\r\n\
-                     Content-Type: application/octet-stream\r\n\r\n"
-                )
-                .as_bytes(),
-            );
-            body.extend_from_slice(bytes);
-            body.extend_from_slice(b"\r\n");
-        }
-        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-        let request =
-            Request::post(path).header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"));
-        self.send(request, Body::from(body)).await
+        let fields: Vec<(&str, &str)> =
+            std::iter::once(("csrf", csrf.as_str())).chain(fields.iter().copied()).collect();
+        let (content_type, body) = multipart(&fields, "attachments", files);
+        self.send(Request::post(path).header(header::CONTENT_TYPE, content_type), Body::from(body)).await
     }
 
     async fn send(&mut self, mut request: axum::http::request::Builder, body: Body) -> Answer {

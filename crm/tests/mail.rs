@@ -1,56 +1,13 @@
 //! Mail from a case leaves over SMTP to a real server (Python's standard smtpd as a sink), with
 //! its threading headers; when the server is down the message waits, is retried, and is not lost.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use loket_crm::clock::Clock;
 use loket_crm::db::Backend;
 use loket_crm::mail::{Mailer, SmtpSecurity, SmtpSettings, deliver_due};
 use loket_crm::records::outbox::{self, MAX_ATTEMPTS, NewMail};
-use loket_crm::testing::{TEST_START, TestDb};
-
-struct Sink {
-    child: Child,
-    port: u16,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("a free port").port()
-}
-
-/// Starts the sink and waits, with a deadline, for it to listen.
-fn start_sink() -> Sink {
-    let port = free_port();
-    let dir = std::env::temp_dir().join(format!("loket-smtp-sink-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("sink dir");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
-    let mut child = Command::new("python3")
-        .args(["-W", "ignore", script, &port.to_string()])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 is needed for the SMTP sink (Python's standard smtpd, Python ≤ 3.11)");
-    let stdout = child.stdout.take().expect("stdout");
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let first = BufReader::new(stdout).lines().next();
-        let _ = ready_tx.send(first.and_then(Result::ok));
-    });
-    let line = ready_rx.recv_timeout(Duration::from_secs(20)).expect("the SMTP sink starts within 20 s");
-    assert_eq!(line.as_deref(), Some("ready"), "the SMTP sink did not start (smtpd needs Python ≤ 3.11)");
-    Sink { child, port, dir }
-}
+use loket_crm::testing::{SmtpSink, TEST_START, TestDb, free_port};
 
 fn mailer(port: u16) -> Mailer {
     Mailer::new(&SmtpSettings {
@@ -82,15 +39,12 @@ async fn queued_mail_reaches_a_real_smtp_server_with_its_thread() {
     let test_db = TestDb::new(Backend::Sqlite).await;
     let db = &test_db.db;
     loket_crm::demo::seed(db, TEST_START, 2026).await.unwrap();
-    let sink = start_sink();
+    let sink = SmtpSink::start();
     let first = queue(db, Some(1), "Uw dossier 2026-000001").await;
     let second = queue(db, Some(1), "Re: Uw dossier 2026-000001").await;
     let clock = Clock::manual(TEST_START);
     assert_eq!(deliver_due(db, &mailer(sink.port), &clock).await.unwrap(), 2);
-    let mut received: Vec<String> = std::fs::read_dir(&sink.dir)
-        .unwrap()
-        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
-        .collect();
+    let mut received = sink.messages();
     received.sort_by_key(|message| message.contains("Re: "));
     assert_eq!(received.len(), 2);
     assert!(received[0].contains(&format!("Message-ID: {}", first.message_id)), "{}", received[0]);
@@ -135,7 +89,7 @@ async fn mail_waits_while_the_server_is_down_and_is_never_dropped() {
     assert_eq!(deliver_due(db, &down, &clock).await.unwrap(), 0);
     // Retried by hand once the server is back, it leaves.
     assert!(outbox::retry(db, mail.id, clock.now()).await.unwrap());
-    let sink = start_sink();
+    let sink = SmtpSink::start();
     assert_eq!(deliver_due(db, &mailer(sink.port), &clock).await.unwrap(), 1);
     assert_eq!(outbox::for_case(db, 1).await.unwrap()[0].status, "sent");
 }
@@ -145,7 +99,7 @@ async fn mail_loket_writes_by_itself_is_marked_automatic() {
     let test_db = TestDb::new(Backend::Sqlite).await;
     let db = &test_db.db;
     loket_crm::demo::seed(db, TEST_START, 2026).await.unwrap();
-    let sink = start_sink();
+    let sink = SmtpSink::start();
     let mut conn = db.pool().acquire().await.unwrap();
     let mail = NewMail {
         case_id: Some(1),
@@ -159,10 +113,7 @@ async fn mail_loket_writes_by_itself_is_marked_automatic() {
     drop(conn);
     assert_eq!(outbox::for_case(db, 1).await.unwrap()[0].auto_submitted, Some(outbox::AutoSubmitted::Generated));
     assert_eq!(deliver_due(db, &mailer(sink.port), &Clock::manual(TEST_START)).await.unwrap(), 1);
-    let received: Vec<String> = std::fs::read_dir(&sink.dir)
-        .unwrap()
-        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
-        .collect();
+    let received = sink.messages();
     assert!(received[0].contains("Auto-Submitted: auto-generated"), "{}", received[0]);
     assert!(received[0].contains("X-Auto-Response-Suppress: All"), "{}", received[0]);
 }

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use async_imap::Client;
 use tokio::net::TcpStream;
 
+use loket_crm::testing::free_port;
+
 use crate::email::config::{MailboxConfig, Security};
 
 /// Every test user's password.
@@ -213,60 +215,6 @@ impl Identity {
              service anvil {{\n  chroot =\n}}\n"
         )
     }
-}
-
-/// Python's standard smtpd writing each message it receives to a file.
-pub struct SmtpSink {
-    child: Child,
-    pub port: u16,
-    pub dir: PathBuf,
-}
-
-impl SmtpSink {
-    pub fn start() -> SmtpSink {
-        let port = free_port();
-        let dir = unique_dir("loket-smtp-sink");
-        std::fs::create_dir_all(&dir).expect("sink dir");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../crm/tests/support/smtp_sink.py");
-        let mut child = Command::new("python3")
-            .args(["-W", "ignore", script, &port.to_string()])
-            .arg(&dir)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 is needed for the SMTP sink (Python's standard smtpd, Python ≤ 3.11)");
-        let stdout = child.stdout.take().expect("stdout");
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let first = BufReader::new(stdout).lines().next();
-            let _ = ready_tx.send(first.and_then(Result::ok));
-        });
-        let line = ready_rx.recv_timeout(Duration::from_secs(20)).expect("the SMTP sink starts within 20 s");
-        assert_eq!(line.as_deref(), Some("ready"), "the SMTP sink did not start (smtpd needs Python ≤ 3.11)");
-        SmtpSink { child, port, dir }
-    }
-
-    /// Every message received so far.
-    pub fn messages(&self) -> Vec<String> {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .expect("sink dir")
-            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-            .filter(|path| path.extension().is_some_and(|ext| ext == "eml"))
-            .collect();
-        paths.sort();
-        paths.iter().map(|path| std::fs::read_to_string(path).expect("a received message")).collect()
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("a free port").port()
 }
 
 fn unique_dir(prefix: &str) -> PathBuf {

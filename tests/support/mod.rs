@@ -177,3 +177,34 @@ pub async fn login(client: &reqwest::Client, base: &str, username: &str, passwor
 pub async fn status_of(client: &reqwest::Client, base: &str, path: &str) -> u16 {
     client.get(format!("{base}{path}")).send().await.expect(path).status().as_u16()
 }
+
+/// A SIPp command for `scenario`, bounded by `-timeout`, working in `dir`.
+pub fn sipp(dir: &TempDir, scenario: &str, args: &[&str]) -> Command {
+    let scenario = format!("{}/tests/sipp/{scenario}", env!("CARGO_MANIFEST_DIR"));
+    let mut command = Command::new("sipp");
+    command
+        .current_dir(&dir.0)
+        .args(["-sf", &scenario, "-i", "127.0.0.1", "-mp", "0"])
+        .args(["-m", "1", "-timeout", "20s", "-timeout_error", "-nostdin", "-trace_err"])
+        .args(args)
+        // SIPp's screen is noise here; its errors go to the log `check_sipp` reads.
+        .stdout(std::process::Stdio::null());
+    command
+}
+
+/// Waits for a SIPp run; panics with its error log when it failed, or when SIPp is missing.
+pub fn check_sipp(dir: &TempDir, what: &str, run: std::io::Result<std::process::ExitStatus>) {
+    let status = run.unwrap_or_else(|error| {
+        panic!("this test needs SIPp (`apt-get install sip-tester`, or run scripts/test): {error}")
+    });
+    if !status.success() {
+        let errors: String = std::fs::read_dir(&dir.0)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|entry| entry.file_name().to_string_lossy().ends_with("errors.log"))
+            .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+            .collect();
+        panic!("sipp {what} failed ({status}):\n{errors}");
+    }
+}

@@ -27,7 +27,7 @@ use serde::Deserialize;
 
 use super::cases::check_upload;
 use super::contacts::{current_year, plausible_email};
-use super::session::{Visitor, session_cookie};
+use super::session::{Visitor, session_or_anonymous};
 use super::templates::Layout;
 use super::{AppState, WebError};
 use crate::clock::Millis;
@@ -39,7 +39,7 @@ use crate::records::contacts::{self, ContactError, ContactId, ContactInput};
 use crate::records::documents::{DocumentError, PendingFiles, Upload};
 use crate::records::outbox::{self, Acknowledgement, AutoSubmitted};
 use crate::records::timeline::{self, NewEntry, Summary};
-use crate::records::{email_templates, inbound_mail, sessions};
+use crate::records::{email_templates, inbound_mail};
 
 /// The request types a citizen may file on the web, in the order of the index page. A code
 /// without a case type is left out. Kept here rather than on the case type because offering a
@@ -495,15 +495,7 @@ async fn render_form(
     problems: &[Problem],
     status: StatusCode,
 ) -> Result<Response, WebError> {
-    let now = state.clock.now();
-    let (session, cookie) = match visitor.session {
-        Some(session) => (session, None),
-        None => {
-            let new_session = sessions::create(&state.db, None, None, now, now.plus(state.config.session_ttl)).await?;
-            let cookie = session_cookie(&new_session, state);
-            (new_session.session, Some(cookie))
-        }
-    };
+    let (session, cookie) = session_or_anonymous(state, visitor.session).await?;
     let errors: HashMap<&str, &str> =
         problems.iter().map(|problem| (problem.field.as_str(), problem.message.as_str())).collect();
     let fields: Vec<_> = case_type

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::session::{CsrfForm, Visitor, expired_session_cookie, session_cookie};
+use super::session::{CsrfForm, Visitor, expired_session_cookie, session_cookie, session_or_anonymous};
 use super::templates::Layout;
 use super::{AppState, WebError};
 use crate::auth::{hash_password, verify_password};
@@ -111,18 +111,8 @@ async fn logout(
     Ok(([(header::SET_COOKIE, expired_session_cookie())], Redirect::to("/login")).into_response())
 }
 
-/// The login form needs a CSRF token before anyone is logged in, so a visitor without a session
-/// gets an anonymous one here.
 async fn render_login(state: &AppState, visitor: Visitor, error: Option<&str>) -> Result<Response, WebError> {
-    let now = state.clock.now();
-    let (session, cookie) = match visitor.session {
-        Some(session) => (session, None),
-        None => {
-            let new_session = sessions::create(&state.db, None, None, now, now.plus(state.config.session_ttl)).await?;
-            let cookie = session_cookie(&new_session, state);
-            (new_session.session, Some(cookie))
-        }
-    };
+    let (session, cookie) = session_or_anonymous(state, visitor.session).await?;
     let layout = Layout { lang: visitor.language.code(), csrf: Some(&session.csrf_token), path: "/login", user: None };
     let minutes = state.config.lockout_duration.as_secs().div_ceil(60);
     let html = state.templates.render("login.html", &layout, context! { error, minutes })?;

@@ -150,6 +150,21 @@ pub fn session_cookie(new_session: &NewSession, state: &AppState) -> HeaderValue
     HeaderValue::from_str(&cookie).expect("hex session token is a valid header value")
 }
 
+/// The visitor's session, or a new anonymous one with the cookie that carries it: a public form
+/// (the login page, the citizens' forms) needs a CSRF token before anyone has logged in.
+pub(super) async fn session_or_anonymous(
+    state: &AppState,
+    session: Option<Session>,
+) -> Result<(Session, Option<HeaderValue>), WebError> {
+    if let Some(session) = session {
+        return Ok((session, None));
+    }
+    let now = state.clock.now();
+    let new_session = sessions::create(&state.db, None, None, now, now.plus(state.config.session_ttl)).await?;
+    let cookie = session_cookie(&new_session, state);
+    Ok((new_session.session, Some(cookie)))
+}
+
 pub fn expired_session_cookie() -> HeaderValue {
     HeaderValue::from_static("loket_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")
 }
