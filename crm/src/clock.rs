@@ -14,6 +14,11 @@ impl Millis {
     pub fn plus(self, duration: Duration) -> Millis {
         Millis(self.0.saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)))
     }
+
+    /// The UTC year, which numbers cases (`2026-000042`).
+    pub fn year(self) -> i32 {
+        time::OffsetDateTime::from_unix_timestamp(self.0.div_euclid(1000)).map_or(1970, |at| at.year())
+    }
 }
 
 #[derive(Clone, Debug, Default)]

@@ -158,3 +158,29 @@ fn a_bad_register_file_names_the_person_and_the_problem() {
     let error = LocalRegister::parse("register.toml", bad_language, 2026).err().unwrap();
     assert_eq!(error, "register.toml: person 1: unknown language \"de\"");
 }
+
+db_test!(caller_id_finds_the_contacts_with_that_number_and_is_audited, async |db: Db| {
+    use loket_be::PhoneNumber;
+    let register = LocalRegister::demo();
+    let Identified::Created(id) =
+        identify(&db, &register, Actor::System, PURPOSE, &number("85073003328"), TEST_START).await.unwrap()
+    else {
+        panic!("the demo register knows this number")
+    };
+    let mut conn = db.pool().acquire().await.unwrap();
+    sqlx::query("INSERT INTO contact_phones (contact_id, e164) VALUES ($1, '+32475123456')")
+        .bind(id.0)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let written = PhoneNumber::parse("0475 12 34 56").unwrap();
+    let found = contacts::by_phone(&db, Actor::System, PURPOSE, &written, 2, TEST_START).await.unwrap();
+    assert_eq!(found, vec![(id, Language::Nl)]);
+    let nobody = PhoneNumber::parse("+3225550199").unwrap();
+    assert!(contacts::by_phone(&db, Actor::System, PURPOSE, &nobody, 2, TEST_START).await.unwrap().is_empty());
+    let matches = audit_rows(&db, "contact.matched_by_phone").await;
+    assert_eq!(matches.len(), 2);
+    assert!(matches.iter().any(|row| row.subject_id == Some(id.0.to_string())));
+    assert!(matches.iter().all(|row| !format!("{row:?}").contains("475")), "the number never enters the audit log");
+});

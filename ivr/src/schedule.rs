@@ -2,9 +2,27 @@
 
 use std::collections::BTreeMap;
 
-use time::{Date, PrimitiveDateTime};
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use crate::config::ScheduleConfig;
+
+/// The time on Brussels clocks: CET, and CEST from the last Sunday of March to the last Sunday of
+/// October, both changes at 01:00 UTC (EU directive 2000/84/EC). Written out rather than read
+/// from the system's zone database, so that a server set to UTC still opens at 08:30 in Brussels.
+pub fn brussels(at: OffsetDateTime) -> PrimitiveDateTime {
+    let utc = at.to_offset(UtcOffset::UTC);
+    let change = |month| {
+        PrimitiveDateTime::new(last_sunday(utc.year(), month), time::Time::MIDNIGHT).assume_utc() + time::Duration::HOUR
+    };
+    let summer = change(Month::March) <= utc && utc < change(Month::October);
+    let local = utc + time::Duration::hours(if summer { 2 } else { 1 });
+    PrimitiveDateTime::new(local.date(), local.time())
+}
+
+fn last_sunday(year: i32, month: Month) -> Date {
+    let last = Date::from_calendar_date(year, month, month.length(year)).unwrap_or(Date::MIN);
+    last - time::Duration::days(i64::from(last.weekday().number_days_from_sunday()))
+}
 
 /// Minutes since midnight, `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +113,19 @@ mod tests {
 
     use super::*;
     use crate::config::ExceptionConfig;
+
+    #[test]
+    fn brussels_clocks_change_on_the_last_sundays_of_march_and_october() {
+        use time::macros::datetime as at;
+        assert_eq!(brussels(at!(2026-01-15 07:30 UTC)), at!(2026-01-15 08:30));
+        assert_eq!(brussels(at!(2026-03-29 00:59 UTC)), at!(2026-03-29 01:59));
+        assert_eq!(brussels(at!(2026-03-29 01:00 UTC)), at!(2026-03-29 03:00));
+        assert_eq!(brussels(at!(2026-07-01 10:00 UTC)), at!(2026-07-01 12:00));
+        assert_eq!(brussels(at!(2026-10-25 00:59 UTC)), at!(2026-10-25 02:59));
+        assert_eq!(brussels(at!(2026-10-25 01:00 UTC)), at!(2026-10-25 02:00));
+        assert_eq!(brussels(at!(2027-03-28 01:00 +02:00)), at!(2027-03-28 00:00));
+        assert_eq!(brussels(at!(2026-12-31 23:30 UTC)), at!(2027-01-01 00:30));
+    }
 
     fn population() -> Schedule {
         let weekday = vec!["08:30-12:30".to_owned(), "13:30-16:00".to_owned()];

@@ -165,6 +165,43 @@ pub async fn find_by_national_number(
     Ok(found)
 }
 
+/// Caller-ID matching: the live contacts with this phone number (at most `limit`), oldest first,
+/// with their language. Audited like a search, without the number: the caller's identity is
+/// personal data.
+pub async fn by_phone(
+    db: &Db,
+    reader: Actor<'_>,
+    purpose: &str,
+    phone: &PhoneNumber,
+    limit: i64,
+    now: Millis,
+) -> Result<Vec<(ContactId, Language)>, sqlx::Error> {
+    let mut conn = db.pool().acquire().await?;
+    let rows = sqlx::query(
+        "SELECT c.id, c.language FROM contacts c WHERE c.merged_into IS NULL
+           AND c.id IN (SELECT contact_id FROM contact_phones WHERE e164 = $1) ORDER BY c.id LIMIT $2",
+    )
+    .bind(phone.e164())
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut found = Vec::with_capacity(rows.len());
+    for row in rows {
+        let language: String = row.try_get("language")?;
+        found.push((ContactId(row.try_get("id")?), Language::from_code(&language).unwrap_or_default()));
+    }
+    let entry = AuditEntry {
+        actor: reader,
+        action: "contact.matched_by_phone",
+        subject_type: "contact",
+        subject_id: found.first().map(|(id, _)| id.0.to_string()),
+        purpose: Some(purpose),
+        detail: Some(format!("{} found", found.len())),
+    };
+    audit::record(&mut *conn, &entry, now).await?;
+    Ok(found)
+}
+
 /// Name (any part, case-insensitive), phone (any written form) or e-mail; merged contacts are
 /// left out. The search is audited with its text: the result shows personal data.
 pub async fn search(

@@ -238,7 +238,7 @@ impl Processor {
             subject: subject.clone(),
             custom_fields: serde_json::Map::new(),
         };
-        let (case_id, number) = cases::insert(conn, &input, year_of(now), ACTOR, now).await?;
+        let (case_id, number) = cases::insert(conn, &input, now.year(), ACTOR, now).await?;
         inbound_mail::set_case(conn, inbound_id, case_id.0, language).await?;
         self.add_message(conn, case_id.0, message, files, now).await?;
         // A citizen is answered in the language they are known by; a new one in the message's.
@@ -334,9 +334,4 @@ impl Processor {
         timeline::append(conn, &entry, now).await?;
         Ok(())
     }
-}
-
-/// The calendar year of `now`, for case numbers.
-fn year_of(now: Millis) -> i32 {
-    time::OffsetDateTime::from_unix_timestamp(now.0.div_euclid(1000)).map_or(1970, |at| at.year())
 }
