@@ -23,6 +23,7 @@ pub struct Config {
     pub smtp: SmtpConfig,
     pub documents: DocumentsConfig,
     pub sip: SipConfig,
+    pub media: MediaConfig,
     pub ivr: IvrConfig,
 }
 
@@ -91,14 +92,29 @@ pub enum SmtpSecurityConfig {
     Tls,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IvrConfig {
     /// The IVR flows, prompts and opening hours (see `ivr/demo.toml`); unset, the demo's.
     pub flows: Option<PathBuf>,
+    /// The recordings, `<language>/<prompt>.wav` and `music/hold.wav`; unset, `ivr/prompts` of
+    /// the source tree loket was built from.
+    pub prompts: Option<PathBuf>,
+    /// Seconds an agent spends per caller ahead, for the expected wait that callers hear.
+    pub handle_seconds: u64,
+}
+
+impl Default for IvrConfig {
+    fn default() -> Self {
+        IvrConfig { flows: None, prompts: None, handle_seconds: 180 }
+    }
 }
 
 impl IvrConfig {
+    pub fn prompts_dir(&self) -> PathBuf {
+        self.prompts.clone().unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("ivr/prompts"))
+    }
+
     /// Reads and validates the flows; the error lists every problem with its file, flow and node.
     pub fn load(&self) -> Result<loket_ivr::Ivr, String> {
         let (name, text) = match &self.flows {
@@ -111,6 +127,45 @@ impl IvrConfig {
         };
         loket_ivr::Ivr::parse(&name, &text)
             .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// The address RTP sockets bind to.
+    pub bind: std::net::IpAddr,
+    /// The address in SDP when `bind` is 0.0.0.0 or behind a 1:1 NAT.
+    pub advertise: Option<std::net::IpAddr>,
+    /// RTP takes the even ports of the range, RTCP the odd one above each.
+    pub port_min: u16,
+    pub port_max: u16,
+    /// A call whose media stopped for this long is hung up.
+    pub timeout_seconds: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            bind: std::net::IpAddr::from([127, 0, 0, 1]),
+            advertise: None,
+            port_min: 30_000,
+            port_max: 31_999,
+            timeout_seconds: 30,
+        }
+    }
+}
+
+impl MediaConfig {
+    pub fn engine(&self) -> loket_media::edge::MediaConfig {
+        loket_media::edge::MediaConfig {
+            bind: self.bind,
+            advertise: self.advertise,
+            port_min: self.port_min,
+            port_max: self.port_max,
+            media_timeout: Duration::from_secs(self.timeout_seconds),
+            ..loket_media::edge::MediaConfig::default()
+        }
     }
 }
 
@@ -151,7 +206,7 @@ pub struct SipConfig {
 pub struct SipNumberConfig {
     /// The user part of the Request-URI, as dialled (`+3225550100`).
     pub number: String,
-    /// `answer`, `agent:USER` or a `sip:` URI.
+    /// `ivr`, `answer`, `agent:USER` or a `sip:` URI.
     #[serde(deserialize_with = "sip_target")]
     pub target: String,
     /// For `answer`: seconds of ringing before loket answers, and after which it hangs up (0: never).
@@ -207,10 +262,10 @@ impl Default for SipConfig {
             media_port: 40_000,
             max_calls: 10_000,
             max_calls_per_second: 1_000,
-            // The demo municipality's number (also the IVR's): loket answers it itself.
+            // The demo municipality's number: its IVR flow.
             numbers: vec![SipNumberConfig {
                 number: "+3225550100".to_owned(),
-                target: "answer".to_owned(),
+                target: "ivr".to_owned(),
                 ring_seconds: 0,
                 hangup_seconds: 0,
             }],
@@ -349,8 +404,8 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     })
 }
 
-const SECTIONS: [&str; 10] =
-    ["http", "database", "redis", "security", "log", "data", "smtp", "documents", "sip", "ivr"];
+const SECTIONS: [&str; 11] =
+    ["http", "database", "redis", "security", "log", "data", "smtp", "documents", "sip", "media", "ivr"];
 
 fn apply_env(config: Config, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
     let mut overrides: Vec<(String, String, String, String)> = Vec::new();
@@ -379,8 +434,13 @@ fn apply_env(config: Config, env: impl IntoIterator<Item = (String, String)>) ->
     for (variable, section, key, value) in &overrides {
         let Some(toml::Value::Table(section_table)) = table.get_mut(section) else { continue };
         // Optional keys are absent from the serialised defaults but may be set.
-        let optional =
-            matches!((section.as_str(), key.as_str()), ("redis", "url") | ("smtp", "host" | "username" | "password"));
+        let optional = matches!(
+            (section.as_str(), key.as_str()),
+            ("redis", "url")
+                | ("smtp", "host" | "username" | "password")
+                | ("media", "advertise")
+                | ("ivr", "flows" | "prompts")
+        );
         let known = section_table.contains_key(key) || optional;
         if !known {
             return Err(ConfigError::Environment {
@@ -443,7 +503,7 @@ fn sip_target<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::E
     let text = String::deserialize(deserializer)?;
     match loket_sip::service::Target::parse(&text) {
         Some(_) => Ok(text),
-        None => Err(serde::de::Error::custom("expected \"answer\", \"agent:USER\" or a sip: URI")),
+        None => Err(serde::de::Error::custom("expected \"ivr\", \"answer\", \"agent:USER\" or a sip: URI")),
     }
 }
 
@@ -495,7 +555,7 @@ mod tests {
         assert_eq!(numbers.len(), 1);
         assert_eq!(
             (numbers[0].number.as_str(), &numbers[0].target),
-            ("+3225550100", &loket_sip::service::Target::Answer)
+            ("+3225550100", &loket_sip::service::Target::Application)
         );
         let text = "[[sip.numbers]]\nnumber = \"1\"\ntarget = \"agent:agent\"\nring_seconds = 2\nhangup_seconds = 3\n";
         let config = parse(text, "x.toml").unwrap();

@@ -14,9 +14,16 @@ use loket_crm::mail::Mailer;
 use loket_crm::records::documents::DiskStore;
 use loket_crm::web::{AppState, WebConfig, router};
 
+use loket_flows::voice::{Prompts, Voice};
+use loket_ivr::Ivr;
+use loket_media::edge::MediaEngine;
+use loket_routing::engine::{EngineOptions, Router};
+use loket_routing::model::{QueueConfig, QueueId, RouterSettings, Skill, SkillRequirement};
+use loket_routing::store::QueueStore;
 use loket_sip::digest::StoredHa1;
 use loket_sip::registrar::redis::RedisStore;
 use loket_sip::registrar::{MemoryStore, Policy};
+use loket_sip::service::application::{self, ApplicationEnds};
 use loket_sip::service::{CallSettings, CredentialStore, Settings, Sockets};
 
 use crate::config::{Config, LocationStoreConfig};
@@ -28,6 +35,10 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     // Checked before anything starts: a broken flow must not surface on a citizen's call.
     let ivr = config.ivr.load().map_err(|errors| anyhow::anyhow!("invalid IVR configuration:\n{errors}"))?;
     tracing::info!(flows = ivr.flows().len(), "IVR flows loaded");
+    let prompts_dir = config.ivr.prompts_dir();
+    let prompts = Prompts::load(&prompts_dir, &ivr)
+        .with_context(|| format!("the IVR recordings in {} (ivr.prompts)", prompts_dir.display()))?;
+    let media = MediaEngine::new(config.media.engine()).context("the [media] section")?;
     let db = open_database(&config).await?;
     if demo {
         seed_demo(&db, &config).await.context("seeding the demo municipality")?;
@@ -51,7 +62,10 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         mail_domain: mailer.as_ref().map_or_else(|| "loket.invalid".to_owned(), |mailer| mailer.domain.clone()),
         max_upload_bytes: config.documents.max_upload_mb * 1024 * 1024,
     };
-    let sip = start_sip(&config, &db).await?;
+    let (ends, sip_application) = application::channels();
+    let sip = start_sip(&config, &db, sip_application).await?;
+    let calls = VoiceParts { db: db.clone(), ivr: Arc::new(ivr), prompts: Arc::new(prompts), media, ends };
+    let voice = start_voice(&config, calls).await?;
     let documents = Arc::new(DiskStore::new(config.data.dir.join("documents")));
     let state = AppState::new(db.clone(), Clock::System, web_config, redis, documents);
     let listener = tokio::net::TcpListener::bind(config.http.listen)
@@ -73,6 +87,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
     purge.abort();
     sip.abort();
+    voice.abort();
     if let Some(sender) = sender {
         sender.abort();
     }
@@ -133,8 +148,68 @@ pub async fn seed_demo(db: &Db, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the voice flows need besides the router.
+struct VoiceParts {
+    db: Db,
+    ivr: Arc<Ivr>,
+    prompts: Arc<Prompts>,
+    media: MediaEngine,
+    ends: ApplicationEnds,
+}
+
+/// Starts the router on its store (Redis with `redis.url`, else in process), with the CRM's
+/// queues, and the voice flows that hand it their calls.
+async fn start_voice(config: &Config, parts: VoiceParts) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let settings = RouterSettings::default();
+    match &config.redis.url {
+        Some(url) => {
+            let store = loket_routing::store::redis::RedisStore::connect(url, "loket", settings)
+                .await
+                .context("the routing store in Redis (redis.url)")?;
+            spawn_voice(config, parts, store).await
+        }
+        None => spawn_voice(config, parts, loket_routing::store::memory::MemoryStore::new(settings)).await,
+    }
+}
+
+async fn spawn_voice<S: QueueStore>(
+    config: &Config,
+    parts: VoiceParts,
+    store: S,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let queues = loket_crm::records::directory::queues(&parts.db).await.context("reading the queues")?;
+    for queue in &queues {
+        let mut routing = QueueConfig::new(QueueId::new(&queue.code));
+        routing.default_skills = queue
+            .skills
+            .iter()
+            .map(|(skill, level)| SkillRequirement {
+                skill: Skill(skill.as_str().into()),
+                min_level: u8::try_from(*level).unwrap_or(u8::MAX),
+            })
+            .collect();
+        store.configure_queue(routing).await.with_context(|| format!("configuring the queue {}", queue.code))?;
+    }
+    let router = Arc::new(Router::start(Arc::new(store), EngineOptions::default()));
+    let voice = Arc::new(Voice {
+        db: parts.db,
+        ivr: parts.ivr,
+        prompts: parts.prompts,
+        media: parts.media,
+        register: Arc::new(loket_crm::register::LocalRegister::demo()),
+        work: router,
+        queue_services: queues.into_iter().map(|queue| (queue.code, queue.service_code)).collect(),
+        handle_time: Duration::from_secs(config.ivr.handle_seconds),
+    });
+    Ok(tokio::spawn(voice.run(parts.ends)))
+}
+
 /// Binds the SIP sockets, prints where, and serves them in a task of their own.
-async fn start_sip(config: &Config, db: &Db) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+async fn start_sip(
+    config: &Config,
+    db: &Db,
+    application: loket_sip::service::Application,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let sip = &config.sip;
     anyhow::ensure!(
         0 < sip.min_expires && sip.min_expires <= sip.max_expires,
@@ -167,7 +242,7 @@ async fn start_sip(config: &Config, db: &Db) -> anyhow::Result<tokio::task::Join
             let sweeper = store.clone();
             Box::pin(async move {
                 tokio::select! {
-                    result = sockets.serve(settings, credentials, store) => result,
+                    result = sockets.serve(settings, credentials, store, Some(application)) => result,
                     () = purge_expired_bindings(sweeper) => Ok(()),
                 }
             })
@@ -176,7 +251,7 @@ async fn start_sip(config: &Config, db: &Db) -> anyhow::Result<tokio::task::Join
             let url = config.redis.url.as_deref().context("sip.location_store = \"redis\" needs redis.url")?;
             // Redis expires the bindings itself.
             let store = RedisStore::connect(url, "loket").await.context("the SIP location store")?;
-            Box::pin(sockets.serve(settings, credentials, store))
+            Box::pin(sockets.serve(settings, credentials, store, Some(application)))
         }
     };
     Ok(tokio::spawn(async move {

@@ -1,8 +1,11 @@
 //! loket-flows: per-channel orchestration from arrival to a routed work item and a case. Today:
-//! `email` (mailboxes over IMAP to cases and work items). Voice, web forms, Facebook and the
-//! automation rules join with their issues.
+//! `voice` (calls through the IVR to cases and work items) and `email` (mailboxes over IMAP to
+//! cases and work items), both handing work to the router through `work::WorkItems`. Facebook
+//! and the automation rules join with their issues.
 
 pub mod email;
+pub mod voice;
+pub mod work;
 
 #[cfg(feature = "testing")]
 pub mod testing;

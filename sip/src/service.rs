@@ -7,8 +7,8 @@
 //!   at once (503 beyond), and report back to the service task, which sends the answer through the
 //!   transaction;
 //! - OPTIONS: 200 with what loket accepts (RFC 3261 §11.2);
-//! - INVITE: a call to a configured number ([`calls`]): answered by loket itself (target
-//!   `answer`) or bridged to an agent's registered phones or a SIP URI; 404 for an unknown
+//! - INVITE: a call to a configured number ([`calls`]): handed to the application (target `ivr`,
+//!   [`application`]), answered by loket itself (target `answer`) or bridged to an agent's registered phones or a SIP URI; 404 for an unknown
 //!   number, 503 with Retry-After beyond the call limits;
 //! - requests with a To tag: within a call's dialog (ACK, BYE, re-INVITE, UPDATE, INFO), else 481;
 //! - CANCEL: to the call of its INVITE, else 200 if that INVITE's transaction is alive, else 481;
@@ -33,8 +33,10 @@ use crate::transport::{Received, ReplyPath, TcpOptions, serve_tcp, serve_udp};
 /// What OPTIONS advertises; the methods are those this service answers.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO";
 
+pub mod application;
 mod calls;
 
+pub use application::{Application, CallCommand, CallEvent};
 pub use calls::{CallSettings, Number, Target};
 
 /// Where agents' SIP credentials come from (the CRM in the binary).
@@ -100,12 +102,14 @@ impl Sockets {
         self.tcp.local_addr()
     }
 
-    /// Serves until a socket fails; the caller stops it by dropping the future.
+    /// Serves until a socket fails; the caller stops it by dropping the future. Without an
+    /// `application`, calls to numbers with the target `ivr` are answered 503.
     pub async fn serve(
         self,
         settings: Settings,
         credentials: impl CredentialStore,
         locations: impl LocationStore,
+        application: Option<Application>,
     ) -> io::Result<()> {
         let (inbound, queue) = mpsc::channel(settings.queue);
         let tcp = TcpOptions { limits: settings.limits, ..TcpOptions::default() };
@@ -115,11 +119,12 @@ impl Sockets {
         let udp = self.udp.into_std()?;
         let sender = Arc::new(UdpSocket::from_std(udp.try_clone()?)?);
         let udp = UdpSocket::from_std(udp)?;
-        let service = Service::new(settings.clone(), credentials, locations, addresses, sender);
+        let (events, commands) = application.map(|app| (app.events, app.commands)).unzip();
+        let service = Service::new(settings.clone(), credentials, locations, addresses, sender, events);
         tokio::select! {
             result = serve_udp(udp, settings.limits, enqueue(inbound.clone()), never()) => result,
             result = serve_tcp(self.tcp, tcp, enqueue(inbound), never()) => result,
-            () = service.run(queue) => Ok(()),
+            () = service.run(queue, commands) => Ok(()),
         }
     }
 }
@@ -193,6 +198,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         locations: L,
         addresses: (SocketAddr, SocketAddr),
         sender: Arc<UdpSocket>,
+        application: Option<mpsc::UnboundedSender<CallEvent>>,
     ) -> Service<C, L> {
         // Per process: a restart invalidates outstanding nonces, and clients get one more 401.
         let auth =
@@ -202,7 +208,8 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         let transactions = ServerTransactions::new(Instant::now(), Timers::default(), max_transactions);
         // Unbounded, but holds at most `max_registrations_in_flight` answers: one per permit.
         let (done_tx, done_rx) = mpsc::unbounded_channel();
-        let calls = calls::Calls::new(Instant::now(), settings.calls.clone(), addresses.0, addresses.1, sender);
+        let calls =
+            calls::Calls::new(Instant::now(), settings.calls.clone(), addresses.0, addresses.1, sender, application);
         Service {
             calls,
             auth,
@@ -217,7 +224,11 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         }
     }
 
-    async fn run(mut self, mut queue: mpsc::Receiver<Received>) {
+    async fn run(
+        mut self,
+        mut queue: mpsc::Receiver<Received>,
+        mut commands: Option<mpsc::UnboundedReceiver<CallCommand>>,
+    ) {
         let mut purge = tokio::time::interval(Duration::from_secs(60));
         loop {
             let deadline = [self.transactions.next_deadline(), self.calls.next_deadline()].into_iter().flatten().min();
@@ -228,6 +239,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
                 },
                 Some(done) = self.done_rx.recv() => self.on_done(done),
                 Some(found) = self.calls.found_rx.recv() => self.on_found(found),
+                Some(command) = next_command(&mut commands) => self.on_command(command),
                 () = sleep_until(deadline) => {
                     let now = Instant::now();
                     let outputs = self.transactions.on_deadline(now);
@@ -440,6 +452,20 @@ fn send_to(peer: &Peer, bytes: &[u8]) {
 /// Whether the request belongs to a dialog (RFC 3261 §12.2: a To tag).
 fn has_to_tag(request: &Request) -> bool {
     request.headers.iter().any(|header| matches!(header, Header::To(to) if crate::dialog::tag_of(to.value()).is_some()))
+}
+
+/// The application's next command; never, without an application or once it has gone.
+async fn next_command(commands: &mut Option<mpsc::UnboundedReceiver<CallCommand>>) -> Option<CallCommand> {
+    match commands {
+        Some(receiver) => match receiver.recv().await {
+            Some(command) => Some(command),
+            None => {
+                *commands = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -6,7 +6,7 @@
 //! - `message`, `classify`, `thread`, `language`: pure functions over a message's bytes and the
 //!   evidence the caller looked up; tested on their own.
 //! - `intake::Processor`: one message into the CRM, in one transaction.
-//! - `route`: new cases to the router, behind the `WorkItems` trait.
+//! - `route`: new cases to the router, through `crate::work::WorkItems`.
 //! - `poller::MailIntake`: the IMAP edge (IDLE or polling, back-off, state for the admin page).
 //!
 //! Errors: `ConfigError` for a bad file, `IntakeError` for one message, `MailboxError` for a
@@ -25,4 +25,3 @@ pub mod thread;
 pub use config::{ConfigError, IntakeConfig, MailboxConfig, Security};
 pub use intake::{Outcome, Processor};
 pub use poller::{IntakeEvent, MailIntake};
-pub use route::WorkItems;

@@ -26,7 +26,8 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use super::config::{MailboxConfig, Security};
 use super::intake::{AckTemplates, IntakeError, Outcome, Processor};
-use super::route::{WorkItems, route_pending};
+use super::route::route_pending;
+use crate::work::WorkItems;
 
 /// Messages fetched per command: bounds the memory a large backlog takes.
 const FETCH_CHUNK: usize = 50;

@@ -1,29 +1,14 @@
-//! New cases become work items in the router, through `WorkItems` so that the binary can hand
-//! over whichever `engine::Router` it runs (in-process or Redis store).
-
-use std::future::Future;
+//! New cases become work items in the router, through [`WorkItems`].
 
 use loket_crm::clock::Millis;
 use loket_crm::db::Db;
 use loket_crm::i18n::Language;
 use loket_crm::records::inbound_mail::{self, Unrouted};
-use loket_routing::engine::Router;
 use loket_routing::error::StoreError;
-use loket_routing::model::{Channel, NewWorkItem, QueueId, Skill, SkillRequirement, WorkItemId};
-use loket_routing::store::QueueStore;
+use loket_routing::model::{Channel, NewWorkItem, QueueId, Skill, SkillRequirement};
 
 use super::config::IntakeConfig;
-
-/// Where new work goes.
-pub trait WorkItems: Send + Sync + 'static {
-    fn submit(&self, item: NewWorkItem) -> impl Future<Output = Result<WorkItemId, StoreError>> + Send;
-}
-
-impl<S: QueueStore> WorkItems for Router<S> {
-    async fn submit(&self, item: NewWorkItem) -> Result<WorkItemId, StoreError> {
-        self.enqueue(item).await.map(|(id, _actions)| id)
-    }
-}
+use crate::work::WorkItems;
 
 /// The work item of a new e-mail case: channel e-mail, the case's queue, the mailbox's skills,
 /// the language as the one skill the router never relaxes.

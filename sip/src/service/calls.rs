@@ -1,15 +1,15 @@
-//! Calls in the service task: INVITEs to configured numbers, answered by loket itself for the
-//! target `answer` (the stand-in for the IVR), or bridged (B2BUA) to an agent's registered phones
-//! (all forked) or to a SIP URI. The pure [`Leg`]s decide and the pure [`Bridge`] couples them;
+//! Calls in the service task: INVITEs to configured numbers, handed to the application for the
+//! target `ivr` (see [`super::application`]), answered by loket itself for the target `answer`, or
+//! bridged (B2BUA) to an agent's registered phones (all forked) or to a SIP URI. The pure [`Leg`]s decide and the pure [`Bridge`] couples them;
 //! this module turns their actions into messages. Each leg is one [`Call`] here: its leg, its
 //! dialog, the requests it still has to answer and the messages it may have to send again.
 //!
-//! Media: loket's own SDP answers name the configured media address and port, where nothing
-//! listens yet (the media engine's socket edge is separate work); bridged calls pass SDP through
-//! unchanged, so media flows between the phones until loket anchors it. See `sip/NOTES.md`.
+//! Media: the application's calls carry the SDP of its media sessions; loket's own answers (target
+//! `answer`) name the configured media address and port, where nothing listens; bridged calls
+//! pass SDP through unchanged, so media flows between the phones. See `sip/NOTES.md`.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -17,6 +17,7 @@ use rsipstack::sip::{Header, Method, Request, Response};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use super::application::{CallCommand, CallEvent, info_digit};
 use super::{CredentialStore, Peer, Service, send_to};
 use crate::call::bridge::Bridge;
 use crate::call::{Action, Change, Event, Leg, LegId, SessionDescription, Status};
@@ -34,7 +35,9 @@ use crate::transport::ReplyPath;
 /// Where a dialled number goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// loket answers the call itself (until the IVR is wired in).
+    /// The application (the IVR in the binary) takes the call.
+    Application,
+    /// loket answers the call itself and plays nothing: a test target.
     Answer,
     /// The registered phones of this agent user, all rung at once; the first to answer wins.
     Agent(String),
@@ -43,9 +46,12 @@ pub enum Target {
 }
 
 impl Target {
-    /// `answer`, `agent:USER` or a `sip:`/`sips:` URI.
+    /// `ivr`, `answer`, `agent:USER` or a `sip:`/`sips:` URI.
     pub fn parse(text: &str) -> Option<Target> {
         let text = text.trim();
+        if text == "ivr" {
+            return Some(Target::Application);
+        }
         if text == "answer" {
             return Some(Target::Answer);
         }
@@ -126,6 +132,10 @@ struct Call {
     sdp_version: u64,
     /// The bridge this leg belongs to, by its inbound leg.
     bridge: Option<LegId>,
+    /// The application handles this leg.
+    application: bool,
+    /// The media address and port of the application's answer, for later answers in the dialog.
+    media: Option<(IpAddr, u16)>,
     /// The deadline the wheel holds for this leg; other entries are stale.
     scheduled: Option<Instant>,
 }
@@ -151,6 +161,8 @@ impl Call {
             change_answer: None,
             sdp_version: 1,
             bridge: None,
+            application: false,
+            media: None,
             scheduled: None,
         }
     }
@@ -196,6 +208,8 @@ pub(super) struct Calls {
     socket: Arc<UdpSocket>,
     found_tx: mpsc::UnboundedSender<Found>,
     pub(super) found_rx: mpsc::UnboundedReceiver<Found>,
+    /// Where the application's calls are reported; `None` without an application.
+    application: Option<mpsc::UnboundedSender<CallEvent>>,
 }
 
 /// How many transactions of each side the admitted calls need: a call makes about two (INVITE
@@ -213,6 +227,7 @@ impl Calls {
         udp: SocketAddr,
         tcp: SocketAddr,
         socket: Arc<UdpSocket>,
+        application: Option<mpsc::UnboundedSender<CallEvent>>,
     ) -> Calls {
         // Unbounded, but each message answers one call's lookup, and calls are bounded.
         let (found_tx, found_rx) = mpsc::unbounded_channel();
@@ -232,6 +247,7 @@ impl Calls {
             socket,
             found_tx,
             found_rx,
+            application,
         }
     }
 
@@ -250,7 +266,14 @@ impl Calls {
 
     /// The session id only has to be unique per origin; the leg's number is.
     fn local_media(&self, id: LegId) -> LocalMedia {
-        LocalMedia { address: self.settings.media.ip(), port: self.settings.media.port(), session_id: id.0 }
+        let media = self.calls.get(&id).and_then(|call| call.media);
+        let (address, port) = media.unwrap_or((self.settings.media.ip(), self.settings.media.port()));
+        LocalMedia { address, port, session_id: id.0 }
+    }
+
+    /// Tells the application; `false` when it has stopped listening.
+    fn report(&self, event: CallEvent) -> bool {
+        self.application.as_ref().is_some_and(|application| application.send(event).is_ok())
     }
 
     fn contact(&self, transport: Transport) -> String {
@@ -279,7 +302,8 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
             return;
         };
         // Only calls that would be taken use up the admission budget.
-        if self.calls.calls.len() >= settings.max_calls || !self.calls.new_calls.admit(now) {
+        let no_application = number.target == Target::Application && self.calls.application.is_none();
+        if no_application || self.calls.calls.len() >= settings.max_calls || !self.calls.new_calls.admit(now) {
             let retry_after = self.calls.settings.retry_after.to_string();
             let reply =
                 Reply::to_request_with(&request, 503, "Service Unavailable", &[("Retry-After", &retry_after)], &[]);
@@ -298,6 +322,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
             },
             // RFC 3261 §13.2.1: no offer in the INVITE, so the 200 carries loket's.
             (Target::Answer, None) => Some(sdp::offer(&self.calls.local_media(id), 1, Direction::SendRecv)),
+            (Target::Application, _) => None,
             // A bridged call passes the caller's offer on; an offer in the callee's 200 would
             // need its answer carried back in the ACK, which is not done (yet).
             (_, None) => {
@@ -317,11 +342,20 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         call.invite = Some((request, key));
         call.invite_cseq = invite_cseq;
         call.hangup_after = number.hangup_after;
+        call.application = number.target == Target::Application;
+        let caller = caller_of(call.invite.as_ref().map(|(request, _)| request));
         call.offer = offer.map(SessionDescription);
         let offer = call.offer.clone();
         self.calls.calls.insert(id, call);
-        self.feed_call(now, id, Event::InviteReceived { offer });
+        self.feed_call(now, id, Event::InviteReceived { offer: offer.clone() });
         match (number.target, own_answer) {
+            (Target::Application, _) => {
+                let incoming =
+                    CallEvent::Incoming { call: id, dialled: number.number, caller, offer: offer.map(|offer| offer.0) };
+                if !self.calls.report(incoming) {
+                    self.feed_call(now, id, Event::Rejected { status: Status(503) });
+                }
+            }
             (Target::Answer, Some(answer)) if !number.ring.is_zero() => {
                 if let Some(call) = self.calls.calls.get_mut(&id) {
                     call.ringing = Some((now + number.ring, SessionDescription(answer)));
@@ -429,6 +463,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         };
         let cseq = cseq_of(&request).unwrap_or_default();
         let Some(call) = self.calls.calls.get_mut(&id) else { return };
+        let application = call.application;
         if request.method == Method::Ack {
             let event = if cseq == call.invite_cseq { Event::AckReceived } else { Event::ChangeAcked };
             self.feed_call(now, id, event);
@@ -446,7 +481,15 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
             }
             Method::Info => {
                 self.respond(&key, Reply::to_request(&request, 200, "OK"));
-                self.pass_info(now, id, &request);
+                if application {
+                    let content_type = header(Some(&request), |header| matches!(header, Header::ContentType(_)));
+                    let digit = info_digit(content_type.unwrap_or_default(), &String::from_utf8_lossy(&request.body));
+                    if let Some(digit) = digit {
+                        self.calls.report(CallEvent::Digit { call: id, digit });
+                    }
+                } else {
+                    self.pass_info(now, id, &request);
+                }
                 return;
             }
             Method::Options => {
@@ -714,10 +757,40 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
                     if let Some((_, key)) = call.invite {
                         self.calls.invites.remove(&key);
                     }
+                    if call.application {
+                        self.calls.report(CallEvent::Ended { call: id });
+                    }
                 }
             }
         }
         Vec::new()
+    }
+
+    /// A command of the application for one of its calls; others are ignored (the call may have
+    /// ended while the command was on its way).
+    pub(super) fn on_command(&mut self, command: CallCommand) {
+        let now = Instant::now();
+        let id = match &command {
+            CallCommand::Ring { call }
+            | CallCommand::Answer { call, .. }
+            | CallCommand::Refuse { call, .. }
+            | CallCommand::HangUp { call } => *call,
+        };
+        let Some(call) = self.calls.calls.get_mut(&id).filter(|call| call.application) else { return };
+        let event = match command {
+            CallCommand::Ring { .. } => Event::Progress { status: Status::RINGING, sdp: None },
+            CallCommand::Answer { sdp, .. } => {
+                call.media = sdp::Sdp::parse(&sdp).ok().and_then(|parsed| {
+                    let audio = parsed.media.iter().find(|media| media.kind == "audio")?;
+                    Some((audio.connection.or(parsed.connection)?, audio.port))
+                });
+                Event::Answered { answer: SessionDescription(sdp) }
+            }
+            CallCommand::Refuse { status, .. } => Event::Rejected { status: Status(status) },
+            CallCommand::HangUp { .. } if call.answer.is_some() => Event::HangupRequested,
+            CallCommand::HangUp { .. } => Event::Rejected { status: Status::TEMPORARILY_UNAVAILABLE },
+        };
+        self.feed_call(now, id, event);
     }
 
     /// A response to an inbound leg's INVITE.
@@ -827,6 +900,15 @@ fn offer_of(request: &Request) -> Option<String> {
 
 fn header(request: Option<&Request>, which: impl Fn(&Header) -> bool) -> Option<&str> {
     request?.headers.iter().find(|header| which(header)).map(Header::value)
+}
+
+/// The user part of the From URI: `sip:+3225551234@pbx;user=phone` → `+3225551234`.
+fn caller_of(request: Option<&Request>) -> String {
+    let Some(from) = header(request, |header| matches!(header, Header::From(_))) else { return String::new() };
+    let uri = uri_of(from);
+    let rest = uri.split_once(':').map_or(uri, |(_, rest)| rest);
+    let user = rest.split_once('@').map_or(rest, |(user, _)| user);
+    user.split(';').next().unwrap_or_default().to_owned()
 }
 
 fn cseq_of(request: &Request) -> Option<u32> {

@@ -30,7 +30,7 @@ async fn start(failed_auth: ratelimit::Limits) -> (SocketAddr, SocketAddr) {
     let users = [("agent", "secret"), ("agent2", "other")]
         .map(|(user, password)| (user.to_owned(), StoredHa1::from_password(user, DOMAIN, password)));
     let settings = Settings { failed_auth, ..Settings::new(DOMAIN, Policy::default()) };
-    tokio::spawn(sockets.serve(settings, Table(HashMap::from(users)), MemoryStore::new()));
+    tokio::spawn(sockets.serve(settings, Table(HashMap::from(users)), MemoryStore::new(), None));
     addrs
 }
 

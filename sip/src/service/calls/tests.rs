@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use super::*;
 use crate::digest::StoredHa1;
 use crate::registrar::{MemoryStore, Policy};
+use crate::service::application::{Application, ApplicationEnds, channels};
 use crate::service::{Settings, Sockets};
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -35,12 +36,40 @@ async fn start(calls: CallSettings) -> SocketAddr {
 }
 
 async fn start_with(calls: CallSettings, store: MemoryStore) -> SocketAddr {
+    serve(calls, store, None).await
+}
+
+async fn serve(calls: CallSettings, store: MemoryStore, application: Option<Application>) -> SocketAddr {
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let sockets = Sockets::bind(any, any).await.unwrap();
     let udp = sockets.udp_addr().unwrap();
     let settings = Settings { calls, ..Settings::new("loket.test", Policy::default()) };
-    tokio::spawn(sockets.serve(settings, NoCredentials, store));
+    tokio::spawn(sockets.serve(settings, NoCredentials, store, application));
     udp
+}
+
+/// The number `ivr` goes to the application whose ends are returned.
+async fn with_application() -> (SocketAddr, ApplicationEnds) {
+    let (ends, application) = channels();
+    let numbers = vec![Number { target: Target::Application, ..number("ivr", Duration::ZERO, None) }];
+    let server =
+        serve(CallSettings { numbers, ..CallSettings::default() }, MemoryStore::new(), Some(application)).await;
+    (server, ends)
+}
+
+async fn next_event(ends: &mut ApplicationEnds) -> CallEvent {
+    tokio::time::timeout(DEADLINE, ends.events.recv()).await.expect("an event within the deadline").unwrap()
+}
+
+/// The application's side of a new call: its id, once the event says who calls what.
+async fn incoming(ends: &mut ApplicationEnds) -> LegId {
+    match next_event(ends).await {
+        CallEvent::Incoming { call, dialled, caller, offer } => {
+            assert_eq!((dialled.as_str(), caller.as_str(), offer.as_deref()), ("ivr", "caller", Some(OFFER)));
+            call
+        }
+        other => panic!("expected a new call, got {other:?}"),
+    }
 }
 
 async fn demo() -> SocketAddr {
@@ -459,4 +488,83 @@ fn line_value(line: &str) -> &str {
 /// The To of the phone's responses, which is the From of its own requests.
 fn ok_to(invite: &str, tag: &str) -> String {
     format!("To: {};tag={tag}", line_value(&header_line(invite, "To: ")))
+}
+
+const MEDIA_ANSWER: &str = "v=0\r\no=loket 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 30000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+/// The application rings, answers with its media session's SDP, hears an INFO digit, keeps its
+/// media address through a hold, and learns that the caller hung up.
+#[tokio::test]
+async fn the_application_answers_and_hears_the_caller() {
+    let (server, mut ends) = with_application().await;
+    let mut caller = Caller::new(server, "ivr").await;
+    caller.send("INVITE", OFFER).await;
+    let call = incoming(&mut ends).await;
+    ends.commands.send(CallCommand::Ring { call }).unwrap();
+    caller.expect(180, "INVITE").await;
+    ends.commands.send(CallCommand::Answer { call, sdp: MEDIA_ANSWER.to_owned() }).unwrap();
+    let ok = caller.expect(200, "INVITE").await;
+    assert_eq!(body(&ok), MEDIA_ANSWER);
+    caller.ack().await;
+
+    caller.cseq += 1;
+    let info =
+        caller.request("INFO", &format!("z9hG4bK-info-{}", caller.cseq), caller.cseq, "Signal=5\r\nDuration=160\r\n");
+    caller.send_text(&info.replace("application/sdp", "application/dtmf-relay")).await;
+    caller.expect(200, "INFO").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::Digit { call, digit: '5' });
+
+    caller.send("INVITE", &format!("{OFFER}a=sendonly\r\n")).await;
+    let hold = caller.expect(200, "INVITE").await;
+    assert!(
+        body(&hold).contains("m=audio 30000 RTP/AVP 0 101\r\n") && body(&hold).ends_with("a=recvonly\r\n"),
+        "{hold}"
+    );
+    caller.ack().await;
+
+    caller.send("BYE", "").await;
+    caller.expect(200, "BYE").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::Ended { call });
+}
+
+#[tokio::test]
+async fn the_application_hangs_up_and_refuses() {
+    let (server, mut ends) = with_application().await;
+    let mut caller = Caller::new(server, "ivr").await;
+    caller.send("INVITE", OFFER).await;
+    let call = incoming(&mut ends).await;
+    ends.commands.send(CallCommand::Answer { call, sdp: MEDIA_ANSWER.to_owned() }).unwrap();
+    caller.expect(200, "INVITE").await;
+    caller.ack().await;
+    ends.commands.send(CallCommand::HangUp { call }).unwrap();
+    let bye = caller.receive().await;
+    assert!(bye.starts_with("BYE sip:caller@127.0.0.1:"), "{bye}");
+
+    let mut refused = Caller::new(server, "ivr").await;
+    refused.send("INVITE", OFFER).await;
+    let call = incoming(&mut ends).await;
+    ends.commands.send(CallCommand::Refuse { call, status: 486 }).unwrap();
+    refused.expect(486, "INVITE").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::Ended { call });
+    // A command for a call that is over changes nothing.
+    ends.commands.send(CallCommand::Answer { call, sdp: MEDIA_ANSWER.to_owned() }).unwrap();
+
+    let mut cancelled = Caller::new(server, "ivr").await;
+    cancelled.send("INVITE", OFFER).await;
+    let call = incoming(&mut ends).await;
+    cancelled.send_in_invite_transaction("CANCEL").await;
+    cancelled.expect(487, "INVITE").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::Ended { call });
+}
+
+/// Without an application, its numbers are unavailable rather than silent.
+#[tokio::test]
+async fn no_application_no_calls() {
+    let numbers = vec![Number { target: Target::Application, ..number("ivr", Duration::ZERO, None) }];
+    let server = start(CallSettings { numbers, ..CallSettings::default() }).await;
+    let mut caller = Caller::new(server, "ivr").await;
+    caller.send("INVITE", OFFER).await;
+    let refused = caller.expect(503, "INVITE").await;
+    assert!(refused.contains("\r\nRetry-After: "), "{refused}");
 }

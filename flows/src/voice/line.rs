@@ -1,0 +1,107 @@
+//! One caller's line as the call's task sees it: the media session it hears and speaks through,
+//! the signals the SIP service sends about the call, and the commands that go back.
+
+use std::time::Instant;
+
+use loket_media::edge::{PlayOptions, Session, SessionEvent};
+use loket_media::playback::Prompt;
+use loket_sip::call::LegId;
+use loket_sip::service::CallCommand;
+use tokio::sync::mpsc;
+
+/// What the SIP service says about a call after it started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Signal {
+    /// A digit by SIP INFO.
+    Digit(char),
+    Ended,
+}
+
+/// What happened on the line while the call's task waited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Heard {
+    Digit(char),
+    PromptFinished,
+    /// The caller hung up, or the media stopped and loket hung up.
+    HungUp,
+    Deadline,
+}
+
+pub(super) struct Line {
+    pub call: LegId,
+    pub media: Session,
+    commands: mpsc::UnboundedSender<CallCommand>,
+    signals: mpsc::UnboundedReceiver<Signal>,
+    /// The SIP side is over: no more commands.
+    ended: bool,
+}
+
+impl Line {
+    pub fn new(
+        call: LegId,
+        media: Session,
+        commands: mpsc::UnboundedSender<CallCommand>,
+        signals: mpsc::UnboundedReceiver<Signal>,
+    ) -> Line {
+        Line { call, media, commands, signals, ended: false }
+    }
+
+    /// Plays `prompts`, replacing what plays; a session that is gone shows up as a hang-up on
+    /// the next wait.
+    pub async fn play(&self, prompts: Vec<Prompt>, looping: bool) {
+        let options = PlayOptions { looping, barge_in: false };
+        if let Err(error) = self.media.play(prompts, options).await {
+            tracing::debug!(call = self.call.0, %error, "a prompt could not be played");
+        }
+    }
+
+    pub async fn stop_playback(&self) {
+        // As above: a closed session is noticed by the next wait.
+        let _ = self.media.stop_playback().await;
+    }
+
+    /// Hangs up unless the caller already has.
+    pub fn hang_up(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            // The service has gone only when the process stops.
+            let _ = self.commands.send(CallCommand::HangUp { call: self.call });
+        }
+    }
+
+    /// Waits for the next thing that matters to the call's state machines, or `deadline`.
+    pub async fn next(&mut self, deadline: Option<Instant>) -> Heard {
+        if self.ended {
+            return Heard::HungUp;
+        }
+        loop {
+            tokio::select! {
+                event = self.media.next_event() => match event {
+                    Some(SessionEvent::Digit { digit, .. }) => return Heard::Digit(digit.as_char()),
+                    Some(SessionEvent::PlaybackFinished) => return Heard::PromptFinished,
+                    Some(SessionEvent::MediaTimeout) | None => {
+                        tracing::info!(call = self.call.0, "no media from the caller: hanging up");
+                        self.hang_up();
+                        return Heard::HungUp;
+                    }
+                    Some(SessionEvent::Latched(_) | SessionEvent::PlaybackStopped) => {}
+                },
+                signal = self.signals.recv() => match signal {
+                    Some(Signal::Digit(digit)) => return Heard::Digit(digit),
+                    Some(Signal::Ended) | None => {
+                        self.ended = true;
+                        return Heard::HungUp;
+                    }
+                },
+                () = sleep_until(deadline) => return Heard::Deadline,
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

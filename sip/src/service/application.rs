@@ -1,0 +1,106 @@
+//! The calls an application handles: the numbers whose target is `ivr` reach the binary's voice
+//! flows (`flows::voice`) as [`CallEvent`]s, and the application answers, rings, refuses and hangs
+//! them up with [`CallCommand`]s. The service keeps the SIP side (transactions, dialog, timers,
+//! re-INVITEs); the application owns the media and decides what the caller hears.
+
+use tokio::sync::mpsc;
+
+use crate::call::LegId;
+
+/// What the service tells the application about one of its calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// A new call to a number with the target `ivr`: answer, ring or refuse it.
+    Incoming {
+        call: LegId,
+        /// The user part of the Request-URI.
+        dialled: String,
+        /// The user part of the caller's From URI (usually a number), as sent.
+        caller: String,
+        /// The SDP offer of the INVITE; `None` when the INVITE had none (the answer is then
+        /// loket's offer, RFC 3261 §13.2.1).
+        offer: Option<String>,
+    },
+    /// A keypad digit sent by SIP INFO (`application/dtmf-relay` or `application/dtmf`).
+    Digit { call: LegId, digit: char },
+    /// The call is over, whoever ended it; commands for it are ignored from now on.
+    Ended { call: LegId },
+}
+
+/// What the application asks of the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallCommand {
+    /// 180 Ringing.
+    Ring { call: LegId },
+    /// 200 with this SDP (the answer to the offer, or loket's offer when there was none). Later
+    /// offers in the dialog (hold, resume) are answered with the same address and port.
+    Answer { call: LegId, sdp: String },
+    /// A final refusal before the answer (404, 480, 486, 503 …).
+    Refuse { call: LegId, status: u16 },
+    /// BYE after the answer, or 487 before it.
+    HangUp { call: LegId },
+}
+
+/// The application's ends of the two channels, given to [`super::Sockets::serve`].
+pub struct Application {
+    /// Unbounded so that the service task never waits on the application; each event belongs
+    /// to one of at most `max_calls` calls.
+    pub events: mpsc::UnboundedSender<CallEvent>,
+    pub commands: mpsc::UnboundedReceiver<CallCommand>,
+}
+
+/// The service's ends and the application's: (application side, service side).
+pub fn channels() -> (ApplicationEnds, Application) {
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+    (
+        ApplicationEnds { events: events_rx, commands: commands_tx },
+        Application { events: events_tx, commands: commands_rx },
+    )
+}
+
+/// What the application holds: the events to read and the command sender.
+pub struct ApplicationEnds {
+    pub events: mpsc::UnboundedReceiver<CallEvent>,
+    pub commands: mpsc::UnboundedSender<CallCommand>,
+}
+
+/// The digit of an INFO body: `Signal=5` (application/dtmf-relay) or `5` (application/dtmf).
+pub fn info_digit(content_type: &str, body: &str) -> Option<char> {
+    let content_type = content_type.split(';').next().unwrap_or_default().trim();
+    let value = if content_type.eq_ignore_ascii_case("application/dtmf-relay") {
+        body.lines().find_map(|line| {
+            let (name, value) = line.split_once('=')?;
+            name.trim().eq_ignore_ascii_case("signal").then_some(value.trim())
+        })?
+    } else if content_type.eq_ignore_ascii_case("application/dtmf") {
+        body.trim()
+    } else {
+        return None;
+    };
+    let mut chars = value.chars();
+    match (chars.next(), chars.next()) {
+        (Some(digit @ ('0'..='9' | '*' | '#')), None) => Some(digit),
+        // RFC 4733 event numbers 10 and 11, which some phones send by number.
+        _ if value == "10" => Some('*'),
+        _ if value == "11" => Some('#'),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::info_digit;
+
+    #[test]
+    fn info_bodies_give_their_digit() {
+        assert_eq!(info_digit("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n"), Some('5'));
+        assert_eq!(info_digit("Application/DTMF-Relay; charset=x", "signal= #\r\n"), Some('#'));
+        assert_eq!(info_digit("application/dtmf", "*"), Some('*'));
+        assert_eq!(info_digit("application/dtmf-relay", "Signal=11\r\n"), Some('#'));
+        assert_eq!(info_digit("application/dtmf-relay", "Signal=A\r\n"), None);
+        assert_eq!(info_digit("application/dtmf-relay", "Duration=160\r\n"), None);
+        assert_eq!(info_digit("text/plain", "5"), None);
+        assert_eq!(info_digit("application/dtmf", "55"), None);
+    }
+}
