@@ -25,6 +25,7 @@ pub struct Config {
     pub sip: SipConfig,
     pub media: MediaConfig,
     pub ivr: IvrConfig,
+    pub desk: DeskConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -127,6 +128,28 @@ impl IvrConfig {
         };
         loket_ivr::Ivr::parse(&name, &text)
             .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeskConfig {
+    /// Why an agent may be away; each needs an `away-<reason>` text in the console's locales.
+    pub away_reasons: Vec<String>,
+    /// How an agent closes a piece of work; each needs a `disposition-<code>` text.
+    pub dispositions: Vec<String>,
+    /// Seconds of wrap-up after a call before the router offers the agent work again.
+    pub wrap_up_seconds: u64,
+}
+
+impl Default for DeskConfig {
+    fn default() -> Self {
+        let web = loket_crm::web::WebConfig::default();
+        DeskConfig {
+            away_reasons: web.away_reasons,
+            dispositions: web.dispositions,
+            wrap_up_seconds: web.after_call_work.as_secs(),
+        }
     }
 }
 
@@ -404,8 +427,8 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     })
 }
 
-const SECTIONS: [&str; 11] =
-    ["http", "database", "redis", "security", "log", "data", "smtp", "documents", "sip", "media", "ivr"];
+const SECTIONS: [&str; 12] =
+    ["http", "database", "redis", "security", "log", "data", "smtp", "documents", "sip", "media", "ivr", "desk"];
 
 fn apply_env(config: Config, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
     let mut overrides: Vec<(String, String, String, String)> = Vec::new();

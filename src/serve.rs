@@ -14,6 +14,8 @@ use loket_crm::mail::Mailer;
 use loket_crm::records::documents::DiskStore;
 use loket_crm::web::{AppState, WebConfig, router};
 
+use loket_crm::desk::Desk;
+use loket_flows::desk::RouterDesk;
 use loket_flows::voice::{Prompts, Voice};
 use loket_ivr::Ivr;
 use loket_media::edge::MediaEngine;
@@ -61,13 +63,17 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         secure_cookies: config.http.secure_cookies,
         mail_domain: mailer.as_ref().map_or_else(|| "loket.invalid".to_owned(), |mailer| mailer.domain.clone()),
         max_upload_bytes: config.documents.max_upload_mb * 1024 * 1024,
+        away_reasons: config.desk.away_reasons.clone(),
+        dispositions: config.desk.dispositions.clone(),
+        after_call_work: Duration::from_secs(config.desk.wrap_up_seconds),
     };
     let (ends, sip_application) = application::channels();
     let sip = start_sip(&config, &db, sip_application).await?;
     let calls = VoiceParts { db: db.clone(), ivr: Arc::new(ivr), prompts: Arc::new(prompts), media, ends };
-    let voice = start_voice(&config, calls).await?;
+    let (desk, voice) = start_voice(&config, calls).await?;
     let documents = Arc::new(DiskStore::new(config.data.dir.join("documents")));
     let state = AppState::new(db.clone(), Clock::System, web_config, redis, documents);
+    state.set_desk(desk);
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
@@ -87,7 +93,9 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
     purge.abort();
     sip.abort();
-    voice.abort();
+    for task in voice {
+        task.abort();
+    }
     if let Some(sender) = sender {
         sender.abort();
     }
@@ -157,9 +165,12 @@ struct VoiceParts {
     ends: ApplicationEnds,
 }
 
+/// The console's desk, and the tasks behind it.
+type Started = (Arc<dyn Desk>, Vec<tokio::task::JoinHandle<()>>);
+
 /// Starts the router on its store (Redis with `redis.url`, else in process), with the CRM's
-/// queues, and the voice flows that hand it their calls.
-async fn start_voice(config: &Config, parts: VoiceParts) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+/// queues, the voice flows that hand it their calls, and the desk the console drives both with.
+async fn start_voice(config: &Config, parts: VoiceParts) -> anyhow::Result<Started> {
     let settings = RouterSettings::default();
     match &config.redis.url {
         Some(url) => {
@@ -172,11 +183,7 @@ async fn start_voice(config: &Config, parts: VoiceParts) -> anyhow::Result<tokio
     }
 }
 
-async fn spawn_voice<S: QueueStore>(
-    config: &Config,
-    parts: VoiceParts,
-    store: S,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+async fn spawn_voice<S: QueueStore>(config: &Config, parts: VoiceParts, store: S) -> anyhow::Result<Started> {
     let queues = loket_crm::records::directory::queues(&parts.db).await.context("reading the queues")?;
     for queue in &queues {
         let mut routing = QueueConfig::new(QueueId::new(&queue.code));
@@ -191,17 +198,19 @@ async fn spawn_voice<S: QueueStore>(
         store.configure_queue(routing).await.with_context(|| format!("configuring the queue {}", queue.code))?;
     }
     let router = Arc::new(Router::start(Arc::new(store), EngineOptions::default()));
-    let voice = Arc::new(Voice {
+    let voice = Arc::new(Voice::new(loket_flows::voice::Parts {
         db: parts.db,
         ivr: parts.ivr,
         prompts: parts.prompts,
         media: parts.media,
         register: Arc::new(loket_crm::register::LocalRegister::demo()),
-        work: router,
+        work: Arc::clone(&router),
         queue_services: queues.into_iter().map(|queue| (queue.code, queue.service_code)).collect(),
         handle_time: Duration::from_secs(config.ivr.handle_seconds),
-    });
-    Ok(tokio::spawn(voice.run(parts.ends)))
+    }));
+    let (desk, forwarder) = RouterDesk::start(router, Arc::clone(&voice));
+    let calls = tokio::spawn(voice.run(parts.ends));
+    Ok((Arc::new(desk), vec![calls, forwarder]))
 }
 
 /// Binds the SIP sockets, prints where, and serves them in a task of their own.

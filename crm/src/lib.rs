@@ -13,6 +13,7 @@ pub mod auth;
 pub mod clock;
 pub mod db;
 pub mod demo;
+pub mod desk;
 pub mod generate;
 pub mod i18n;
 pub mod mail;

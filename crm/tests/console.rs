@@ -147,6 +147,15 @@ async fn every_route_admits_exactly_its_roles() {
             303,
         ),
         check("GET", "/search?q=claes", case_workers, &[], 200),
+        // The workspace: the page for everyone who handles work; without a router (as here)
+        // what an allowed role reaches answers 503, after the permission check.
+        check("GET", "/workspace", case_workers, &[], 200),
+        check("GET", "/api/workspace", case_workers, &[], 503),
+        check("POST", "/workspace/presence", case_workers, &[("presence", "available")], 503),
+        check("POST", "/workspace/items/1/accept", case_workers, &[], 503),
+        check("POST", "/workspace/items/1/decline", case_workers, &[], 503),
+        check("POST", "/workspace/items/1/hangup", case_workers, &[], 503),
+        check("POST", "/workspace/items/1/wrap-up", case_workers, &[("disposition", "answered")], 503),
         check("GET", "/cases?status=new", case_workers, &[], 200),
         check("GET", "/cases/new", case_workers, &[], 200),
         check(

@@ -15,8 +15,8 @@ const PLACES_LOOKED_AT: usize = 500;
 pub trait WorkItems: Send + Sync + 'static {
     fn submit(&self, item: NewWorkItem) -> impl Future<Output = Result<WorkItemId, StoreError>> + Send;
 
-    /// The citizen of a waiting call hung up: the item leaves its queue.
-    fn abandon(&self, item: WorkItemId) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A router input from a channel's flow: a caller who hung up, a call finished or returned.
+    fn execute(&self, input: Input) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The item's place among the waiting items of its queue (1: next), `None` once it waits no
     /// more (offered, assigned, gone) or is beyond the first places.
@@ -28,8 +28,8 @@ impl<S: QueueStore> WorkItems for Router<S> {
         self.enqueue(item).await.map(|(id, _actions)| id)
     }
 
-    async fn abandon(&self, item: WorkItemId) -> Result<(), StoreError> {
-        self.execute(Input::CallerAbandoned { item }).await.map(drop)
+    async fn execute(&self, input: Input) -> Result<(), StoreError> {
+        Router::execute(self, input).await.map(drop)
     }
 
     async fn place(&self, id: WorkItemId) -> Result<Option<u32>, StoreError> {

@@ -7,7 +7,7 @@
 //! mirrors the offered direction (§6.1: sendonly is answered recvonly, and so on).
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use thiserror::Error;
 
@@ -257,6 +257,26 @@ pub fn answer(offer: &str, local: &LocalMedia, version: u64) -> Result<Answer, S
     let (codec, payload_type, telephone_event, offered) = chosen.ok_or(SdpError::NoCommonCodec)?;
     let text = session_header(local, version) + &body;
     Ok(Answer { text, codec, payload_type, telephone_event, offered })
+}
+
+/// What a media session needs of the far end's description (an offer loket answers, or the
+/// answer to loket's offer): where to send audio, in which law, and its telephone-event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Remote {
+    pub rtp: SocketAddr,
+    pub codec: Codec,
+    pub telephone_event: Option<u8>,
+}
+
+/// The far end of `text`: its first audio stream's address and port, and the first G.711 law
+/// it lists (which is also what [`answer`] chooses from an offer).
+pub fn remote(text: &str) -> Result<Remote, SdpError> {
+    let sdp = Sdp::parse(text)?;
+    let media =
+        sdp.media.iter().find(|media| media.kind == "audio" && media.port != 0).ok_or(SdpError::NoCommonCodec)?;
+    let address = media.connection.or(sdp.connection).ok_or(SdpError::Malformed("no c= line for the audio"))?;
+    let (codec, _, telephone_event) = pick(media).ok_or(SdpError::NoCommonCodec)?;
+    Ok(Remote { rtp: SocketAddr::new(address, media.port), codec, telephone_event })
 }
 
 /// An offer of PCMA, PCMU and telephone-event, for an INVITE that came without one (RFC 3261

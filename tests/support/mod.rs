@@ -93,6 +93,39 @@ pub fn start_with_config(config: &str, extra_env: &[(&str, &str)]) -> Loket {
     Loket { child, base, credentials, sip_credentials, sip_udp, sip_tcp, _dir: dir }
 }
 
+/// The demo IVR flows with every service open all week (`open`) or never, so that a test does not
+/// depend on the hour it runs at.
+pub fn demo_flows(open: bool) -> String {
+    let hours = if open { r#"["00:00-24:00"]"# } else { "[]" };
+    let mut text = String::new();
+    for line in loket_ivr::DEMO.lines() {
+        let key = line.split(" = ").next().unwrap_or_default();
+        match key {
+            "monday" | "tuesday" | "wednesday" | "thursday" => text.push_str(&format!("{key} = {hours}\n")),
+            "friday" => text.push_str(&format!("friday = {hours}\nsaturday = {hours}\nsunday = {hours}\n")),
+            // The schedules' lists of dates, not the prompt and the node also called `closed`.
+            "closed" | "exceptions" if line.starts_with(&format!("{key} = [")) => {
+                text.push_str(&format!("{key} = []\n"))
+            }
+            _ => {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    text
+}
+
+/// `loket serve --demo` with [`demo_flows`], more configuration (`config`, after the `[ivr]`
+/// section's flows) and environment; the returned directory holds the flows.
+pub fn start_with_ivr(open: bool, config: &str, extra_env: &[(&str, &str)]) -> (Loket, TempDir) {
+    let dir = TempDir::new();
+    let flows = dir.0.join("ivr.toml");
+    std::fs::write(&flows, demo_flows(open)).expect("write ivr.toml");
+    let config = format!("[ivr]\nflows = {:?}\n{config}", flows.display().to_string());
+    (start_with_config(&config, extra_env), dir)
+}
+
 /// The lines a child process writes, as they come, read by a thread of their own.
 pub fn lines_of(output: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
     let (lines_tx, lines_rx) = mpsc::channel();

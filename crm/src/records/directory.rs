@@ -141,6 +141,22 @@ pub async fn add_user_queue(conn: &mut AnyConnection, user_id: i64, queue: &str)
         .map(|_| ())
 }
 
+/// What the router needs to know of a user: skills with their levels, and the queues they work.
+pub async fn user_routing(db: &Db, user_id: i64) -> Result<(Vec<(String, i64)>, Vec<String>), sqlx::Error> {
+    let skills = sqlx::query("SELECT skill_code, level FROM user_skills WHERE user_id = $1 ORDER BY skill_code")
+        .bind(user_id)
+        .fetch_all(db.pool())
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("skill_code")?, row.try_get("level")?)))
+        .collect::<Result<_, sqlx::Error>>()?;
+    let queues = sqlx::query_scalar("SELECT queue_code FROM user_queues WHERE user_id = $1 ORDER BY queue_code")
+        .bind(user_id)
+        .fetch_all(db.pool())
+        .await?;
+    Ok((skills, queues))
+}
+
 pub async fn queues(db: &Db) -> Result<Vec<Queue>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT code, service_code, language, support_line, name_nl, name_fr, name_en FROM queues

@@ -1,4 +1,5 @@
-//! The console's stylesheet, compiled in: no build step, nothing to deploy beside the binary.
+//! The console's stylesheet and scripts, compiled in: no build step, nothing to deploy beside
+//! the binary.
 
 use axum::Router;
 use axum::http::header;
@@ -8,7 +9,14 @@ use axum::routing::get;
 use super::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/static/console.css", get(stylesheet))
+    Router::new().route("/static/console.css", get(stylesheet)).route("/static/workspace.js", get(workspace_script))
+}
+
+async fn workspace_script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        include_str!("../../static/workspace.js"),
+    )
 }
 
 async fn stylesheet() -> impl IntoResponse {

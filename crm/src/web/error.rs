@@ -17,6 +17,9 @@ pub enum WebError {
     Database(#[from] sqlx::Error),
     #[error("template: {0}")]
     Template(#[from] minijinja::Error),
+    /// The router or the telephony is not running, or failed.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl IntoResponse for WebError {
@@ -32,6 +35,15 @@ impl IntoResponse for WebError {
             ),
             WebError::BadRequest(_) => {
                 (StatusCode::BAD_REQUEST, "Ongeldige aanvraag", "Requête invalide", "Bad request")
+            }
+            WebError::Unavailable(_) => {
+                tracing::warn!(error = %self, "request failed");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "De telefonie en de verdeling van het werk zijn niet beschikbaar",
+                    "La téléphonie et la distribution du travail sont indisponibles",
+                    "Telephony and work distribution are unavailable",
+                )
             }
             WebError::Database(_) | WebError::Template(_) => {
                 tracing::error!(error = %self, "request failed");

@@ -25,6 +25,7 @@ mod router;
 mod search;
 mod session;
 mod templates;
+mod workspace;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +37,10 @@ pub use session::{CurrentUser, SESSION_COOKIE};
 
 use crate::clock::Clock;
 use crate::db::Db;
+use crate::desk::Desk;
 use crate::records::documents::DocumentStore;
+use loket_routing::model::AgentId;
+use workspace::Accepted;
 
 /// The console's settings, taken from the `[http]` and `[security]` sections of the config.
 #[derive(Debug, Clone)]
@@ -50,6 +54,12 @@ pub struct WebConfig {
     pub mail_domain: String,
     /// The largest document an upload may carry.
     pub max_upload_bytes: usize,
+    /// Why an agent may be away (each a `away-<reason>` message in the console's locales).
+    pub away_reasons: Vec<String>,
+    /// How an agent closes a piece of work (each a `disposition-<code>` message).
+    pub dispositions: Vec<String>,
+    /// The wrap-up time after a call, after which the router offers work again.
+    pub after_call_work: Duration,
 }
 
 impl Default for WebConfig {
@@ -61,6 +71,11 @@ impl Default for WebConfig {
             secure_cookies: false,
             mail_domain: "loket.invalid".to_owned(),
             max_upload_bytes: 20 * 1024 * 1024,
+            away_reasons: ["break", "lunch", "meeting", "training", "back_office"].map(String::from).to_vec(),
+            dispositions: ["answered", "case_created", "callback_needed", "forwarded", "wrong_service"]
+                .map(String::from)
+                .to_vec(),
+            after_call_work: Duration::from_secs(60),
         }
     }
 }
@@ -76,6 +91,12 @@ pub struct AppInner {
     /// Checked by `/readyz` when a Redis queue store is configured.
     pub redis: Option<redis::Client>,
     pub documents: Arc<dyn DocumentStore>,
+    /// The router and the calls, once the binary has started them; the workspace answers 503
+    /// without.
+    desk: std::sync::OnceLock<Arc<dyn Desk>>,
+    /// Per agent, the item accepted last: the one their wrap-up is about once its work ended
+    /// (the router forgets a finished item).
+    last_accepted: std::sync::Mutex<std::collections::HashMap<AgentId, Accepted>>,
     templates: templates::Templates,
 }
 
@@ -94,8 +115,38 @@ impl AppState {
             metrics: Metrics::default(),
             redis,
             documents,
+            desk: std::sync::OnceLock::new(),
+            last_accepted: std::sync::Mutex::default(),
             templates: templates::Templates::new(),
         }))
+    }
+
+    /// Gives the console the agent's desk; once, at start.
+    pub fn set_desk(&self, desk: Arc<dyn Desk>) {
+        if self.0.desk.set(desk).is_err() {
+            tracing::warn!("the desk was set twice; the first one stays");
+        }
+    }
+
+    fn accepted(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<AgentId, Accepted>> {
+        // A map of ids is consistent after every insert and remove.
+        self.0.last_accepted.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn last_accepted(&self, agent: AgentId) -> Option<Accepted> {
+        self.accepted().get(&agent).cloned()
+    }
+
+    pub(crate) fn set_last_accepted(&self, agent: AgentId, accepted: Accepted) {
+        self.accepted().insert(agent, accepted);
+    }
+
+    pub(crate) fn clear_last_accepted(&self, agent: AgentId) {
+        self.accepted().remove(&agent);
+    }
+
+    pub fn desk(&self) -> Result<&Arc<dyn Desk>, WebError> {
+        self.0.desk.get().ok_or_else(|| WebError::Unavailable("no router is running".to_owned()))
     }
 
     /// The calendar year now, for case numbers.

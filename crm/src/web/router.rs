@@ -9,7 +9,7 @@ use axum::response::Response;
 use super::metrics::RequestLabels;
 use super::{
     AppState, accounts, admin_mailboxes, admin_templates, admin_users, assets, audit_view, cases, contacts, forms,
-    health, home, language, login, search,
+    health, home, language, login, search, workspace,
 };
 
 pub fn router(state: AppState) -> Router {
@@ -27,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .merge(accounts::routes())
         .merge(cases::routes(state.config.max_upload_bytes))
         .merge(search::routes())
+        .merge(workspace::routes())
         .merge(forms::routes(state.config.max_upload_bytes))
         .route_layer(middleware::from_fn_with_state(state.clone(), count_request))
         .layer(middleware::from_fn(security_headers))

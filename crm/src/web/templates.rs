@@ -24,6 +24,7 @@ pub struct LayoutUser<'a> {
     pub may_manage_users: bool,
     pub may_view_audit: bool,
     pub may_work_cases: bool,
+    pub may_handle_work: bool,
     pub may_see_accounts: bool,
     pub may_configure: bool,
 }
@@ -48,6 +49,7 @@ impl Templates {
         template!(env, "layout.html");
         template!(env, "login.html");
         template!(env, "home.html");
+        template!(env, "workspace.html");
         template!(env, "admin/users.html");
         template!(env, "admin/user_new.html");
         template!(env, "admin/user_edit.html");
@@ -132,6 +134,7 @@ impl<'a> Layout<'a> {
                 may_manage_users: current.may(Permission::ManageUsers),
                 may_view_audit: current.may(Permission::ViewAudit),
                 may_work_cases: current.may(Permission::WorkCases),
+                may_handle_work: current.may(Permission::HandleWork),
                 may_see_accounts: current.may(Permission::WorkCases) || current.may(Permission::WorkDossiers),
                 may_configure: current.may(Permission::Configure),
             }),

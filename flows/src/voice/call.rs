@@ -1,22 +1,22 @@
 //! One call from answer to hang-up: the IVR, then the case draft and the work item, then the
 //! waiting caller's music, announcements and callback offer.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use loket_crm::clock::Clock;
-use loket_ivr::{Action, End, Event, Outcome, Session, WaitAction, WaitEvent, Waiting};
-use loket_media::edge::{Codec, RemoteParams};
-use loket_routing::model::{Channel, NewWorkItem, QueueId, Skill, SkillRequirement, WorkItemId};
+use loket_crm::desk::CallState;
+use loket_ivr::{Action, End, Event, Outcome, Session as IvrSession, WaitAction, WaitEvent, Waiting};
+use loket_media::edge::{Codec, RemoteParams, Session};
+use loket_routing::core::Input;
+use loket_routing::model::{AgentId, Channel, NewWorkItem, QueueId, Skill, SkillRequirement, WorkItemId};
 use loket_sip::call::LegId;
-use loket_sip::sdp::{self, Answer, LocalMedia, Sdp, SdpError};
+use loket_sip::sdp::{self, Direction, LocalMedia, SdpError};
 use loket_sip::service::CallCommand;
 use tokio::sync::mpsc;
 
-use super::Voice;
 use super::case::{self, Draft};
 use super::line::{Heard, Line, Signal};
+use super::{Voice, lock};
 use crate::work::WorkItems;
 
 /// How often a waiting caller's place is looked up.
@@ -42,14 +42,14 @@ impl<W: WorkItems> Voice<W> {
             // The service has gone only when the process stops.
             let _ = commands.send(CallCommand::Refuse { call, status });
         };
-        let Some(flow) = self.ivr.flow_for(&dialled) else {
+        let Some(flow) = self.parts.ivr.flow_for(&dialled) else {
             tracing::warn!(%dialled, "no IVR flow for this number");
             return refuse(404);
         };
         // An INVITE without an offer would need loket's offer in the 200 and the answer in the
         // ACK, which the service does not pass on yet; callers and trunks send offers.
         let Some(offer) = offer else { return refuse(488) };
-        let media = match self.media.allocate() {
+        let media = match self.parts.media.allocate() {
             Ok(media) => media,
             Err(error) => {
                 tracing::warn!(%error, "no media session for a new call");
@@ -63,8 +63,8 @@ impl<W: WorkItems> Voice<W> {
             Err(SdpError::NoCommonCodec) => return refuse(488),
             Err(SdpError::Malformed(_)) => return refuse(400),
         };
-        let Some(remote) = remote_params(&offer, &answer) else { return refuse(488) };
-        if media.set_remote(remote).await.is_err() {
+        let Ok(remote) = sdp::remote(&offer) else { return refuse(488) };
+        if media.set_remote(remote_params(&remote)).await.is_err() {
             return refuse(500);
         }
         let _ = commands.send(CallCommand::Answer { call, sdp: answer.text });
@@ -88,11 +88,11 @@ impl<W: WorkItems> Voice<W> {
     /// The flow from its start to its outcome; `None` if the line went away without one.
     async fn run_ivr(&self, line: &mut Line, flow: Arc<loket_ivr::Flow>) -> Option<Outcome> {
         let arrived = loket_ivr::schedule::brussels(time::OffsetDateTime::now_utc());
-        let (mut session, mut actions) = Session::start(flow, arrived);
+        let (mut session, mut actions) = IvrSession::start(flow, arrived);
         loop {
             for action in std::mem::take(&mut actions) {
                 match action {
-                    Action::Play { prompts, .. } => line.play(self.prompts.playlist(&prompts), false).await,
+                    Action::Play { prompts, .. } => line.play(self.parts.prompts.playlist(&prompts), false).await,
                     Action::StopPlayback => line.stop_playback().await,
                     Action::Finished(outcome) => return Some(*outcome),
                 }
@@ -102,6 +102,8 @@ impl<W: WorkItems> Voice<W> {
                 Heard::PromptFinished => Event::PromptFinished,
                 Heard::HungUp => Event::HangUp,
                 Heard::Deadline => Event::DeadlineReached,
+                // Nothing else concerns a caller in the IVR (no agent has the call yet).
+                Heard::Other(_) => continue,
             };
             actions = session.handle(Instant::now(), event);
             if event == Event::HangUp && !session.is_finished() {
@@ -121,10 +123,19 @@ impl<W: WorkItems> Voice<W> {
         priority: i32,
         caller: &str,
     ) {
-        let now = Clock::System.now();
-        let contact = case::identify_caller(&self.db, self.register.as_ref(), outcome, caller, now).await;
-        let draft =
-            case::create_draft(&self.db, &self.queue_services, outcome, queue, priority, contact, caller, now).await;
+        let now = self.now();
+        let contact = case::identify_caller(&self.parts.db, self.parts.register.as_ref(), outcome, caller, now).await;
+        let draft = case::create_draft(
+            &self.parts.db,
+            &self.parts.queue_services,
+            outcome,
+            queue,
+            priority,
+            contact,
+            caller,
+            now,
+        )
+        .await;
         let draft = match draft {
             Ok(draft) => draft,
             Err(error) => {
@@ -133,7 +144,7 @@ impl<W: WorkItems> Voice<W> {
             }
         };
         let item = work_item(outcome, queue, skills, priority, draft.case_id);
-        let item = match self.work.submit(item).await {
+        let item = match self.parts.work.submit(item).await {
             Ok(item) => item,
             Err(error) => {
                 tracing::error!(call = line.call.0, case = draft.case_id, %error, "the router refused a call");
@@ -145,66 +156,204 @@ impl<W: WorkItems> Voice<W> {
     }
 
     async fn keep_waiting(&self, line: &mut Line, outcome: &Outcome, draft: Draft, item: WorkItemId, caller: &str) {
+        lock(&self.items).insert(item, line.call);
+        self.wait_for_agent(line, outcome, draft, item, caller).await;
+        lock(&self.items).remove(&item);
+        lock(&self.states).remove(&item);
+    }
+
+    /// Music, announcements and the callback offer until an agent's phone answers (then the
+    /// call is theirs), the caller hangs up, or asks to be called back.
+    async fn wait_for_agent(&self, line: &mut Line, outcome: &Outcome, draft: Draft, item: WorkItemId, caller: &str) {
         let started = Instant::now();
-        let Some(config) = self.ivr.waiting().cloned() else {
+        let config = self.parts.ivr.waiting().cloned();
+        let (mut waiting, mut actions) = match config {
+            Some(config) => {
+                let (waiting, actions) = Waiting::start(config, outcome.language, started);
+                (Some(waiting), actions)
+            }
             // Without a `[waiting]` section: music, and nothing said.
-            line.play(vec![self.prompts.music()], true).await;
-            while line.next(None).await != Heard::HungUp {}
-            return self.abandoned(draft, item, started).await;
+            None => (None, vec![WaitAction::Music]),
         };
-        let (mut waiting, mut actions) = Waiting::start(config, outcome.language, started);
         let mut place_at = started;
+        let mut ringing: Option<(AgentId, Session)> = None;
         loop {
             for action in std::mem::take(&mut actions) {
                 match action {
-                    WaitAction::Music => line.play(vec![self.prompts.music()], true).await,
-                    WaitAction::Say(prompts) => line.play(self.prompts.playlist(&prompts), false).await,
+                    WaitAction::Music => line.play(vec![self.parts.prompts.music()], true).await,
+                    WaitAction::Say(prompts) => line.play(self.parts.prompts.playlist(&prompts), false).await,
                     WaitAction::CallbackRequested => {
-                        if let Err(error) = case::callback_requested(&self.db, draft, caller, Clock::System.now()).await
-                        {
+                        let noted = case::callback_requested(&self.parts.db, draft, caller, self.now()).await;
+                        if let Err(error) = noted {
                             tracing::warn!(case = draft.case_id, %error, "a callback request was not noted");
                         }
                         return;
                     }
                 }
             }
-            let deadline = [waiting.next_deadline(), Some(place_at)].into_iter().flatten().min();
-            let now = match line.next(deadline).await {
+            let deadline =
+                [waiting.as_ref().and_then(Waiting::next_deadline), Some(place_at)].into_iter().flatten().min();
+            let heard = line.next(deadline).await;
+            let now = Instant::now();
+            match heard {
                 Heard::Digit(digit) => {
-                    actions = waiting.handle(Instant::now(), WaitEvent::Digit(digit));
-                    continue;
+                    actions = waiting.as_mut().map(|w| w.handle(now, WaitEvent::Digit(digit))).unwrap_or_default();
                 }
                 Heard::PromptFinished => {
-                    actions = waiting.handle(Instant::now(), WaitEvent::PromptFinished);
-                    continue;
+                    actions = waiting.as_mut().map(|w| w.handle(now, WaitEvent::PromptFinished)).unwrap_or_default();
                 }
-                Heard::HungUp => return self.abandoned(draft, item, started).await,
-                Heard::Deadline => Instant::now(),
-            };
-            if now >= place_at {
-                place_at = now + PLACE_EVERY;
-                match self.work.place(item).await {
-                    Ok(Some(position)) => {
-                        let expected_wait = self.handle_time * position;
-                        actions = waiting.handle(now, WaitEvent::Estimate { position, expected_wait });
+                Heard::HungUp => {
+                    return match ringing.take() {
+                        Some((agent, agent_media)) => {
+                            line.command(CallCommand::HangUpAgent { call: line.call });
+                            agent_media.close().await;
+                            self.finished(item, agent).await;
+                        }
+                        None => self.abandoned(draft, item, started).await,
+                    };
+                }
+                Heard::Deadline if now >= place_at => {
+                    place_at = now + PLACE_EVERY;
+                    if let Some(waiting) = waiting.as_mut() {
+                        match self.parts.work.place(item).await {
+                            Ok(Some(position)) => {
+                                let expected_wait = self.parts.handle_time * position;
+                                actions = waiting.handle(now, WaitEvent::Estimate { position, expected_wait });
+                            }
+                            Ok(None) => {}
+                            Err(error) => tracing::warn!(item = item.0, %error, "the router did not say the place"),
+                        }
                     }
-                    Ok(None) => {}
-                    Err(error) => tracing::warn!(item = item.0, %error, "the router did not say the caller's place"),
+                }
+                Heard::Deadline => {
+                    actions = waiting.as_mut().map(|w| w.handle(now, WaitEvent::DeadlineReached)).unwrap_or_default();
+                }
+                Heard::Other(Signal::Connect { agent, username }) if ringing.is_none() => {
+                    match self.ring_agent(line, &username).await {
+                        Some(agent_media) => {
+                            ringing = Some((agent, agent_media));
+                            self.set_state(item, agent, CallState::Ringing);
+                        }
+                        None => self.not_answered(item, agent, outcome).await,
+                    }
+                }
+                Heard::Other(Signal::AgentAnswered(sdp)) => {
+                    if let Some((agent, agent_media)) = ringing.take() {
+                        return self.talk(line, item, agent, agent_media, &sdp).await;
+                    }
+                }
+                Heard::Other(Signal::AgentFailed(status)) => {
+                    if let Some((agent, agent_media)) = ringing.take() {
+                        tracing::info!(item = item.0, status, "the agent's phone did not answer");
+                        agent_media.close().await;
+                        self.not_answered(item, agent, outcome).await;
+                    }
+                }
+                Heard::Other(Signal::HangUp) => {
+                    if let Some((agent, agent_media)) = ringing.take() {
+                        line.command(CallCommand::HangUpAgent { call: line.call });
+                        line.hang_up();
+                        agent_media.close().await;
+                        return self.finished(item, agent).await;
+                    }
+                }
+                Heard::Other(_) => {}
+            }
+        }
+    }
+
+    /// A second media session for the agent, and the agent's phones rung with its offer.
+    async fn ring_agent(&self, line: &Line, username: &str) -> Option<Session> {
+        let agent_media = match self.parts.media.allocate() {
+            Ok(media) => media,
+            Err(error) => {
+                tracing::warn!(%error, "no media session for an agent");
+                return None;
+            }
+        };
+        let address = agent_media.sdp_address();
+        let local = LocalMedia { address: address.ip(), port: address.port(), session_id: line.call.0 + (1 << 32) };
+        let offer = sdp::offer(&local, 1, Direction::SendRecv);
+        line.command(CallCommand::DialAgent { call: line.call, agent: username.to_owned(), offer });
+        Some(agent_media)
+    }
+
+    /// The agent's phone did not answer: the item goes back to its queue, where the caller still
+    /// waits, and the router offers it again.
+    async fn not_answered(&self, item: WorkItemId, agent: AgentId, outcome: &Outcome) {
+        self.set_state(item, agent, CallState::NotAnswered);
+        let Some(queue) = queue_of(outcome) else { return };
+        let input = Input::ItemTransferred { agent, item, to: QueueId::new(queue) };
+        if let Err(error) = self.parts.work.execute(input).await {
+            tracing::warn!(item = item.0, %error, "a call the agent did not answer could not go back to its queue");
+        }
+    }
+
+    /// Caller and agent talk through loket's two media sessions until either hangs up.
+    async fn talk(&self, line: &mut Line, item: WorkItemId, agent: AgentId, agent_media: Session, answer: &str) {
+        let bridged = match sdp::remote(answer) {
+            Ok(remote) => {
+                let ready = agent_media.set_remote(remote_params(&remote)).await.is_ok();
+                line.stop_playback().await;
+                ready && line.media.bridge(&agent_media).await.is_ok()
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the agent's phone answered with unusable SDP");
+                false
+            }
+        };
+        if bridged {
+            self.set_state(item, agent, CallState::Connected { since: self.now().0 });
+            loop {
+                match line.next(None).await {
+                    Heard::HungUp => {
+                        line.command(CallCommand::HangUpAgent { call: line.call });
+                        break;
+                    }
+                    Heard::Other(Signal::AgentHungUp) => {
+                        line.hang_up();
+                        break;
+                    }
+                    Heard::Other(Signal::HangUp) => {
+                        line.command(CallCommand::HangUpAgent { call: line.call });
+                        line.hang_up();
+                        break;
+                    }
+                    _ => {}
                 }
             }
-            actions.extend(waiting.handle(now, WaitEvent::DeadlineReached));
+        } else {
+            line.command(CallCommand::HangUpAgent { call: line.call });
+            line.hang_up();
+        }
+        agent_media.close().await;
+        self.finished(item, agent).await;
+    }
+
+    /// The call of an agent's item is over: the router moves the agent to wrap-up.
+    async fn finished(&self, item: WorkItemId, agent: AgentId) {
+        self.set_state(item, agent, CallState::Ended);
+        if let Err(error) = self.parts.work.execute(Input::WorkCompleted { agent, item }).await {
+            tracing::warn!(item = item.0, %error, "the router did not take the end of a call");
         }
     }
 
     async fn abandoned(&self, draft: Draft, item: WorkItemId, started: Instant) {
         tracing::info!(case = draft.case_id, item = item.0, "a waiting caller hung up");
-        if let Err(error) = self.work.abandon(item).await {
+        if let Err(error) = self.parts.work.execute(Input::CallerAbandoned { item }).await {
             tracing::warn!(item = item.0, %error, "the router did not take the abandoned call");
         }
         let waited = started.elapsed().as_secs();
-        if let Err(error) = case::abandoned(&self.db, draft, waited, Clock::System.now()).await {
+        if let Err(error) = case::abandoned(&self.parts.db, draft, waited, self.now()).await {
             tracing::warn!(case = draft.case_id, %error, "an abandoned call was not noted on its case");
         }
+    }
+}
+
+fn queue_of(outcome: &Outcome) -> Option<&str> {
+    match &outcome.end {
+        End::Queue { queue, .. } => Some(queue),
+        _ => None,
     }
 }
 
@@ -229,21 +378,18 @@ fn work_item(
     item
 }
 
-/// Where the caller's media goes, from their offer and loket's answer.
-fn remote_params(offer: &str, answer: &Answer) -> Option<RemoteParams> {
-    let offer = Sdp::parse(offer).ok()?;
-    let audio = offer.media.iter().find(|media| media.kind == "audio" && media.port != 0)?;
-    let address = audio.connection.or(offer.connection)?;
-    Some(RemoteParams {
-        rtp: SocketAddr::new(address, audio.port),
+/// The media session's view of the far end.
+fn remote_params(remote: &sdp::Remote) -> RemoteParams {
+    RemoteParams {
+        rtp: remote.rtp,
         rtcp: None,
         rtcp_mux: false,
-        codec: match answer.codec {
+        codec: match remote.codec {
             sdp::Codec::Pcmu => Codec::Pcmu,
             sdp::Codec::Pcma => Codec::Pcma,
         },
-        telephone_event: answer.telephone_event,
-        // A caller that cannot send telephone-events may still send tones in the audio.
-        inband_dtmf: answer.telephone_event.is_none(),
-    })
+        telephone_event: remote.telephone_event,
+        // A phone that cannot send telephone-events may still send tones in the audio.
+        inband_dtmf: remote.telephone_event.is_none(),
+    }
 }

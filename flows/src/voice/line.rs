@@ -1,30 +1,46 @@
 //! One caller's line as the call's task sees it: the media session it hears and speaks through,
-//! the signals the SIP service sends about the call, and the commands that go back.
+//! the signals about the call (from the SIP service and the console), and the commands that go
+//! back to the SIP service.
 
 use std::time::Instant;
 
 use loket_media::edge::{PlayOptions, Session, SessionEvent};
 use loket_media::playback::Prompt;
+use loket_routing::model::AgentId;
 use loket_sip::call::LegId;
 use loket_sip::service::CallCommand;
 use tokio::sync::mpsc;
 
-/// What the SIP service says about a call after it started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What reaches a call's task after it started.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Signal {
     /// A digit by SIP INFO.
     Digit(char),
+    /// The caller's side ended.
     Ended,
+    /// The console: the agent accepted the call.
+    Connect {
+        agent: AgentId,
+        username: String,
+    },
+    /// The console: the agent hangs up.
+    HangUp,
+    AgentRinging,
+    AgentAnswered(String),
+    AgentFailed(u16),
+    AgentHungUp,
 }
 
 /// What happened on the line while the call's task waited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Heard {
     Digit(char),
     PromptFinished,
     /// The caller hung up, or the media stopped and loket hung up.
     HungUp,
     Deadline,
+    /// Anything else the SIP service or the console said.
+    Other(Signal),
 }
 
 pub(super) struct Line {
@@ -60,16 +76,20 @@ impl Line {
         let _ = self.media.stop_playback().await;
     }
 
-    /// Hangs up unless the caller already has.
-    pub fn hang_up(&mut self) {
+    /// Sends a command about this call; the service has gone only when the process stops.
+    pub fn command(&self, command: CallCommand) {
         if !self.ended {
-            self.ended = true;
-            // The service has gone only when the process stops.
-            let _ = self.commands.send(CallCommand::HangUp { call: self.call });
+            let _ = self.commands.send(command);
         }
     }
 
-    /// Waits for the next thing that matters to the call's state machines, or `deadline`.
+    /// Hangs up unless the caller already has.
+    pub fn hang_up(&mut self) {
+        self.command(CallCommand::HangUp { call: self.call });
+        self.ended = true;
+    }
+
+    /// Waits for the next thing that matters to the call, or `deadline`.
     pub async fn next(&mut self, deadline: Option<Instant>) -> Heard {
         if self.ended {
             return Heard::HungUp;
@@ -92,6 +112,7 @@ impl Line {
                         self.ended = true;
                         return Heard::HungUp;
                     }
+                    Some(other) => return Heard::Other(other),
                 },
                 () = sleep_until(deadline) => return Heard::Deadline,
             }

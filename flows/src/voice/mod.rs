@@ -3,11 +3,14 @@
 //! flow runs on the caller's digits ([`loket_ivr::Session`]), and a call that ends in a queue
 //! becomes a case draft and a work item before the caller starts waiting, so that an abandoned
 //! call still leaves a case. While waiting the caller hears music, their place and the expected
-//! wait, and a callback offer ([`loket_ivr::Waiting`]).
+//! wait, and a callback offer ([`loket_ivr::Waiting`]). When an agent accepts the item, loket
+//! rings the agent's phones with a second media session and bridges the two: loket anchors the
+//! audio of every call.
 //!
 //! [`Voice::run`] reads the service's events and passes each call's later events (digits by
-//! INFO, the end) to that call's task. Not yet: an agent taking the call (the agent console),
-//! transfers to a number, recording.
+//! INFO, the agent's phone, the end) to that call's task; [`Voice::connect`] and
+//! [`Voice::hang_up`] reach a call by its work item. Not yet: the browser softphone, transfers,
+//! recording.
 
 mod call;
 mod case;
@@ -15,16 +18,20 @@ mod line;
 mod prompts;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use loket_crm::clock::Clock;
 use loket_crm::db::Db;
+use loket_crm::desk::{CallError, CallState};
 use loket_crm::register::NationalRegister;
 use loket_ivr::Ivr;
 use loket_media::edge::MediaEngine;
+use loket_routing::model::{AgentId, WorkItemId};
+use loket_sip::call::LegId;
 use loket_sip::service::CallEvent;
 use loket_sip::service::application::ApplicationEnds;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 pub use prompts::{Prompts, PromptsError};
 
@@ -33,7 +40,7 @@ use call::Incoming;
 use line::Signal;
 
 /// What the calls need, shared by their tasks.
-pub struct Voice<W> {
+pub struct Parts<W> {
     pub db: Db,
     pub ivr: Arc<Ivr>,
     pub prompts: Arc<Prompts>,
@@ -47,31 +54,95 @@ pub struct Voice<W> {
     pub handle_time: Duration,
 }
 
+pub struct Voice<W> {
+    parts: Parts<W>,
+    /// Each live call's signals.
+    calls: Mutex<HashMap<LegId, mpsc::UnboundedSender<Signal>>>,
+    /// The calls waiting in or taken from a queue, by their work item.
+    items: Mutex<HashMap<WorkItemId, LegId>>,
+    /// Where the call of an item stands, and for which agent.
+    states: Mutex<HashMap<WorkItemId, (AgentId, CallState)>>,
+    /// Agents whose calls changed (the console shows it).
+    changes: broadcast::Sender<AgentId>,
+}
+
+/// The maps hold ids only: consistent after every insert and remove, so a panic elsewhere
+/// cannot leave them half-written.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl<W: WorkItems> Voice<W> {
+    pub fn new(parts: Parts<W>) -> Voice<W> {
+        Voice {
+            parts,
+            calls: Mutex::default(),
+            items: Mutex::default(),
+            states: Mutex::default(),
+            // Consoles that lag re-read their whole state; 1,024 covers bursts.
+            changes: broadcast::channel(1_024).0,
+        }
+    }
+
+    /// The agents whose calls changed.
+    pub fn changes(&self) -> broadcast::Sender<AgentId> {
+        self.changes.clone()
+    }
+
     /// Serves the calls until the SIP service stops.
     pub async fn run(self: Arc<Self>, mut ends: ApplicationEnds) {
-        let mut calls: HashMap<_, mpsc::UnboundedSender<Signal>> = HashMap::new();
         while let Some(event) = ends.events.recv().await {
-            match event {
+            let (call, signal) = match event {
                 CallEvent::Incoming { call, dialled, caller, offer } => {
-                    // Unbounded: a call's signals are a few digits and its end.
+                    // Unbounded: a call's signals are a few digits, its agent's phone and its end.
                     let (signals, receiver) = mpsc::unbounded_channel();
-                    calls.insert(call, signals);
+                    lock(&self.calls).insert(call, signals);
                     let incoming = Incoming { call, dialled, caller, offer };
                     tokio::spawn(Arc::clone(&self).handle(incoming, ends.commands.clone(), receiver));
+                    continue;
                 }
-                CallEvent::Digit { call, digit } => {
-                    if let Some(signals) = calls.get(&call) {
-                        // A task that has finished no longer listens; nothing is lost.
-                        let _ = signals.send(Signal::Digit(digit));
-                    }
-                }
-                CallEvent::Ended { call } => {
-                    if let Some(signals) = calls.remove(&call) {
-                        let _ = signals.send(Signal::Ended);
-                    }
-                }
+                CallEvent::Digit { call, digit } => (call, Signal::Digit(digit)),
+                CallEvent::Ended { call } => (call, Signal::Ended),
+                CallEvent::AgentRinging { call } => (call, Signal::AgentRinging),
+                CallEvent::AgentAnswered { call, sdp } => (call, Signal::AgentAnswered(sdp)),
+                CallEvent::AgentFailed { call, status } => (call, Signal::AgentFailed(status)),
+                CallEvent::AgentHungUp { call } => (call, Signal::AgentHungUp),
+            };
+            let mut calls = lock(&self.calls);
+            let sent = calls.get(&call).is_some_and(|signals| signals.send(signal.clone()).is_ok());
+            if signal == Signal::Ended || !sent {
+                calls.remove(&call);
             }
         }
+    }
+
+    /// Puts the caller of `item` through to `agent`'s phones.
+    pub fn connect(&self, item: WorkItemId, agent: AgentId, username: &str) -> Result<(), CallError> {
+        self.signal(item, Signal::Connect { agent, username: username.to_owned() })
+    }
+
+    pub fn hang_up(&self, item: WorkItemId) -> Result<(), CallError> {
+        self.signal(item, Signal::HangUp)
+    }
+
+    pub fn call_state(&self, item: WorkItemId) -> Option<CallState> {
+        lock(&self.states).get(&item).map(|(_, state)| *state)
+    }
+
+    fn signal(&self, item: WorkItemId, signal: Signal) -> Result<(), CallError> {
+        let call = lock(&self.items).get(&item).copied().ok_or(CallError::NoCall(item.0 as i64))?;
+        let calls = lock(&self.calls);
+        let sent = calls.get(&call).is_some_and(|signals| signals.send(signal).is_ok());
+        if sent { Ok(()) } else { Err(CallError::NoCall(item.0 as i64)) }
+    }
+
+    fn set_state(&self, item: WorkItemId, agent: AgentId, state: CallState) {
+        lock(&self.states).insert(item, (agent, state));
+        // Nobody listening is fine: no console is open.
+        let _ = self.changes.send(agent);
+    }
+
+    fn now(&self) -> loket_crm::clock::Millis {
+        Clock::System.now()
     }
 }

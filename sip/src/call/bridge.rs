@@ -46,6 +46,11 @@ impl Bridge {
         self.inbound_ended && self.forks.is_empty()
     }
 
+    /// The outbound legs still alive.
+    pub fn forks(&self) -> &[LegId] {
+        &self.forks
+    }
+
     /// The answer of the forks' side once one has won.
     pub fn winner(&self) -> Option<LegId> {
         self.winner

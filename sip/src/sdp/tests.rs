@@ -119,3 +119,20 @@ fn bad_sdp_is_an_error_not_a_panic() {
         let _ = answer(&SIPP_OFFER[..end], &LOCAL, 1);
     }
 }
+
+#[test]
+fn the_far_end_of_an_offer_and_of_an_answer() {
+    let offer = "v=0\r\no=c 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+                 m=audio 4000 RTP/AVP 8 96\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:96 telephone-event/8000\r\n";
+    let far = remote(offer).unwrap();
+    assert_eq!(far, Remote { rtp: "192.0.2.1:4000".parse().unwrap(), codec: Codec::Pcma, telephone_event: Some(96) });
+    let media_line =
+        "v=0\r\no=c 1 1 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\nc=IN IP4 192.0.2.9\r\n";
+    let far = remote(media_line).unwrap();
+    assert_eq!((far.rtp, far.codec, far.telephone_event), ("192.0.2.9:5000".parse().unwrap(), Codec::Pcmu, None));
+    assert_eq!(
+        remote("v=0\r\ns=-\r\nm=audio 5000 RTP/AVP 0\r\n"),
+        Err(SdpError::Malformed("no c= line for the audio"))
+    );
+    assert_eq!(remote("v=0\r\nc=IN IP4 192.0.2.1\r\nm=audio 5000 RTP/AVP 18\r\n"), Err(SdpError::NoCommonCodec));
+}

@@ -25,6 +25,14 @@ pub enum CallEvent {
     Digit { call: LegId, digit: char },
     /// The call is over, whoever ended it; commands for it are ignored from now on.
     Ended { call: LegId },
+    /// One of the agent's phones dialled by [`CallCommand::DialAgent`] rings.
+    AgentRinging { call: LegId },
+    /// One of the agent's phones answered with this SDP; the others have been cancelled.
+    AgentAnswered { call: LegId, sdp: String },
+    /// No phone of the agent answered: none registered (480), busy (486), or another refusal.
+    AgentFailed { call: LegId, status: u16 },
+    /// The agent's phone hung up; the caller's leg stays up until the application decides.
+    AgentHungUp { call: LegId },
 }
 
 /// What the application asks of the service.
@@ -37,8 +45,14 @@ pub enum CallCommand {
     Answer { call: LegId, sdp: String },
     /// A final refusal before the answer (404, 480, 486, 503 …).
     Refuse { call: LegId, status: u16 },
-    /// BYE after the answer, or 487 before it.
+    /// BYE after the answer, or 480 before it.
     HangUp { call: LegId },
+    /// Rings every registered phone of the agent user `agent` for the answered call `call`,
+    /// with `offer` (the SDP of the application's media session for the agent); the first to
+    /// answer wins. One agent at a time per call: a second dial while one rings fails with 486.
+    DialAgent { call: LegId, agent: String, offer: String },
+    /// Hangs up the agent's side of `call` (CANCEL while it rings, BYE once answered).
+    HangUpAgent { call: LegId },
 }
 
 /// The application's ends of the two channels, given to [`super::Sockets::serve`].

@@ -134,8 +134,11 @@ struct Call {
     bridge: Option<LegId>,
     /// The application handles this leg.
     application: bool,
-    /// The media address and port of the application's answer, for later answers in the dialog.
+    /// The media address and port of the application's answer (or, on an agent's leg, of its
+    /// offer), for later answers in the dialog.
     media: Option<(IpAddr, u16)>,
+    /// The application's offer for the agent it asked to dial from this call.
+    agent_offer: Option<SessionDescription>,
     /// The deadline the wheel holds for this leg; other entries are stale.
     scheduled: Option<Instant>,
 }
@@ -163,6 +166,7 @@ impl Call {
             bridge: None,
             application: false,
             media: None,
+            agent_offer: None,
             scheduled: None,
         }
     }
@@ -365,15 +369,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
             (Target::Answer, Some(answer)) => {
                 self.feed_call(now, id, Event::Answered { answer: SessionDescription(answer) })
             }
-            (Target::Agent(user), _) => {
-                let aor = format!("{user}@{}", self.settings.domain.to_ascii_lowercase());
-                let (locations, found) = (self.locations.clone(), self.calls.found_tx.clone());
-                tokio::spawn(async move {
-                    let bindings = locations.lookup(&aor, SystemTime::now()).await;
-                    // The service task only goes away with the whole service.
-                    let _ = found.send(Found { leg: id, bindings });
-                });
-            }
+            (Target::Agent(user), _) => self.look_up_agent(id, &user),
             (Target::Uri(uri), _) => match socket_addr_of(&uri) {
                 Some(addr) => self.fork(now, id, vec![(uri, addr)]),
                 None => {
@@ -400,10 +396,16 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
                 Vec::new()
             }
         };
-        if targets.is_empty() {
-            self.feed_call(now, found.leg, Event::Rejected { status: Status::TEMPORARILY_UNAVAILABLE });
-        } else {
-            self.fork(now, found.leg, targets);
+        let application = self.calls.calls.get(&found.leg).is_some_and(|call| call.application);
+        match (targets.is_empty(), application) {
+            (true, true) => {
+                let status = Status::TEMPORARILY_UNAVAILABLE.0;
+                self.calls.report(CallEvent::AgentFailed { call: found.leg, status });
+            }
+            (true, false) => {
+                self.feed_call(now, found.leg, Event::Rejected { status: Status::TEMPORARILY_UNAVAILABLE })
+            }
+            (false, _) => self.fork(now, found.leg, targets),
         }
     }
 
@@ -415,7 +417,11 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
             header(caller.invite.as_ref().map(|(request, _)| request), |header| matches!(header, Header::From(_)))
                 .map(|from| format!("<{}>", uri_of(from)))
                 .unwrap_or_else(|| format!("<sip:loket@{}>", self.settings.domain));
-        let offer = caller.offer.clone();
+        // The application's legs to an agent carry its media session's offer, and answer later
+        // offers from the phone with that session's address.
+        let application = caller.application;
+        let offer = if application { caller.agent_offer.clone() } else { caller.offer.clone() };
+        let media = offer.as_ref().filter(|_| application).and_then(|offer| media_of(&offer.0));
         let mut forks = Vec::new();
         for (target, addr) in targets {
             let id = self.calls.new_leg();
@@ -427,6 +433,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
             let mut call =
                 Call::new(Leg::outbound(id, crate::call::Timers::default()), dialog, peer, Transport::Unreliable);
             call.bridge = Some(inbound);
+            call.media = media;
             self.calls.calls.insert(id, call);
             forks.push(id);
         }
@@ -618,9 +625,23 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
             let Some(call) = self.calls.calls.get_mut(&id) else { continue };
             let actions = call.leg.handle(now, event);
             let bridge = call.bridge;
+            // An application's call and its agent's legs: the application learns what the agent's
+            // side did and answers each side's offers itself (its media sessions anchor both).
+            let application =
+                bridge.is_some_and(|inbound| self.calls.calls.get(&inbound).is_some_and(|c| c.application));
             for action in actions {
-                if let Some(bridge) = bridge.and_then(|bridge| self.calls.bridges.get_mut(&bridge)) {
-                    queue.extend(bridge.on_action(id, &action));
+                if let Some(inbound) = bridge
+                    && let Some(coupling) = self.calls.bridges.get_mut(&inbound)
+                {
+                    let passed = !application || id != inbound || matches!(action, Action::Ended(_));
+                    let events = if passed { coupling.on_action(id, &action) } else { Vec::new() };
+                    for (leg, event) in events {
+                        if application && leg == inbound {
+                            self.report_agent(inbound, event);
+                        } else {
+                            queue.push_back((leg, event));
+                        }
+                    }
                 }
                 queue.extend(self.perform(now, id, action));
             }
@@ -674,7 +695,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
             Action::Connected => call.hangup_at = call.hangup_after.map(|after| now + after),
             Action::ChangeOffered { offer, .. } => {
                 call.change = call.current.take();
-                if call.bridge.is_some() {
+                if call.bridge.is_some() && call.media.is_none() {
                     // The bridge passes the offer to the other side.
                     return Vec::new();
                 }
@@ -754,10 +775,10 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
                 tracing::debug!(leg = id.0, ?reason, "call leg ended");
                 if let Some(call) = self.calls.calls.remove(&id) {
                     self.calls.dialogs.remove(&(call.dialog.call_id, call.dialog.local_tag));
-                    if let Some((_, key)) = call.invite {
-                        self.calls.invites.remove(&key);
+                    if let Some((_, key)) = &call.invite {
+                        self.calls.invites.remove(key);
                     }
-                    if call.application {
+                    if call.application && call.invite.is_some() {
                         self.calls.report(CallEvent::Ended { call: id });
                     }
                 }
@@ -774,16 +795,23 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
             CallCommand::Ring { call }
             | CallCommand::Answer { call, .. }
             | CallCommand::Refuse { call, .. }
-            | CallCommand::HangUp { call } => *call,
+            | CallCommand::HangUp { call }
+            | CallCommand::DialAgent { call, .. }
+            | CallCommand::HangUpAgent { call } => *call,
         };
         let Some(call) = self.calls.calls.get_mut(&id).filter(|call| call.application) else { return };
         let event = match command {
+            CallCommand::DialAgent { agent, offer, .. } => return self.dial_agent(id, agent, offer),
+            CallCommand::HangUpAgent { .. } => {
+                let forks = self.calls.bridges.get(&id).map(|bridge| bridge.forks().to_vec()).unwrap_or_default();
+                for fork in forks {
+                    self.feed_call(now, fork, Event::Abandon);
+                }
+                return;
+            }
             CallCommand::Ring { .. } => Event::Progress { status: Status::RINGING, sdp: None },
             CallCommand::Answer { sdp, .. } => {
-                call.media = sdp::Sdp::parse(&sdp).ok().and_then(|parsed| {
-                    let audio = parsed.media.iter().find(|media| media.kind == "audio")?;
-                    Some((audio.connection.or(parsed.connection)?, audio.port))
-                });
+                call.media = media_of(&sdp);
                 Event::Answered { answer: SessionDescription(sdp) }
             }
             CallCommand::Refuse { status, .. } => Event::Rejected { status: Status(status) },
@@ -791,6 +819,41 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
             CallCommand::HangUp { .. } => Event::Rejected { status: Status::TEMPORARILY_UNAVAILABLE },
         };
         self.feed_call(now, id, event);
+    }
+
+    /// Looks up the agent's phones for the application's call `id`; [`Self::on_found`] rings them.
+    fn dial_agent(&mut self, id: LegId, agent: String, offer: String) {
+        let ringing = self.calls.bridges.get(&id).is_some_and(|bridge| !bridge.forks().is_empty());
+        let Some(call) = self.calls.calls.get_mut(&id).filter(|call| call.answer.is_some() && !ringing) else {
+            self.calls.report(CallEvent::AgentFailed { call: id, status: 486 });
+            return;
+        };
+        call.agent_offer = Some(SessionDescription(offer));
+        self.look_up_agent(id, &agent);
+    }
+
+    /// Starts the lookup of `user`'s registered phones; the answer comes back as a [`Found`].
+    fn look_up_agent(&self, id: LegId, user: &str) {
+        let aor = format!("{user}@{}", self.settings.domain.to_ascii_lowercase());
+        let (locations, found) = (self.locations.clone(), self.calls.found_tx.clone());
+        tokio::spawn(async move {
+            let bindings = locations.lookup(&aor, SystemTime::now()).await;
+            // The service task only goes away with the whole service.
+            let _ = found.send(Found { leg: id, bindings });
+        });
+    }
+
+    /// What the agent's side of the application's call `call` did, for the application.
+    fn report_agent(&mut self, call: LegId, event: Event) {
+        let event = match event {
+            Event::Progress { .. } => CallEvent::AgentRinging { call },
+            Event::Answered { answer } => CallEvent::AgentAnswered { call, sdp: answer.0 },
+            Event::Rejected { status } => CallEvent::AgentFailed { call, status: status.0 },
+            Event::HangupRequested => CallEvent::AgentHungUp { call },
+            // The agent's phone's offers are answered on its own leg.
+            _ => return,
+        };
+        self.calls.report(event);
     }
 
     /// A response to an inbound leg's INVITE.
@@ -900,6 +963,13 @@ fn offer_of(request: &Request) -> Option<String> {
 
 fn header(request: Option<&Request>, which: impl Fn(&Header) -> bool) -> Option<&str> {
     request?.headers.iter().find(|header| which(header)).map(Header::value)
+}
+
+/// The audio address and port of an SDP.
+fn media_of(text: &str) -> Option<(IpAddr, u16)> {
+    let parsed = sdp::Sdp::parse(text).ok()?;
+    let audio = parsed.media.iter().find(|media| media.kind == "audio")?;
+    Some((audio.connection.or(parsed.connection)?, audio.port))
 }
 
 /// The user part of the From URI: `sip:+3225551234@pbx;user=phone` → `+3225551234`.

@@ -50,10 +50,13 @@ async fn serve(calls: CallSettings, store: MemoryStore, application: Option<Appl
 
 /// The number `ivr` goes to the application whose ends are returned.
 async fn with_application() -> (SocketAddr, ApplicationEnds) {
+    with_application_and(MemoryStore::new()).await
+}
+
+async fn with_application_and(store: MemoryStore) -> (SocketAddr, ApplicationEnds) {
     let (ends, application) = channels();
     let numbers = vec![Number { target: Target::Application, ..number("ivr", Duration::ZERO, None) }];
-    let server =
-        serve(CallSettings { numbers, ..CallSettings::default() }, MemoryStore::new(), Some(application)).await;
+    let server = serve(CallSettings { numbers, ..CallSettings::default() }, store, Some(application)).await;
     (server, ends)
 }
 
@@ -362,6 +365,21 @@ impl Phone {
         }
     }
 
+    /// The next 200 to a request of the phone's, skipping anything else.
+    async fn ok(&self) -> String {
+        let mut buffer = vec![0u8; 65_536];
+        loop {
+            let (len, _) = tokio::time::timeout(DEADLINE, self.socket.recv_from(&mut buffer))
+                .await
+                .expect("a 200 within the deadline")
+                .unwrap();
+            let text = String::from_utf8(buffer[..len].to_vec()).unwrap();
+            if text.starts_with("SIP/2.0 200 ") {
+                return text;
+            }
+        }
+    }
+
     async fn respond(&self, request: &(String, SocketAddr), status: &str, body: &str) {
         let (text, from) = request;
         let mut reply = format!("SIP/2.0 {status}\r\n");
@@ -567,4 +585,93 @@ async fn no_application_no_calls() {
     caller.send("INVITE", OFFER).await;
     let refused = caller.expect(503, "INVITE").await;
     assert!(refused.contains("\r\nRetry-After: "), "{refused}");
+}
+
+const AGENT_OFFER: &str = "v=0\r\no=loket 2 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 30002 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+/// The application dials the agent for its caller: without a registered phone it fails at once;
+/// with two, both ring, the first to answer wins, the phone's hold is answered with the
+/// application's media address (not passed to the caller), and the agent's hang-up leaves the
+/// caller's leg to the application. A second dial reaches the phone again, and the application
+/// hangs it up.
+#[tokio::test]
+async fn the_application_dials_the_agent_for_its_caller() {
+    let store = MemoryStore::new();
+    let (server, mut ends) = with_application_and(store.clone()).await;
+    let mut caller = Caller::established_by(server, &mut ends).await;
+    let call = caller.1;
+    let dial = || CallCommand::DialAgent { call, agent: "agent".into(), offer: AGENT_OFFER.to_owned() };
+    ends.commands.send(dial()).unwrap();
+    assert_eq!(next_event(&mut ends).await, CallEvent::AgentFailed { call, status: 480 });
+
+    let (first, second) = (Phone::new("a").await, Phone::new("b").await);
+    registered(&store, &[&first, &second]).await;
+    ends.commands.send(dial()).unwrap();
+    let invite_a = first.request("INVITE").await;
+    let invite_b = second.request("INVITE").await;
+    assert_eq!(body(&invite_a.0), AGENT_OFFER);
+    second.respond(&invite_b, "180 Ringing", "").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::AgentRinging { call });
+    first.respond(&invite_a, "200 OK", PHONE_ANSWER).await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::AgentAnswered { call, sdp: PHONE_ANSWER.to_owned() });
+    first.request("ACK").await;
+    let cancel = second.request("CANCEL").await;
+    second.respond(&cancel, "200 OK", "").await;
+    second.respond(&invite_b, "487 Request Terminated", "").await;
+
+    // The phone holds: loket answers with the agent session's port; the caller hears of nothing.
+    let reinvite = format!(
+        "INVITE sip:loket@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK-phold\r\nMax-Forwards: 70\r\n\
+         From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 5 INVITE\r\nContact: <sip:phone@{}>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{PHONE_ANSWER}a=sendonly\r\n",
+        first.addr(),
+        line_value(&ok_to(&invite_a.0, "a")),
+        line_value(&header_line(&invite_a.0, "From: ")),
+        line_value(&header_line(&invite_a.0, "Call-ID: ")),
+        first.addr(),
+        PHONE_ANSWER.len() + "a=sendonly\r\n".len(),
+    );
+    first.socket.send_to(reinvite.as_bytes(), server).await.unwrap();
+    let held = first.ok().await;
+    assert!(body(&held).contains("m=audio 30002 ") && body(&held).ends_with("a=recvonly\r\n"), "{held}");
+
+    // The agent hangs up: the application hears it, and the caller's leg stays.
+    let bye = reinvite
+        .replace("INVITE sip:", "BYE sip:")
+        .replace("CSeq: 5 INVITE", "CSeq: 6 BYE")
+        .replace("branch=z9hG4bK-phold", "branch=z9hG4bK-pbye");
+    let bye = format!("{}\r\nContent-Length: 0\r\n\r\n", bye.split("\r\nContact:").next().unwrap());
+    first.socket.send_to(bye.as_bytes(), server).await.unwrap();
+    assert!(first.ok().await.contains("CSeq: 6 BYE\r\n"));
+    assert_eq!(next_event(&mut ends).await, CallEvent::AgentHungUp { call });
+
+    // Dialled again (one phone now), the application hangs the agent up while it rings.
+    registered(&store, &[&first]).await;
+    ends.commands.send(dial()).unwrap();
+    let again = first.request("INVITE").await;
+    first.respond(&again, "180 Ringing", "").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::AgentRinging { call });
+    ends.commands.send(CallCommand::HangUpAgent { call }).unwrap();
+    let cancel = first.request("CANCEL").await;
+    first.respond(&cancel, "200 OK", "").await;
+    first.respond(&again, "487 Request Terminated", "").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::AgentFailed { call, status: 480 });
+
+    caller.0.send("BYE", "").await;
+    caller.0.expect(200, "BYE").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::Ended { call });
+}
+
+impl Caller {
+    /// A call to `ivr` that the application answers; the caller and the application's id of it.
+    async fn established_by(server: SocketAddr, ends: &mut ApplicationEnds) -> (Caller, LegId) {
+        let mut caller = Caller::new(server, "ivr").await;
+        caller.send("INVITE", OFFER).await;
+        let call = incoming(ends).await;
+        ends.commands.send(CallCommand::Answer { call, sdp: MEDIA_ANSWER.to_owned() }).unwrap();
+        caller.expect(200, "INVITE").await;
+        caller.ack().await;
+        (caller, call)
+    }
 }

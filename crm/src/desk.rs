@@ -1,0 +1,53 @@
+//! The agent's desk as the console drives it: presence, offers and work in the router, and the
+//! calls behind voice work items. The console holds it as a trait object because its
+//! implementation joins the router and the voice flows, which depend on this crate: the binary
+//! builds it (`flows::desk`) and hands it to `web::AppState::with_desk`.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use loket_routing::core::{Action, AgentRecord, Input, WorkItem};
+use loket_routing::error::StoreError;
+use loket_routing::model::{AgentId, WorkItemId};
+use tokio::sync::broadcast;
+
+pub type DeskFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where the call of a voice work item stands, as its agent sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum CallState {
+    /// The caller waits for the agent; nothing rings yet.
+    Waiting,
+    /// loket rings the agent's phone.
+    Ringing,
+    /// Caller and agent talk, since `since` (milliseconds since the epoch).
+    Connected {
+        since: i64,
+    },
+    /// The agent's phone did not answer; the caller is back in the queue.
+    NotAnswered,
+    Ended,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("no call belongs to work item {0}")]
+    NoCall(i64),
+}
+
+pub trait Desk: Send + Sync + 'static {
+    fn execute(&self, input: Input) -> DeskFuture<'_, Result<Vec<Action>, StoreError>>;
+    fn agent(&self, agent: AgentId) -> DeskFuture<'_, Result<Option<AgentRecord>, StoreError>>;
+    fn item(&self, item: WorkItemId) -> DeskFuture<'_, Result<Option<WorkItem>, StoreError>>;
+    /// The agents whose desk changed (an offer, a withdrawal, a state, a call): their consoles
+    /// fetch their state again. A receiver that lags misses names, never a state: the state is
+    /// always read whole.
+    fn changes(&self) -> broadcast::Receiver<AgentId>;
+    /// Puts the caller of the voice item `item` through to the phones of `agent`, whose user
+    /// name is `username`.
+    fn connect(&self, item: WorkItemId, agent: AgentId, username: &str) -> Result<(), CallError>;
+    /// Ends the call of the voice item `item`.
+    fn hang_up(&self, item: WorkItemId) -> Result<(), CallError>;
+    fn call_state(&self, item: WorkItemId) -> Option<CallState>;
+}

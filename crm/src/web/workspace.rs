@@ -1,0 +1,528 @@
+//! The agent's workspace: presence, the current offer with its screen pop, the work in hand with
+//! call control, and wrap-up. The page is a shell; `workspace.js` reads the state from
+//! `/api/workspace` whenever the WebSocket `/workspace/events` says it changed, and on every
+//! (re)connection: the state lives in the router, so a dropped connection loses no offer and never
+//! leaves the screen in a state the agent is not in.
+//!
+//! The pop shows a case only to the agent it is offered to or assigned to; reading its contact is
+//! audited with the purpose "screen pop".
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use loket_routing::core::{AgentRecord, Input, ItemState};
+use loket_routing::model::{AgentId, AgentProfile, Channel, Presence, QueueId, Skill, WorkItemId};
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+
+use super::session::CsrfForm;
+use super::templates::Layout;
+use super::{AppState, CurrentUser, WebError};
+use crate::auth::Permission;
+use crate::desk::{CallState, Desk};
+use crate::records::cases::{self, CaseFilter, CaseId, CaseStatus};
+use crate::records::contacts::{self, ContactId};
+use crate::records::timeline::{self, NewEntry, Summary};
+use crate::records::{case_types, directory};
+
+/// Why the pop reads a citizen's data (the audit log's purpose).
+const POP_PURPOSE: &str = "screen pop";
+/// How often an idle WebSocket is pinged, so that proxies keep it and a dead one is noticed.
+const PING_EVERY: Duration = Duration::from_secs(20);
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/workspace", get(page))
+        .route("/api/workspace", get(state))
+        .route("/workspace/events", get(events))
+        .route("/workspace/presence", post(presence))
+        .route("/workspace/items/{item}/accept", post(accept))
+        .route("/workspace/items/{item}/decline", post(decline))
+        .route("/workspace/items/{item}/hangup", post(hang_up))
+        .route("/workspace/items/{item}/wrap-up", post(wrap_up))
+}
+
+/// What the console keeps of an accepted item for its wrap-up.
+#[derive(Debug, Clone)]
+pub(crate) struct Accepted {
+    item: WorkItemId,
+    channel: Channel,
+    queue: String,
+    case_id: Option<i64>,
+}
+
+fn agent_of(current: &CurrentUser) -> AgentId {
+    AgentId(current.user.id.0)
+}
+
+async fn page(State(state): State<AppState>, current: CurrentUser) -> Result<Html<String>, WebError> {
+    current.require(Permission::HandleWork)?;
+    let layout = Layout::for_user(&current, "/workspace");
+    let page = context! {
+        away_reasons => state.config.away_reasons,
+        dispositions => state.config.dispositions,
+    };
+    Ok(Html(state.templates.render("workspace.html", &layout, page)?))
+}
+
+#[derive(Serialize)]
+struct DeskState {
+    presence: &'static str,
+    away_reason: Option<String>,
+    /// `offline`, `available`, `away`, `offered`, `busy`, `after_work`.
+    state: &'static str,
+    after_work_until: Option<i64>,
+    offer: Option<Offered>,
+    work: Vec<InHand>,
+    /// The item whose wrap-up is due (after its work ended).
+    wrap_up: Option<Pop>,
+}
+
+#[derive(Serialize)]
+struct Offered {
+    lease_until: i64,
+    pop: Pop,
+}
+
+#[derive(Serialize)]
+struct InHand {
+    call: Option<CallState>,
+    pop: Pop,
+}
+
+#[derive(Serialize)]
+struct Pop {
+    item: u64,
+    channel: Channel,
+    queue: String,
+    waited_seconds: u64,
+    case: Option<PopCase>,
+}
+
+#[derive(Serialize)]
+struct PopCase {
+    id: i64,
+    number: String,
+    subject: String,
+    service: String,
+    request_type: String,
+    caller: Option<String>,
+    ivr_path: Option<String>,
+    contact: Option<PopContact>,
+    recent_cases: Vec<RecentCase>,
+}
+
+#[derive(Serialize)]
+struct PopContact {
+    id: i64,
+    name: String,
+    /// Masked: `85.07.30-***.**`.
+    national_number: Option<String>,
+    language: &'static str,
+    phones: Vec<String>,
+    emails: Vec<String>,
+    address: String,
+}
+
+#[derive(Serialize)]
+struct RecentCase {
+    id: i64,
+    number: String,
+    subject: String,
+    status: String,
+}
+
+async fn state(State(state): State<AppState>, current: CurrentUser) -> Result<Json<DeskState>, WebError> {
+    current.require(Permission::HandleWork)?;
+    let desk = state.desk()?;
+    let agent = agent_of(&current);
+    let record = desk.agent(agent).await.map_err(unavailable)?;
+    let Some(record) = record else {
+        return Ok(Json(DeskState {
+            presence: "offline",
+            away_reason: None,
+            state: "offline",
+            after_work_until: None,
+            offer: None,
+            work: Vec::new(),
+            wrap_up: None,
+        }));
+    };
+    let (presence, away_reason) = match &record.presence {
+        Presence::Offline => ("offline", None),
+        Presence::Available => ("available", None),
+        Presence::Away { reason } => ("away", Some(reason.clone())),
+    };
+    let mut offer = None;
+    let mut work = Vec::new();
+    for held in &record.work {
+        let Some(item) = desk.item(held.item).await.map_err(unavailable)? else { continue };
+        let lease_until = match item.state {
+            ItemState::Offered { agent: to, lease_until } if to == agent && !held.accepted => Some(lease_until.0),
+            _ => None,
+        };
+        let pop = pop(&state, &current, &item).await?;
+        match lease_until {
+            Some(lease_until) => offer = Some(Offered { lease_until, pop }),
+            None if held.accepted => work.push(InHand { call: desk.call_state(held.item), pop }),
+            None => {}
+        }
+    }
+    let shown = shown_state(&record);
+    let wrap_up = match (shown, state.last_accepted(agent)) {
+        ("after_work", Some(accepted)) => {
+            let case = match accepted.case_id {
+                Some(case_id) => pop_case(&state, &current, case_id).await?,
+                None => None,
+            };
+            let Accepted { item, channel, queue, .. } = accepted;
+            Some(Pop { item: item.0, channel, queue, waited_seconds: 0, case })
+        }
+        _ => None,
+    };
+    Ok(Json(DeskState {
+        presence,
+        away_reason,
+        state: shown,
+        after_work_until: record.after_work_until.map(|until| until.0),
+        offer,
+        work,
+        wrap_up,
+    }))
+}
+
+fn shown_state(record: &AgentRecord) -> &'static str {
+    use loket_routing::model::AgentState;
+    match record.state() {
+        AgentState::Offline => "offline",
+        AgentState::Available => "available",
+        AgentState::Away { .. } => "away",
+        AgentState::Offered { .. } => "offered",
+        AgentState::Busy => "busy",
+        AgentState::AfterWork { .. } => "after_work",
+    }
+}
+
+/// What the agent sees of an item: its case, the citizen and their history, the way through the
+/// IVR. Only called for items the router has offered or assigned to this agent.
+async fn pop(state: &AppState, current: &CurrentUser, item: &loket_routing::core::WorkItem) -> Result<Pop, WebError> {
+    let waited = loket_routing::model::Timestamp::now().since(item.enqueued_at);
+    let case = match item.spec.case_id {
+        Some(case_id) => pop_case(state, current, case_id).await?,
+        None => None,
+    };
+    Ok(Pop {
+        item: item.id.0,
+        channel: item.spec.channel,
+        queue: item.queue.as_str().to_owned(),
+        waited_seconds: waited.as_secs(),
+        case,
+    })
+}
+
+async fn pop_case(state: &AppState, current: &CurrentUser, case_id: i64) -> Result<Option<PopCase>, WebError> {
+    let Some(case) = cases::get(&state.db, CaseId(case_id)).await? else { return Ok(None) };
+    let language = current.language();
+    let request_type = match case_types::get(&state.db, &case.case_type).await? {
+        Some(found) => found.name.get(language).to_owned(),
+        None => case.case_type.clone(),
+    };
+    let services = directory::services(&state.db).await?;
+    let service = services
+        .iter()
+        .find(|service| service.code == case.service_code)
+        .map_or_else(|| case.service_code.clone(), |service| service.names.get(language).to_owned());
+    let call = timeline::for_case(&state.db, case_id, 50)
+        .await?
+        .into_iter()
+        .find(|entry| entry.summary.key == "timeline-call-in");
+    let (caller, ivr_path) = match call {
+        Some(entry) => (entry.summary.args.get("caller").cloned(), entry.summary.args.get("path").cloned()),
+        None => (None, None),
+    };
+    let mut contact = None;
+    let mut recent_cases = Vec::new();
+    if let Some(contact_id) = case.contact_id {
+        let read = contacts::read(&state.db, current.actor(), POP_PURPOSE, ContactId(contact_id), state.clock.now());
+        if let Some(found) = read.await? {
+            let address = &found.address;
+            contact = Some(PopContact {
+                id: contact_id,
+                name: format!("{} {}", found.first_name, found.last_name),
+                national_number: found.national_number.as_ref().map(ToString::to_string),
+                language: found.language.code(),
+                phones: found.phones,
+                emails: found.emails,
+                address: [address.street.as_str(), address.postcode.as_str(), address.city.as_str()]
+                    .into_iter()
+                    .filter(|part| !part.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        let filter = CaseFilter { contact_id: Some(contact_id), ..CaseFilter::default() };
+        let (rows, _) = cases::list(&state.db, &filter, current.user.id.0).await?;
+        recent_cases = rows
+            .into_iter()
+            .filter(|row| row.id != case_id)
+            .take(5)
+            .map(|row| RecentCase { id: row.id, number: row.number, subject: row.subject, status: row.status })
+            .collect();
+    }
+    Ok(Some(PopCase {
+        id: case.id,
+        number: case.number,
+        subject: case.subject,
+        service,
+        request_type,
+        caller,
+        ivr_path,
+        contact,
+        recent_cases,
+    }))
+}
+
+/// A WebSocket that says `changed` whenever this agent's desk changed, and once at the start so
+/// that a reconnected page reads its state again. Only pages of this site may open it.
+async fn events(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, WebError> {
+    current.require(Permission::HandleWork)?;
+    let desk = Arc::clone(state.desk()?);
+    if !same_origin(&headers) {
+        return Err(WebError::Forbidden);
+    }
+    let agent = agent_of(&current);
+    Ok(upgrade.on_upgrade(move |socket| follow(socket, desk, agent)).into_response())
+}
+
+/// A browser sends the page's origin with every WebSocket; it must be this host's.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let host = headers.get("host").and_then(|value| value.to_str().ok());
+    let origin = headers.get("origin").and_then(|value| value.to_str().ok());
+    match (host, origin) {
+        (Some(host), Some(origin)) => origin.split_once("://").is_some_and(|(_, rest)| rest == host),
+        // Not a browser (a test client, a script with the session cookie): nothing to forge.
+        (_, None) => true,
+        _ => false,
+    }
+}
+
+async fn follow(mut socket: WebSocket, desk: Arc<dyn Desk>, agent: AgentId) {
+    let mut changes = desk.changes();
+    if socket.send(Message::text("changed")).await.is_err() {
+        return;
+    }
+    let mut ping = tokio::time::interval(PING_EVERY);
+    loop {
+        let send = tokio::select! {
+            change = changes.recv() => match change {
+                Ok(changed) if changed == agent => Message::text("changed"),
+                Ok(_) => continue,
+                // Names were missed: read the state again to be sure.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Message::text("changed"),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            _ = ping.tick() => Message::Ping(Vec::new().into()),
+            received = socket.recv() => match received {
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return,
+            },
+        };
+        if socket.send(send).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PresenceForm {
+    presence: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn presence(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    CsrfForm { form, .. }: CsrfForm<PresenceForm>,
+) -> Result<Redirect, WebError> {
+    current.require(Permission::HandleWork)?;
+    let desk = state.desk()?;
+    let presence = match form.presence.as_str() {
+        "available" => Presence::Available,
+        "offline" => Presence::Offline,
+        "away" if state.config.away_reasons.contains(&form.reason) => Presence::Away { reason: form.reason },
+        _ => return Err(WebError::BadRequest("an unknown presence or away reason".into())),
+    };
+    let agent = agent_of(&current);
+    let known = desk.agent(agent).await.map_err(unavailable)?.is_some();
+    let input = if known {
+        Input::PresenceChanged { agent, presence }
+    } else {
+        Input::AgentLoggedIn { profile: profile(&state, agent).await?, presence }
+    };
+    desk.execute(input).await.map_err(unavailable)?;
+    Ok(Redirect::to("/workspace"))
+}
+
+/// The router's view of the agent: skills and queues from the directory, one item at a time,
+/// and the configured wrap-up time after calls.
+async fn profile(state: &AppState, agent: AgentId) -> Result<AgentProfile, WebError> {
+    let (skills, queues) = directory::user_routing(&state.db, agent.0).await?;
+    let mut profile = AgentProfile::new(agent);
+    profile.skills = skills
+        .into_iter()
+        .map(|(skill, level)| (Skill(skill.into()), u8::try_from(level.clamp(0, 10)).unwrap_or(0)))
+        .collect::<BTreeMap<_, _>>();
+    profile.queues = queues.iter().map(|queue| QueueId::new(queue)).collect();
+    profile.after_work.insert(Channel::Voice, state.config.after_call_work);
+    Ok(profile)
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+async fn accept(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(item): Path<u64>,
+    _form: CsrfForm<Empty>,
+) -> Result<Redirect, WebError> {
+    current.require(Permission::HandleWork)?;
+    let desk = state.desk()?;
+    let (agent, item) = (agent_of(&current), WorkItemId(item));
+    let record = desk.agent(agent).await.map_err(unavailable)?;
+    if record.and_then(|record| record.offered_item()) != Some(item) {
+        return Err(WebError::BadRequest("this item is not offered to you (any more)".into()));
+    }
+    let Some(accepted) = desk.item(item).await.map_err(unavailable)? else {
+        return Err(WebError::BadRequest("this item is gone".into()));
+    };
+    desk.execute(Input::OfferAccepted { agent, item }).await.map_err(unavailable)?;
+    let channel = accepted.spec.channel;
+    let queue = accepted.queue.as_str().to_owned();
+    state.set_last_accepted(agent, Accepted { item, channel, queue, case_id: accepted.spec.case_id });
+    if channel == Channel::Voice {
+        desk.connect(item, agent, &current.user.username).map_err(|error| WebError::Unavailable(error.to_string()))?;
+    }
+    Ok(Redirect::to("/workspace"))
+}
+
+async fn decline(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(item): Path<u64>,
+    _form: CsrfForm<Empty>,
+) -> Result<Redirect, WebError> {
+    current.require(Permission::HandleWork)?;
+    let desk = state.desk()?;
+    let agent = agent_of(&current);
+    desk.execute(Input::OfferDeclined { agent, item: WorkItemId(item) })
+        .await
+        .map_err(|error| WebError::BadRequest(format!("the offer cannot be declined: {error}")))?;
+    Ok(Redirect::to("/workspace"))
+}
+
+async fn hang_up(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(item): Path<u64>,
+    _form: CsrfForm<Empty>,
+) -> Result<Redirect, WebError> {
+    current.require(Permission::HandleWork)?;
+    let desk = state.desk()?;
+    let item = holds(desk.as_ref(), agent_of(&current), item).await?;
+    desk.hang_up(item).map_err(|error| WebError::BadRequest(error.to_string()))?;
+    Ok(Redirect::to("/workspace"))
+}
+
+/// The item, if the agent holds it (accepted).
+async fn holds(desk: &dyn Desk, agent: AgentId, item: u64) -> Result<WorkItemId, WebError> {
+    let item = WorkItemId(item);
+    let record = desk.agent(agent).await.map_err(unavailable)?;
+    let held = record.is_some_and(|record| record.work.iter().any(|held| held.item == item && held.accepted));
+    if held { Ok(item) } else { Err(WebError::BadRequest("this item is not yours".into())) }
+}
+
+#[derive(Deserialize)]
+struct WrapUpForm {
+    disposition: String,
+    #[serde(default)]
+    note: String,
+    /// Present: the case is closed as answered by phone.
+    close: Option<String>,
+}
+
+/// After-call work: the disposition and the note on the case's timeline, the case closed if
+/// asked, the item finished if it was still in hand, and the agent available again.
+async fn wrap_up(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(item): Path<u64>,
+    CsrfForm { form, .. }: CsrfForm<WrapUpForm>,
+) -> Result<Redirect, WebError> {
+    current.require(Permission::HandleWork)?;
+    if !state.config.dispositions.contains(&form.disposition) {
+        return Err(WebError::BadRequest("an unknown disposition".into()));
+    }
+    let desk = state.desk()?;
+    let agent = agent_of(&current);
+    let record = desk.agent(agent).await.map_err(unavailable)?;
+    let item = WorkItemId(item);
+    let in_hand =
+        record.as_ref().is_some_and(|record| record.work.iter().any(|held| held.item == item && held.accepted));
+    let Some(accepted) = state.last_accepted(agent).filter(|accepted| accepted.item == item) else {
+        return Err(WebError::BadRequest("this item is not yours".into()));
+    };
+    let case_id = accepted.case_id;
+    if let Some(case_id) = case_id {
+        let now = state.clock.now();
+        let mut tx = state.db.pool().begin().await?;
+        let summary = Summary::new("timeline-wrap-up").term("disposition", format!("disposition-{}", form.disposition));
+        let note = form.note.trim();
+        let entry = NewEntry {
+            case_id: Some(case_id),
+            contact_id: None,
+            kind: "note",
+            actor_name: &current.user.username,
+            public: false,
+            summary,
+            body: (!note.is_empty()).then(|| note.to_owned()),
+        };
+        timeline::append(&mut tx, &entry, now).await?;
+        if form.close.is_some() {
+            cases::set_status(
+                &mut tx,
+                CaseId(case_id),
+                CaseStatus::Closed,
+                Some("answered_by_phone"),
+                &current.user.username,
+                now,
+            )
+            .await
+            .map_err(|error| WebError::BadRequest(error.to_string()))?;
+        }
+        tx.commit().await?;
+    }
+    if in_hand {
+        desk.execute(Input::WorkCompleted { agent, item }).await.map_err(unavailable)?;
+    }
+    desk.execute(Input::AfterWorkDone { agent }).await.map_err(unavailable)?;
+    state.clear_last_accepted(agent);
+    Ok(Redirect::to("/workspace"))
+}
+
+fn unavailable(error: impl std::fmt::Display) -> WebError {
+    WebError::Unavailable(error.to_string())
+}

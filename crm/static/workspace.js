@@ -1,0 +1,150 @@
+// The agent's workspace: the state comes whole from /api/workspace each time the WebSocket says
+// it changed, and on every (re)connection, so nothing shown can be older than the router's view.
+// Text from the server is set with textContent only.
+"use strict";
+
+const root = document.getElementById("workspace");
+const csrf = root.querySelector("input[name=csrf]").value;
+const text = (key) => root.querySelector(`[data-text="${key}"]`)?.textContent ?? key;
+let countdown = null;
+
+function element(tag, content, className) {
+  const node = document.createElement(tag);
+  if (content !== undefined) node.textContent = content;
+  if (className) node.className = className;
+  return node;
+}
+
+function row(list, label, value) {
+  if (value === null || value === undefined || value === "" || (Array.isArray(value) && value.length === 0)) return;
+  list.append(element("dt", label), element("dd", Array.isArray(value) ? value.join(", ") : String(value)));
+}
+
+// The screen pop: the case, the citizen and their history, the way through the IVR.
+function renderPop(pop) {
+  const box = document.createDocumentFragment();
+  const facts = element("dl", undefined, "facts");
+  row(facts, text("request"), pop.case ? `${pop.case.service} · ${pop.case.request_type}` : text(`channel-${pop.channel}`));
+  row(facts, text("queue"), pop.queue);
+  row(facts, text("waited"), `${pop.waited_seconds} s`);
+  if (pop.case) {
+    row(facts, text("caller"), pop.case.caller);
+    row(facts, text("ivr-path"), pop.case.ivr_path);
+  }
+  box.append(facts);
+  if (!pop.case) return box;
+  const link = element("a", `${text("open-case")} ${pop.case.number} — ${pop.case.subject}`);
+  link.href = `/cases/${pop.case.id}`;
+  box.append(element("p")).append(link);
+  const contact = pop.case.contact;
+  box.append(element("h3", contact ? `${text("contact")}: ${contact.name}` : text("unidentified"), "contact-name"));
+  if (contact) {
+    const details = element("dl", undefined, "facts");
+    row(details, text("national-number"), contact.national_number);
+    row(details, text("language"), contact.language);
+    row(details, text("phones"), contact.phones);
+    row(details, text("emails"), contact.emails);
+    row(details, text("address"), contact.address);
+    box.append(details);
+  }
+  if (pop.case.recent_cases.length) {
+    box.append(element("h4", text("recent-cases")));
+    const list = element("ul");
+    for (const recent of pop.case.recent_cases) {
+      const item = element("li");
+      const a = element("a", `${recent.number} — ${recent.subject} (${recent.status})`);
+      a.href = `/cases/${recent.id}`;
+      item.append(a);
+      list.append(item);
+    }
+    box.append(list);
+  }
+  return box;
+}
+
+function render(state) {
+  document.getElementById("agent-state").textContent = text(`state-${state.state}`);
+  const offer = document.getElementById("offer");
+  clearInterval(countdown);
+  offer.hidden = !state.offer;
+  if (state.offer) {
+    const item = state.offer.pop.item;
+    document.getElementById("offer-pop").replaceChildren(renderPop(state.offer.pop));
+    document.getElementById("accept-form").action = `/workspace/items/${item}/accept`;
+    document.getElementById("decline-form").action = `/workspace/items/${item}/decline`;
+    const tick = () => {
+      const left = Math.max(0, Math.round((state.offer.lease_until - Date.now()) / 1000));
+      document.getElementById("offer-countdown").textContent = `${left} ${text("seconds-left")}`;
+    };
+    tick();
+    countdown = setInterval(tick, 1000);
+    if (!offer.contains(document.activeElement)) offer.querySelector("#accept-form button").focus();
+  }
+  const work = document.getElementById("work-list");
+  work.replaceChildren();
+  document.getElementById("work-empty").hidden = state.work.length > 0;
+  for (const held of state.work) {
+    const card = element("article", undefined, "work-item");
+    const heading = element("h3", text(`channel-${held.pop.channel}`));
+    if (held.call) heading.append(" · ", element("span", text(`call-${held.call.state}`), "call-state"));
+    card.append(heading, renderPop(held.pop));
+    if (held.call && held.call.state !== "ended") {
+      const form = element("form");
+      form.method = "post";
+      form.action = `/workspace/items/${held.pop.item}/hangup`;
+      const token = element("input");
+      token.type = "hidden";
+      token.name = "csrf";
+      token.value = csrf;
+      const button = element("button", text("hang-up"));
+      button.type = "submit";
+      button.accessKey = "h";
+      form.append(token, button);
+      card.append(form);
+    }
+    work.append(card);
+  }
+  const wrapUp = document.getElementById("wrap-up");
+  wrapUp.hidden = !state.wrap_up;
+  if (state.wrap_up) {
+    document.getElementById("wrap-up-pop").replaceChildren(renderPop(state.wrap_up));
+    document.getElementById("wrap-up-form").action = `/workspace/items/${state.wrap_up.item}/wrap-up`;
+  }
+}
+
+async function refresh() {
+  const response = await fetch("/api/workspace", { headers: { Accept: "application/json" } });
+  if (response.status === 401) {
+    window.location.href = "/login";
+    return;
+  }
+  if (response.ok) render(await response.json());
+}
+
+// Forms post in the background and the state is read again; without this script they still
+// work as plain forms (the server redirects back here).
+root.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const body = new URLSearchParams(new FormData(form, event.submitter));
+  await fetch(form.action, { method: "POST", body });
+  await refresh();
+});
+
+let retry = 500;
+function connect() {
+  const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/workspace/events`);
+  const status = document.getElementById("connection");
+  socket.onopen = () => {
+    retry = 500;
+    status.textContent = text("connected");
+  };
+  socket.onmessage = () => refresh();
+  socket.onclose = () => {
+    status.textContent = text("reconnecting");
+    setTimeout(connect, retry);
+    retry = Math.min(retry * 2, 10000);
+  };
+}
+
+connect();

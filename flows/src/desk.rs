@@ -1,0 +1,83 @@
+//! The console's desk (`loket_crm::desk::Desk`) over the router and the voice flows: what an
+//! agent does in the workspace goes to the router, and to the call when the work is a call.
+
+use std::sync::Arc;
+
+use loket_crm::desk::{CallError, CallState, Desk, DeskFuture};
+use loket_routing::core::{Action, AgentRecord, Input, WorkItem};
+use loket_routing::engine::Router;
+use loket_routing::error::StoreError;
+use loket_routing::model::{AgentId, WorkItemId};
+use loket_routing::store::QueueStore;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use crate::voice::Voice;
+
+pub struct RouterDesk<S: QueueStore> {
+    router: Arc<Router<S>>,
+    voice: Arc<Voice<Router<S>>>,
+    changes: broadcast::Sender<AgentId>,
+}
+
+impl<S: QueueStore> RouterDesk<S> {
+    /// The desk, and the task that tells it which agents the router's decisions concern.
+    pub fn start(router: Arc<Router<S>>, voice: Arc<Voice<Router<S>>>) -> (RouterDesk<S>, JoinHandle<()>) {
+        let changes = voice.changes();
+        let mut actions = router.subscribe();
+        let forward = changes.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match actions.recv().await {
+                    Ok(action) => {
+                        let agent = match action {
+                            Action::OfferItem { agent, .. }
+                            | Action::WithdrawItem { agent, .. }
+                            | Action::ShowAgentState { agent, .. } => agent,
+                        };
+                        // Nobody listening is fine: no console is open.
+                        let _ = forward.send(agent);
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(
+                            missed,
+                            "the desk missed routing decisions; consoles resync on their next change"
+                        );
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        (RouterDesk { router, voice, changes }, task)
+    }
+}
+
+impl<S: QueueStore> Desk for RouterDesk<S> {
+    fn execute(&self, input: Input) -> DeskFuture<'_, Result<Vec<Action>, StoreError>> {
+        Box::pin(self.router.execute(input))
+    }
+
+    fn agent(&self, agent: AgentId) -> DeskFuture<'_, Result<Option<AgentRecord>, StoreError>> {
+        Box::pin(self.router.store().agent(agent))
+    }
+
+    fn item(&self, item: WorkItemId) -> DeskFuture<'_, Result<Option<WorkItem>, StoreError>> {
+        Box::pin(self.router.store().item(item))
+    }
+
+    fn changes(&self) -> broadcast::Receiver<AgentId> {
+        self.changes.subscribe()
+    }
+
+    fn connect(&self, item: WorkItemId, agent: AgentId, username: &str) -> Result<(), CallError> {
+        self.voice.connect(item, agent, username)
+    }
+
+    fn hang_up(&self, item: WorkItemId) -> Result<(), CallError> {
+        self.voice.hang_up(item)
+    }
+
+    fn call_state(&self, item: WorkItemId) -> Option<CallState> {
+        self.voice.call_state(item)
+    }
+}

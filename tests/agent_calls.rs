@@ -1,0 +1,113 @@
+//! An agent takes a call from the queue: the agent's console (as an HTTP client with the agent's
+//! session, as `workspace.js` does it) goes available; a SIPp citizen goes through the demo IVR
+//! with DTMF; the offer pops the case the IVR made with the contact the register gave; the agent
+//! accepts, loket rings the agent's SIPp desk phone and bridges the two calls; the agent hangs up
+//! from the console and both SIP sides get their BYE; the wrap-up closes the case and the agent is
+//! available again. SIPp is required: without it the test fails and says how to install it.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+async fn workspace(client: &reqwest::Client, base: &str) -> Value {
+    let response = client.get(format!("{base}/api/workspace")).send().await.expect("workspace state");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("workspace JSON")
+}
+
+/// Reads the workspace until `ready` holds, with a deadline.
+async fn until(client: &reqwest::Client, base: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + support::DEADLINE;
+    loop {
+        let state = workspace(client, base).await;
+        if ready(&state) {
+            return state;
+        }
+        assert!(Instant::now() < deadline, "{what} within the deadline; the workspace says {state:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn post(client: &reqwest::Client, base: &str, path: &str, csrf: &str, fields: &[(&str, &str)]) {
+    let mut form = vec![("csrf", csrf)];
+    form.extend_from_slice(fields);
+    let response = client.post(format!("{base}{path}")).form(&form).send().await.expect(path);
+    assert_eq!(response.status(), 200, "{path} ends on the workspace: {:?}", response.text().await);
+}
+
+#[tokio::test]
+async fn an_agent_takes_a_call_from_the_ivr_on_a_desk_phone() {
+    let (loket, _flows) = support::start_with_ivr(true, "", &[("LOKET_SIP_DIGEST_ALGORITHMS", "MD5")]);
+    let base = loket.base.clone();
+
+    // The agent's desk phone registers (SIPp knows MD5 only), then waits for loket to ring it.
+    let port =
+        std::net::UdpSocket::bind("127.0.0.1:0").and_then(|socket| socket.local_addr()).expect("a free port").port();
+    let port = port.to_string();
+    let register_dir = support::TempDir::new();
+    let password = loket.sip_password("agent").to_owned();
+    let register = ["-s", "agent", "-au", "agent", "-ap", &password, "-key", "domain", "loket.invalid"];
+    let run = support::sipp(&register_dir, "register-auth.xml", &register)
+        .args(["-auth_uri", "loket.invalid", "-p", &port, &loket.sip_udp])
+        .status();
+    support::check_sipp(&register_dir, "register-auth.xml", run);
+    let phone_dir = support::TempDir::new();
+    let phone = support::sipp(&phone_dir, "agent-phone.xml", &["-p", &port, "-timeout", "90s", "-rtp_echo"]).spawn();
+    let phone = phone.unwrap_or_else(|error| panic!("this test needs SIPp (`apt-get install sip-tester`): {error}"));
+
+    // The agent goes available in the console.
+    let client = support::client();
+    support::login(&client, &base, "agent", loket.password("agent")).await;
+    let page = client.get(format!("{base}/workspace")).send().await.expect("workspace").text().await.expect("page");
+    let csrf = support::csrf_of(&page);
+    post(&client, &base, "/workspace/presence", &csrf, &[("presence", "available")]).await;
+    until(&client, &base, "the agent available", |state| state["state"] == "available").await;
+
+    // A citizen calls, picks NL, population, passport and keys in a national number.
+    let caller_dir = support::TempDir::new();
+    let caller_args = ["-key", "digits", "11285073003328#", "-s", "+3225550100", "-p", "0", "-timeout", "90s"];
+    let caller = support::sipp(&caller_dir, "ivr-caller-until-bye.xml", &caller_args).arg(&loket.sip_udp).spawn();
+    let caller = caller.unwrap_or_else(|error| panic!("this test needs SIPp (`apt-get install sip-tester`): {error}"));
+
+    let offered = until(&client, &base, "an offer", |state| !state["offer"].is_null()).await;
+    let pop = &offered["offer"]["pop"];
+    assert_eq!(pop["channel"], "voice", "{pop:#}");
+    assert_eq!(pop["queue"], "population-nl-l1");
+    let case = &pop["case"];
+    assert_eq!(case["request_type"], "Paspoort", "{case:#}");
+    assert_eq!(case["contact"]["name"], "Lotte Vermeulen");
+    assert_eq!(case["contact"]["national_number"], "85.07.30-***.**", "the number is masked");
+    assert_eq!(case["caller"], "+32470000001");
+    assert!(case["ivr_path"].as_str().unwrap_or_default().contains("population-request 2"), "{case:#}");
+    let item = pop["item"].as_u64().expect("an item id");
+    let case_id = case["id"].as_i64().expect("a case id");
+
+    post(&client, &base, &format!("/workspace/items/{item}/accept"), &csrf, &[]).await;
+    let connected = until(&client, &base, "the call connected to the desk phone", |state| {
+        state["work"][0]["call"]["state"] == "connected"
+    })
+    .await;
+    assert_eq!(connected["state"], "busy");
+
+    post(&client, &base, &format!("/workspace/items/{item}/hangup"), &csrf, &[]).await;
+    let phone_run = tokio::task::spawn_blocking(move || phone.wait_with_output().map(|output| output.status));
+    support::check_sipp(&phone_dir, "agent-phone.xml", phone_run.await.expect("the phone"));
+    let caller_run = tokio::task::spawn_blocking(move || caller.wait_with_output().map(|output| output.status));
+    support::check_sipp(&caller_dir, "ivr-caller-until-bye.xml", caller_run.await.expect("the caller"));
+
+    let wrapping = until(&client, &base, "the wrap-up", |state| !state["wrap_up"].is_null()).await;
+    assert_eq!(wrapping["state"], "after_work");
+    assert_eq!(wrapping["wrap_up"]["item"].as_u64(), Some(item));
+    let fields = [("disposition", "answered"), ("note", "Afspraak gemaakt voor het paspoort."), ("close", "1")];
+    post(&client, &base, &format!("/workspace/items/{item}/wrap-up"), &csrf, &fields).await;
+    until(&client, &base, "the agent available again", |state| state["state"] == "available").await;
+
+    let case_page =
+        client.get(format!("{base}/cases/{case_id}")).send().await.expect("case").text().await.expect("body");
+    for expected in ["Afspraak gemaakt voor het paspoort.", "Vraag beantwoord"] {
+        assert!(case_page.contains(expected), "the case shows {expected:?}");
+    }
+    loket.stop();
+}
