@@ -42,20 +42,7 @@ async fn an_agent_takes_a_call_from_the_ivr_on_a_desk_phone() {
     let (loket, _flows) = support::start_with_ivr(true, "", &[("LOKET_SIP_DIGEST_ALGORITHMS", "MD5")]);
     let base = loket.base.clone();
 
-    // The agent's desk phone registers (SIPp knows MD5 only), then waits for loket to ring it.
-    let port =
-        std::net::UdpSocket::bind("127.0.0.1:0").and_then(|socket| socket.local_addr()).expect("a free port").port();
-    let port = port.to_string();
-    let register_dir = support::TempDir::new();
-    let password = loket.sip_password("agent").to_owned();
-    let register = ["-s", "agent", "-au", "agent", "-ap", &password, "-key", "domain", "loket.invalid"];
-    let run = support::sipp(&register_dir, "register-auth.xml", &register)
-        .args(["-auth_uri", "loket.invalid", "-p", &port, &loket.sip_udp])
-        .status();
-    support::check_sipp(&register_dir, "register-auth.xml", run);
-    let phone_dir = support::TempDir::new();
-    let phone = support::sipp(&phone_dir, "agent-phone.xml", &["-p", &port, "-timeout", "90s", "-rtp_echo"]).spawn();
-    let phone = phone.unwrap_or_else(|error| panic!("this test needs SIPp (`apt-get install sip-tester`): {error}"));
+    let phone = support::agent_phone(&loket);
 
     // The agent goes available in the console.
     let client = support::client();
@@ -66,10 +53,7 @@ async fn an_agent_takes_a_call_from_the_ivr_on_a_desk_phone() {
     until(&client, &base, "the agent available", |state| state["state"] == "available").await;
 
     // A citizen calls, picks NL, population, passport and keys in a national number.
-    let caller_dir = support::TempDir::new();
-    let caller_args = ["-key", "digits", "11285073003328#", "-s", "+3225550100", "-p", "0", "-timeout", "90s"];
-    let caller = support::sipp(&caller_dir, "ivr-caller-until-bye.xml", &caller_args).arg(&loket.sip_udp).spawn();
-    let caller = caller.unwrap_or_else(|error| panic!("this test needs SIPp (`apt-get install sip-tester`): {error}"));
+    let caller = support::ivr_caller(&loket, "11285073003328#");
 
     let offered = until(&client, &base, "an offer", |state| !state["offer"].is_null()).await;
     let pop = &offered["offer"]["pop"];
@@ -92,10 +76,8 @@ async fn an_agent_takes_a_call_from_the_ivr_on_a_desk_phone() {
     assert_eq!(connected["state"], "busy");
 
     post(&client, &base, &format!("/workspace/items/{item}/hangup"), &csrf, &[]).await;
-    let phone_run = tokio::task::spawn_blocking(move || phone.wait_with_output().map(|output| output.status));
-    support::check_sipp(&phone_dir, "agent-phone.xml", phone_run.await.expect("the phone"));
-    let caller_run = tokio::task::spawn_blocking(move || caller.wait_with_output().map(|output| output.status));
-    support::check_sipp(&caller_dir, "ivr-caller-until-bye.xml", caller_run.await.expect("the caller"));
+    support::finish_sipp("agent-phone.xml", phone).await;
+    support::finish_sipp("ivr-caller-until-bye.xml", caller).await;
 
     let wrapping = until(&client, &base, "the wrap-up", |state| !state["wrap_up"].is_null()).await;
     assert_eq!(wrapping["state"], "after_work");

@@ -127,6 +127,19 @@ impl Browser {
         Some(text.ok()?.as_str().unwrap_or_default().to_owned())
     }
 
+    /// Waits, with a deadline, until the element's text satisfies `ready`; returns it.
+    async fn wait_for_text(&self, css: &str, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let text = self.text_if_present(css).await;
+            if let Some(text) = text.as_deref().filter(|text| ready(text)) {
+                return text.to_owned();
+            }
+            assert!(started.elapsed() < DEADLINE, "{what} within the deadline; {css} shows {text:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn path(&self) -> String {
         let url = self.command(reqwest::Method::GET, "/url", Value::Null).await;
         let url = url.as_str().unwrap_or_default();
@@ -211,16 +224,57 @@ async fn an_agent_finds_a_citizen_and_sees_the_360_view() {
     browser.wait_for_path("/cases/").await;
     browser.type_into("#note", "Burger belde over de afhaling").await;
     browser.click("form[action$='/note'] button").await;
-    let started = Instant::now();
-    while !browser
-        .text_if_present("ol.timeline")
-        .await
-        .is_some_and(|text| text.contains("Burger belde over de afhaling"))
-    {
-        assert!(started.elapsed() < DEADLINE, "the note did not appear on the timeline");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    browser
+        .wait_for_text("ol.timeline", "the note on the timeline", |text| text.contains("Burger belde over de afhaling"))
+        .await;
     browser.screenshot("case.png").await;
+    browser.close().await;
+    loket.stop();
+}
+
+/// The workspace in the browser: the agent goes available with a click, a SIPp citizen's call
+/// through the IVR pops with the contact the register gave and the IVR path, the agent accepts
+/// (loket rings the agent's SIPp desk phone and bridges the call), hangs up from the page, wraps
+/// up with a disposition and a note, and is available again. Every change reaches the page over
+/// its WebSocket; nothing is reloaded by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_takes_a_call_in_the_workspace() {
+    let (loket, _flows) = support::start_with_ivr(true, "", &[("LOKET_SIP_DIGEST_ALGORITHMS", "MD5")]);
+    let phone = support::agent_phone(&loket);
+    let driver = start_chromedriver().await;
+    let browser = Browser::open(&driver).await;
+    browser.goto(&format!("{}/login", loket.base)).await;
+    browser.type_into("#username", "agent").await;
+    browser.type_into("#password", loket.password("agent")).await;
+    browser.click("form[action='/login'] button[type=submit]").await;
+    browser.wait_for_path("/").await;
+    browser.click("a[href='/workspace']").await;
+    browser.wait_for_path("/workspace").await;
+    browser.wait_for_text("#connection", "the live connection", |text| text == "(live)").await;
+    browser.wait_for_text("#agent-state", "the agent offline", |text| text == "offline").await;
+    browser.click("button[name=presence][value=available]").await;
+    browser.wait_for_text("#agent-state", "the agent available", |text| text == "beschikbaar").await;
+
+    let caller = support::ivr_caller(&loket, "11285073003328#");
+    let pop = browser.wait_for_text("#offer-pop", "the offer's pop", |text| text.contains("Lotte Vermeulen")).await;
+    for expected in
+        ["Bevolking · Paspoort", "population-nl-l1", "+32470000001", "population-request 2", "85.07.30-***.**"]
+    {
+        assert!(pop.contains(expected), "the pop shows {expected:?}: {pop}");
+    }
+    browser.screenshot("workspace-offer.png").await;
+    browser.click("#accept-form button").await;
+    browser.wait_for_text("#work-list .call-state", "the call connected", |text| text == "verbonden").await;
+    browser.wait_for_text("#agent-state", "the agent busy", |text| text == "bezet").await;
+    browser.screenshot("workspace-call.png").await;
+
+    browser.click("#work-list form button").await;
+    support::finish_sipp("agent-phone.xml", phone).await;
+    support::finish_sipp("ivr-caller-until-bye.xml", caller).await;
+    browser.wait_for_text("#wrap-up-pop", "the wrap-up", |text| text.contains("Lotte Vermeulen")).await;
+    browser.type_into("#wrap-up-note", "Paspoort: afspraak gemaakt").await;
+    browser.click("#wrap-up-form button").await;
+    browser.wait_for_text("#agent-state", "the agent available again", |text| text == "beschikbaar").await;
     browser.close().await;
     loket.stop();
 }

@@ -35,7 +35,9 @@ function renderPop(pop) {
   if (!pop.case) return box;
   const link = element("a", `${text("open-case")} ${pop.case.number} — ${pop.case.subject}`);
   link.href = `/cases/${pop.case.id}`;
-  box.append(element("p")).append(link);
+  const caseLine = element("p");
+  caseLine.append(link);
+  box.append(caseLine);
   const contact = pop.case.contact;
   box.append(element("h3", contact ? `${text("contact")}: ${contact.name}` : text("unidentified"), "contact-name"));
   if (contact) {

@@ -241,3 +241,41 @@ pub fn check_sipp(dir: &TempDir, what: &str, run: std::io::Result<std::process::
         panic!("sipp {what} failed ({status}):\n{errors}");
     }
 }
+
+/// The demo agent's desk phone: SIPp registers as `agent` (MD5: start loket with
+/// `LOKET_SIP_DIGEST_ALGORITHMS=MD5`, SIPp 3.6 knows no other), then answers one call on the same
+/// port with `agent-phone.xml`, echoing its audio, until loket hangs it up.
+pub fn agent_phone(loket: &Loket) -> (Child, TempDir) {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").and_then(|socket| socket.local_addr()).expect("a free port");
+    let port = port.port().to_string();
+    let register_dir = TempDir::new();
+    let password = loket.sip_password("agent");
+    let register = ["-s", "agent", "-au", "agent", "-ap", password, "-key", "domain", "loket.invalid"];
+    let run = sipp(&register_dir, "register-auth.xml", &register)
+        .args(["-auth_uri", "loket.invalid", "-p", &port, &loket.sip_udp])
+        .status();
+    check_sipp(&register_dir, "register-auth.xml", run);
+    let dir = TempDir::new();
+    let phone = sipp(&dir, "agent-phone.xml", &["-p", &port, "-timeout", "90s", "-rtp_echo"]).spawn();
+    (phone.unwrap_or_else(|error| panic!("this test needs SIPp (`apt-get install sip-tester`): {error}")), dir)
+}
+
+/// A citizen who calls the demo number, keys in `digits` after the welcome and stays on the line
+/// until loket hangs up (`ivr-caller-until-bye.xml`).
+pub fn ivr_caller(loket: &Loket, digits: &str) -> (Child, TempDir) {
+    let dir = TempDir::new();
+    let args = ["-key", "digits", digits, "-s", "+3225550100", "-p", "0", "-timeout", "90s"];
+    let caller = sipp(&dir, "ivr-caller-until-bye.xml", &args).arg(&loket.sip_udp).spawn();
+    (caller.unwrap_or_else(|error| panic!("this test needs SIPp (`apt-get install sip-tester`): {error}")), dir)
+}
+
+/// Waits for a SIPp process started with `spawn`, without holding up the async runtime.
+pub async fn finish_sipp(what: &str, (child, dir): (Child, TempDir)) {
+    let run = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        child.wait()
+    })
+    .await
+    .expect("waiting for sipp");
+    check_sipp(&dir, what, run);
+}
