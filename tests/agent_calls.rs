@@ -7,9 +7,14 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+use reqwest::cookie::{CookieStore, Jar};
 use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 async fn workspace(client: &reqwest::Client, base: &str) -> Value {
     let response = client.get(format!("{base}/api/workspace")).send().await.expect("workspace state");
@@ -91,5 +96,67 @@ async fn an_agent_takes_a_call_from_the_ivr_on_a_desk_phone() {
     for expected in ["Afspraak gemaakt voor het paspoort.", "Vraag beantwoord"] {
         assert!(case_page.contains(expected), "the case shows {expected:?}");
     }
+    loket.stop();
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The workspace's WebSocket with the session of `jar`, as the page opens it.
+async fn events(base: &str, jar: &Jar) -> Socket {
+    let url: reqwest::Url = base.parse().expect("base URL");
+    let cookie = jar.cookies(&url).expect("a session cookie");
+    let mut request = format!("{}/workspace/events", base.replacen("http", "ws", 1)).into_client_request().unwrap();
+    request.headers_mut().insert("cookie", cookie);
+    let (socket, _) = tokio_tungstenite::connect_async(request).await.expect("the workspace's WebSocket");
+    socket
+}
+
+/// The next text message, skipping pings, with a deadline.
+async fn next_text(socket: &mut Socket) -> String {
+    loop {
+        let message =
+            tokio::time::timeout(support::DEADLINE, socket.next()).await.expect("a message within the deadline");
+        match message.expect("the socket is open").expect("a message") {
+            Message::Text(text) => return text.to_string(),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// The page's connection drops while a call is offered: the offer is still there when it comes
+/// back, because the page reads the whole state on every (re)connection and the state lives in
+/// the router; the open socket then tells of each change (here, the caller hanging up).
+#[tokio::test]
+async fn a_socket_cut_during_an_offer_loses_nothing() {
+    let (loket, _flows) = support::start_with_ivr(true, "", &[]);
+    let base = loket.base.clone();
+    let jar = Arc::new(Jar::default());
+    let client = reqwest::Client::builder().cookie_provider(Arc::clone(&jar)).build().expect("client");
+    support::login(&client, &base, "agent", loket.password("agent")).await;
+    let page = client.get(format!("{base}/workspace")).send().await.expect("workspace").text().await.expect("page");
+    let csrf = support::csrf_of(&page);
+    post(&client, &base, "/workspace/presence", &csrf, &[("presence", "available")]).await;
+
+    let mut first = events(&base, &jar).await;
+    assert_eq!(next_text(&mut first).await, "changed", "a new connection reads the state at once");
+    first.close(None).await.expect("close");
+    drop(first);
+
+    // The citizen hangs up by themself after about 20 s in the queue.
+    let dir = support::TempDir::new();
+    let args = ["-key", "digits", "11285073003328#", "-s", "+3225550100", "-p", "0", "-timeout", "90s"];
+    let caller = support::sipp(&dir, "ivr-keys.xml", &args).arg(&loket.sip_udp).spawn().expect("sipp");
+    let offered = until(&client, &base, "an offer made while no page listens", |state| !state["offer"].is_null()).await;
+    assert_eq!(offered["offer"]["pop"]["case"]["contact"]["name"], "Lotte Vermeulen");
+
+    let mut second = events(&base, &jar).await;
+    assert_eq!(next_text(&mut second).await, "changed");
+    let state = workspace(&client, &base).await;
+    assert_eq!(state["offer"]["pop"]["item"], offered["offer"]["pop"]["item"], "the same offer after reconnecting");
+    // Offers time out after the router's lease and come back; each change is told.
+    assert_eq!(next_text(&mut second).await, "changed");
+    support::finish_sipp("ivr-keys.xml", (caller, dir)).await;
+    until(&client, &base, "the offer withdrawn after the caller hung up", |state| state["offer"].is_null()).await;
     loket.stop();
 }

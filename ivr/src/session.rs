@@ -121,6 +121,9 @@ pub struct Session {
     /// Arrival in local time: opening hours are judged by it, and the 2000+ rule of national
     /// numbers by its year.
     arrived: PrimitiveDateTime,
+    /// A collection ended at its maximum length: the terminator the caller was asked to type
+    /// after it, if it comes before this deadline, belongs to it and not to the next node.
+    trailing_terminator: Option<(char, Instant)>,
 }
 
 impl Session {
@@ -134,6 +137,7 @@ impl Session {
             national_number: None,
             path: Vec::new(),
             arrived,
+            trailing_terminator: None,
         };
         let mut actions = Vec::new();
         session.enter(start, &mut actions);
@@ -157,6 +161,13 @@ impl Session {
             if !self.is_finished() {
                 self.finish(End::CallerHungUp, &mut actions);
             }
+            return actions;
+        }
+        if let Event::Digit(key) = event
+            && let Some((terminator, until)) = self.trailing_terminator.take()
+            && key == terminator
+            && now <= until
+        {
             return actions;
         }
         match self.state {
@@ -294,6 +305,7 @@ impl Session {
                 let State::Asking { digits, deadline, .. } = &mut self.state else { return };
                 digits.push(key);
                 if digits.len() >= collect.max_digits {
+                    self.trailing_terminator = Some((collect.terminator, now + collect.inter_digit_timeout));
                     return self.collected(node, collect, false, actions);
                 }
                 *deadline = Some(now + collect.inter_digit_timeout);

@@ -172,6 +172,46 @@ fn two_invalid_numbers_continue_unidentified() {
     assert_eq!(call.heard.iter().filter(|p| p.starts_with("invalid-number")).count(), 1, "said once, before the retry");
 }
 
+/// The prompt asks for the number "followed by hash": that `#` ends the entry and goes no
+/// further, neither into the deflection message (which it would cut short) nor into the retry
+/// of a wrong number (which it would skip).
+#[test]
+fn the_hash_after_a_full_number_belongs_to_the_number() {
+    let mut call = Call::new(OPEN);
+    call.listen();
+    call.press("1");
+    call.press("1");
+    call.press("2");
+    call.press("78021412342#");
+    assert!(call.outcome.is_none(), "the deflection message still plays");
+    call.listen();
+    assert_eq!(call.outcome().national_number.as_ref().map(|n| n.digits()), Some("78021412342".to_owned()));
+
+    let mut call = Call::new(OPEN);
+    call.listen();
+    call.press("1");
+    call.press("4");
+    call.press("12345678901#");
+    call.press("12345678901#");
+    call.listen();
+    let identify: Vec<Input> =
+        call.outcome().path.iter().filter(|step| &*step.node == "identify").map(|step| step.input).collect();
+    assert_eq!(identify, [Input::Invalid, Input::Invalid, Input::GaveUp], "both attempts count");
+
+    // Later, a `#` is the caller's own: here, skipping the retry.
+    let mut call = Call::new(OPEN);
+    call.listen();
+    call.press("1");
+    call.press("4");
+    call.press("12345678901");
+    call.now += Duration::from_secs(10);
+    call.press("#");
+    call.listen();
+    let identify: Vec<Input> =
+        call.outcome().path.iter().filter(|step| &*step.node == "identify").map(|step| step.input).collect();
+    assert_eq!(identify, [Input::Invalid, Input::Skipped]);
+}
+
 #[test]
 fn silence_at_every_menu_still_reaches_a_queue() {
     let mut call = Call::new(OPEN);

@@ -173,8 +173,9 @@ fn path_text(path: &[Step]) -> String {
                 Input::Identified => "✓".to_owned(),
                 Input::Skipped => "#".to_owned(),
                 Input::NoInput => "∅".to_owned(),
-                Input::Invalid | Input::GaveUp => "✗".to_owned(),
-                Input::Open | Input::Closed => return None,
+                Input::Invalid => "✗".to_owned(),
+                // The next node shows where the flow went; a third mark would read as a third try.
+                Input::GaveUp | Input::Open | Input::Closed => return None,
             };
             Some(format!("{} {input}", step.node))
         })
