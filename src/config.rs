@@ -26,6 +26,7 @@ pub struct Config {
     pub media: MediaConfig,
     pub ivr: IvrConfig,
     pub desk: DeskConfig,
+    pub mail: MailConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +129,26 @@ impl IvrConfig {
         };
         loket_ivr::Ivr::parse(&name, &text)
             .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// The mailboxes the e-mail intake reads and their rules (format: `flows/mailboxes.demo.toml`);
+    /// unset, no mail is read.
+    pub mailboxes: Option<PathBuf>,
+}
+
+impl MailConfig {
+    /// Reads and checks the mailboxes file; `None` when none is configured.
+    pub fn load(&self) -> Result<Option<loket_flows::email::config::IntakeConfig>, String> {
+        let Some(path) = &self.mailboxes else { return Ok(None) };
+        let text =
+            std::fs::read_to_string(path).map_err(|error| format!("{} (mail.mailboxes): {error}", path.display()))?;
+        loket_flows::email::config::IntakeConfig::parse(&path.display().to_string(), &text)
+            .map(Some)
+            .map_err(|error| error.to_string())
     }
 }
 
@@ -427,8 +448,21 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     })
 }
 
-const SECTIONS: [&str; 12] =
-    ["http", "database", "redis", "security", "log", "data", "smtp", "documents", "sip", "media", "ivr", "desk"];
+const SECTIONS: [&str; 13] = [
+    "http",
+    "database",
+    "redis",
+    "security",
+    "log",
+    "data",
+    "smtp",
+    "documents",
+    "sip",
+    "media",
+    "ivr",
+    "desk",
+    "mail",
+];
 
 fn apply_env(config: Config, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
     let mut overrides: Vec<(String, String, String, String)> = Vec::new();
@@ -463,6 +497,7 @@ fn apply_env(config: Config, env: impl IntoIterator<Item = (String, String)>) ->
                 | ("smtp", "host" | "username" | "password")
                 | ("media", "advertise")
                 | ("ivr", "flows" | "prompts")
+                | ("mail", "mailboxes")
         );
         let known = section_table.contains_key(key) || optional;
         if !known {

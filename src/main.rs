@@ -69,7 +69,10 @@ enum ConfigCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Config { command: ConfigCommand::Check { file } } = &cli.command {
-        return match config::parse_file(file).map_err(|error| error.to_string()).and_then(|config| config.ivr.load()) {
+        return match config::parse_file(file).map_err(|error| error.to_string()).and_then(|config| {
+            config.mail.load()?;
+            config.ivr.load()
+        }) {
             Ok(ivr) => {
                 println!("{}: valid ({} IVR flows)", file.display(), ivr.flows().len());
                 ExitCode::SUCCESS

@@ -15,7 +15,10 @@ use loket_crm::records::documents::DiskStore;
 use loket_crm::web::{AppState, WebConfig, router};
 
 use loket_crm::desk::Desk;
+use loket_crm::records::documents::DocumentStore;
 use loket_flows::desk::RouterDesk;
+use loket_flows::email::intake::Processor;
+use loket_flows::email::poller::MailIntake;
 use loket_flows::voice::{Prompts, Voice};
 use loket_ivr::Ivr;
 use loket_media::edge::MediaEngine;
@@ -41,9 +44,13 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let prompts = Prompts::load(&prompts_dir, &ivr)
         .with_context(|| format!("the IVR recordings in {} (ivr.prompts)", prompts_dir.display()))?;
     let media = MediaEngine::new(config.media.engine()).context("the [media] section")?;
+    let mailboxes = config.mail.load().map_err(|error| anyhow::anyhow!("invalid mail configuration: {error}"))?;
     let db = open_database(&config).await?;
     if demo {
         seed_demo(&db, &config).await.context("seeding the demo municipality")?;
+    }
+    if let Some(mailboxes) = &mailboxes {
+        mailboxes.check_against(&db).await.context("the mailboxes' rules (mail.mailboxes)")?;
     }
     let redis = config
         .redis
@@ -67,13 +74,17 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         dispositions: config.desk.dispositions.clone(),
         after_call_work: Duration::from_secs(config.desk.wrap_up_seconds),
     };
+    let documents: Arc<dyn DocumentStore> = Arc::new(DiskStore::new(config.data.dir.join("documents")));
     let (ends, sip_application) = application::channels();
     let sip = start_sip(&config, &db, sip_application).await?;
-    let calls = VoiceParts { db: db.clone(), ivr: Arc::new(ivr), prompts: Arc::new(prompts), media, ends };
-    let (desk, voice) = start_voice(&config, calls).await?;
-    let documents = Arc::new(DiskStore::new(config.data.dir.join("documents")));
+    let mail = mailboxes.map(|mailboxes| {
+        let mail_domain = web_config.mail_domain.clone();
+        Arc::new(Processor::new(db.clone(), Clock::System, documents.clone(), Arc::new(mailboxes), &mail_domain))
+    });
+    let parts = WorkParts { db: db.clone(), ivr: Arc::new(ivr), prompts: Arc::new(prompts), media, ends, mail };
+    let work = start_work(&config, parts).await?;
     let state = AppState::new(db.clone(), Clock::System, web_config, redis, documents);
-    state.set_desk(desk);
+    state.set_desk(work.desk);
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
@@ -93,8 +104,11 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
     purge.abort();
     sip.abort();
-    for task in voice {
+    for task in work.tasks {
         task.abort();
+    }
+    if let Some(mail) = work.mail {
+        mail.stop().await;
     }
     if let Some(sender) = sender {
         sender.abort();
@@ -156,34 +170,41 @@ pub async fn seed_demo(db: &Db, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What the voice flows need besides the router.
-struct VoiceParts {
+/// What the channels need besides the router.
+struct WorkParts {
     db: Db,
     ivr: Arc<Ivr>,
     prompts: Arc<Prompts>,
     media: MediaEngine,
     ends: ApplicationEnds,
+    /// The e-mail intake, when mailboxes are configured.
+    mail: Option<Arc<Processor>>,
 }
 
-/// The console's desk, and the tasks behind it.
-type Started = (Arc<dyn Desk>, Vec<tokio::task::JoinHandle<()>>);
+/// The router's side of a running loket: the console's desk, the voice tasks and the mail intake.
+struct Work {
+    desk: Arc<dyn Desk>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    mail: Option<MailIntake>,
+}
 
 /// Starts the router on its store (Redis with `redis.url`, else in process), with the CRM's
-/// queues, the voice flows that hand it their calls, and the desk the console drives both with.
-async fn start_voice(config: &Config, parts: VoiceParts) -> anyhow::Result<Started> {
+/// queues; the voice flows and the mail intake that hand it their work; and the desk the console
+/// drives it with.
+async fn start_work(config: &Config, parts: WorkParts) -> anyhow::Result<Work> {
     let settings = RouterSettings::default();
     match &config.redis.url {
         Some(url) => {
             let store = loket_routing::store::redis::RedisStore::connect(url, "loket", settings)
                 .await
                 .context("the routing store in Redis (redis.url)")?;
-            spawn_voice(config, parts, store).await
+            spawn_work(config, parts, store).await
         }
-        None => spawn_voice(config, parts, loket_routing::store::memory::MemoryStore::new(settings)).await,
+        None => spawn_work(config, parts, loket_routing::store::memory::MemoryStore::new(settings)).await,
     }
 }
 
-async fn spawn_voice<S: QueueStore>(config: &Config, parts: VoiceParts, store: S) -> anyhow::Result<Started> {
+async fn spawn_work<S: QueueStore>(config: &Config, parts: WorkParts, store: S) -> anyhow::Result<Work> {
     let queues = loket_crm::records::directory::queues(&parts.db).await.context("reading the queues")?;
     for queue in &queues {
         let mut routing = QueueConfig::new(QueueId::new(&queue.code));
@@ -208,9 +229,10 @@ async fn spawn_voice<S: QueueStore>(config: &Config, parts: VoiceParts, store: S
         queue_services: queues.into_iter().map(|queue| (queue.code, queue.service_code)).collect(),
         handle_time: Duration::from_secs(config.ivr.handle_seconds),
     }));
+    let mail = parts.mail.map(|processor| MailIntake::start(processor, Arc::clone(&router)).0);
     let (desk, forwarder) = RouterDesk::start(router, Arc::clone(&voice));
     let calls = tokio::spawn(voice.run(parts.ends));
-    Ok((Arc::new(desk), vec![calls, forwarder]))
+    Ok(Work { desk: Arc::new(desk), tasks: vec![calls, forwarder], mail })
 }
 
 /// Binds the SIP sockets, prints where, and serves them in a task of their own.

@@ -1,9 +1,13 @@
-//! An agent takes a call from the queue: the agent's console (as an HTTP client with the agent's
-//! session, as `workspace.js` does it) goes available; a SIPp citizen goes through the demo IVR
-//! with DTMF; the offer pops the case the IVR made with the contact the register gave; the agent
-//! accepts, loket rings the agent's SIPp desk phone and bridges the two calls; the agent hangs up
-//! from the console and both SIP sides get their BYE; the wrap-up closes the case and the agent is
-//! available again. SIPp is required: without it the test fails and says how to install it.
+//! The agent's workspace with real peers, the console driven as an HTTP client with the agent's
+//! session (as `workspace.js` does it):
+//! - a call: a SIPp citizen goes through the demo IVR with DTMF; the offer pops the case the IVR
+//!   made with the contact the register gave; the agent accepts, loket rings the agent's SIPp desk
+//!   phone and bridges the two calls; the agent hangs up from the console and both SIP sides get
+//!   their BYE; the wrap-up closes the case and the agent is available again;
+//! - the workspace's WebSocket cut during an offer;
+//! - an e-mail: a message in a Dovecot mailbox becomes a case and an offer to the agent.
+//!
+//! SIPp and Dovecot are required: without them the tests fail and say how to install them.
 
 mod support;
 
@@ -158,5 +162,61 @@ async fn a_socket_cut_during_an_offer_loses_nothing() {
     assert_eq!(next_text(&mut second).await, "changed");
     support::finish_sipp("ivr-keys.xml", (caller, dir)).await;
     until(&client, &base, "the offer withdrawn after the caller hung up", |state| state["offer"].is_null()).await;
+    loket.stop();
+}
+
+/// A citizen writes to the population mailbox (Dovecot over IMAP): `serve` reads it, the message
+/// becomes a case and a work item in the Dutch population queue, and the available agent is
+/// offered it with the case in the pop; accepted and wrapped up, the agent is available again.
+#[tokio::test]
+async fn an_agent_takes_an_email_from_a_mailbox() {
+    let dovecot = loket_flows::testing::Dovecot::start(&["paspoort"]);
+    let mailbox = dovecot.mailbox("paspoort");
+    let dir = support::TempDir::new();
+    let mailboxes = dir.0.join("mailboxes.toml");
+    let rules = format!(
+        "[[mailboxes]]\nname = {:?}\naddress = {:?}\nhost = {:?}\nport = {}\nsecurity = \"plain\"\nusername = {:?}\n\
+         password = {:?}\nservice = {:?}\ncase_type = {:?}\nqueue = {:?}\nskills = [\"population\"]\n",
+        mailbox.name,
+        mailbox.address,
+        mailbox.host,
+        mailbox.port,
+        mailbox.username,
+        mailbox.password,
+        mailbox.service,
+        mailbox.case_type,
+        mailbox.queue,
+    );
+    std::fs::write(&mailboxes, rules).expect("mailboxes.toml");
+    let config = format!("[mail]\nmailboxes = {:?}\n", mailboxes.display().to_string());
+    let loket = support::start_with_config(&config, &[]);
+    let base = loket.base.clone();
+    let client = support::client();
+    support::login(&client, &base, "agent", loket.password("agent")).await;
+    let page = client.get(format!("{base}/workspace")).send().await.expect("workspace").text().await.expect("page");
+    let csrf = support::csrf_of(&page);
+    post(&client, &base, "/workspace/presence", &csrf, &[("presence", "available")]).await;
+
+    let message = "From: An Peeters <an.peeters@example.be>\r\nTo: paspoort@gemeente.example\r\n\
+                   Subject: Attest van woonst\r\nMessage-ID: <workspace-1@example.be>\r\n\
+                   Date: Sat, 28 Nov 2026 10:00:00 +0100\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+                   Goedendag, ik heb graag een attest van woonst voor mijn zoon. Met dank, en tot ziens.\r\n";
+    dovecot.append("paspoort", &[message.as_bytes().to_vec()]).await;
+    let offered = until(&client, &base, "the e-mail offered", |state| !state["offer"].is_null()).await;
+    let pop = &offered["offer"]["pop"];
+    assert_eq!(pop["channel"], "email", "{pop:#}");
+    assert_eq!(pop["queue"], "population-nl-l1");
+    assert_eq!(pop["case"]["subject"], "Attest van woonst");
+    assert_eq!(pop["case"]["contact"]["emails"][0], "an.peeters@example.be");
+    let item = pop["item"].as_u64().expect("an item id");
+
+    post(&client, &base, &format!("/workspace/items/{item}/accept"), &csrf, &[]).await;
+    let busy = until(&client, &base, "the e-mail in hand", |state| state["work"][0]["pop"]["item"] == item).await;
+    assert!(busy["work"][0]["call"].is_null(), "an e-mail has no call");
+    post(&client, &base, &format!("/workspace/items/{item}/wrap-up"), &csrf, &[("disposition", "answered")]).await;
+    until(&client, &base, "the agent available again", |state| {
+        state["state"] == "available" && state["work"] == serde_json::json!([])
+    })
+    .await;
     loket.stop();
 }
