@@ -83,6 +83,10 @@ async fn an_agent_takes_a_call_from_the_ivr_on_a_desk_phone() {
     })
     .await;
     assert_eq!(connected["state"], "busy");
+    post(&client, &base, &format!("/workspace/items/{item}/hold"), &csrf, &[]).await;
+    until(&client, &base, "the caller on hold", |state| state["work"][0]["call"]["state"] == "held").await;
+    post(&client, &base, &format!("/workspace/items/{item}/resume"), &csrf, &[]).await;
+    until(&client, &base, "the call resumed", |state| state["work"][0]["call"]["state"] == "connected").await;
 
     post(&client, &base, &format!("/workspace/items/{item}/hangup"), &csrf, &[]).await;
     support::finish_sipp("agent-phone.xml", phone).await;

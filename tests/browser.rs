@@ -268,7 +268,11 @@ async fn an_agent_takes_a_call_in_the_workspace() {
     browser.wait_for_text("#agent-state", "the agent busy", |text| text == "bezet").await;
     browser.screenshot("workspace-call.png").await;
 
-    browser.click("#work-list form button").await;
+    browser.click("#work-list .call-hold button").await;
+    browser.wait_for_text("#work-list .call-state", "the caller on hold", |text| text == "in wacht").await;
+    browser.click("#work-list .call-resume button").await;
+    browser.wait_for_text("#work-list .call-state", "the call resumed", |text| text == "verbonden").await;
+    browser.click("#work-list .call-hangup button").await;
     support::finish_sipp("agent-phone.xml", phone).await;
     support::finish_sipp("ivr-caller-until-bye.xml", caller).await;
     browser.wait_for_text("#wrap-up-pop", "the wrap-up", |text| text.contains("Lotte Vermeulen")).await;

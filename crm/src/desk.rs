@@ -25,6 +25,10 @@ pub enum CallState {
     Connected {
         since: i64,
     },
+    /// The agent put the caller on hold (music); connected since `since`.
+    Held {
+        since: i64,
+    },
     /// The agent's phone did not answer; the caller is back in the queue.
     NotAnswered,
     Ended,
@@ -49,5 +53,8 @@ pub trait Desk: Send + Sync + 'static {
     fn connect(&self, item: WorkItemId, agent: AgentId, username: &str) -> Result<(), CallError>;
     /// Ends the call of the voice item `item`.
     fn hang_up(&self, item: WorkItemId) -> Result<(), CallError>;
+    /// Puts the caller of `item` on hold (`true`: music, and the agent no longer hears them) or
+    /// takes them off it.
+    fn hold(&self, item: WorkItemId, on: bool) -> Result<(), CallError>;
     fn call_state(&self, item: WorkItemId) -> Option<CallState>;
 }

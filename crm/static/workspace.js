@@ -90,20 +90,10 @@ function render(state) {
     const heading = element("h3", text(`channel-${held.pop.channel}`));
     if (held.call) heading.append(" · ", element("span", text(`call-${held.call.state}`), "call-state"));
     card.append(heading, renderPop(held.pop));
-    if (held.call && held.call.state !== "ended") {
-      const form = element("form");
-      form.method = "post";
-      form.action = `/workspace/items/${held.pop.item}/hangup`;
-      const token = element("input");
-      token.type = "hidden";
-      token.name = "csrf";
-      token.value = csrf;
-      const button = element("button", text("hang-up"));
-      button.type = "submit";
-      button.accessKey = "h";
-      form.append(token, button);
-      card.append(form);
-    }
+    const state = held.call ? held.call.state : null;
+    if (state === "connected") card.append(callButton(held.pop.item, "hold", "hold", "p"));
+    if (state === "held") card.append(callButton(held.pop.item, "resume", "resume", "p"));
+    if (state && state !== "ended") card.append(callButton(held.pop.item, "hangup", "hang-up", "h"));
     work.append(card);
   }
   const wrapUp = document.getElementById("wrap-up");
@@ -112,6 +102,22 @@ function render(state) {
     document.getElementById("wrap-up-pop").replaceChildren(renderPop(state.wrap_up));
     document.getElementById("wrap-up-form").action = `/workspace/items/${state.wrap_up.item}/wrap-up`;
   }
+}
+
+// A call control: a form with one button, posted like the others.
+function callButton(item, action, label, key) {
+  const form = element("form", undefined, `inline call-${action}`);
+  form.method = "post";
+  form.action = `/workspace/items/${item}/${action}`;
+  const token = element("input");
+  token.type = "hidden";
+  token.name = "csrf";
+  token.value = csrf;
+  const button = element("button", text(label));
+  button.type = "submit";
+  button.accessKey = key;
+  form.append(token, button);
+  return form;
 }
 
 async function refresh() {

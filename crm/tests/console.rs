@@ -155,6 +155,8 @@ async fn every_route_admits_exactly_its_roles() {
         check("POST", "/workspace/items/1/accept", case_workers, &[], 503),
         check("POST", "/workspace/items/1/decline", case_workers, &[], 503),
         check("POST", "/workspace/items/1/hangup", case_workers, &[], 503),
+        check("POST", "/workspace/items/1/hold", case_workers, &[], 503),
+        check("POST", "/workspace/items/1/resume", case_workers, &[], 503),
         check("POST", "/workspace/items/1/wrap-up", case_workers, &[("disposition", "answered")], 503),
         check("GET", "/cases?status=new", case_workers, &[], 200),
         check("GET", "/cases/new", case_workers, &[], 200),

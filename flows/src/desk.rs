@@ -77,6 +77,10 @@ impl<S: QueueStore> Desk for RouterDesk<S> {
         self.voice.hang_up(item)
     }
 
+    fn hold(&self, item: WorkItemId, on: bool) -> Result<(), CallError> {
+        self.voice.hold(item, on)
+    }
+
     fn call_state(&self, item: WorkItemId) -> Option<CallState> {
         self.voice.call_state(item)
     }

@@ -46,6 +46,8 @@ pub fn routes() -> Router<AppState> {
         .route("/workspace/items/{item}/accept", post(accept))
         .route("/workspace/items/{item}/decline", post(decline))
         .route("/workspace/items/{item}/hangup", post(hang_up))
+        .route("/workspace/items/{item}/hold", post(hold))
+        .route("/workspace/items/{item}/resume", post(resume))
         .route("/workspace/items/{item}/wrap-up", post(wrap_up))
 }
 
@@ -444,6 +446,32 @@ async fn hang_up(
     let desk = state.desk()?;
     let item = holds(desk.as_ref(), agent_of(&current), item).await?;
     desk.hang_up(item).map_err(|error| WebError::BadRequest(error.to_string()))?;
+    Ok(Redirect::to("/workspace"))
+}
+
+async fn hold(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(item): Path<u64>,
+    _form: CsrfForm<Empty>,
+) -> Result<Redirect, WebError> {
+    set_hold(&state, &current, item, true).await
+}
+
+async fn resume(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(item): Path<u64>,
+    _form: CsrfForm<Empty>,
+) -> Result<Redirect, WebError> {
+    set_hold(&state, &current, item, false).await
+}
+
+async fn set_hold(state: &AppState, current: &CurrentUser, item: u64, on: bool) -> Result<Redirect, WebError> {
+    current.require(Permission::HandleWork)?;
+    let desk = state.desk()?;
+    let item = holds(desk.as_ref(), agent_of(current), item).await?;
+    desk.hold(item, on).map_err(|error| WebError::BadRequest(error.to_string()))?;
     Ok(Redirect::to("/workspace"))
 }
 

@@ -303,9 +303,21 @@ impl<W: WorkItems> Voice<W> {
             }
         };
         if bridged {
-            self.set_state(item, agent, CallState::Connected { since: self.now().0 });
+            let since = self.now().0;
+            self.set_state(item, agent, CallState::Connected { since });
             loop {
                 match line.next(None).await {
+                    Heard::Other(Signal::Hold(on)) => {
+                        let done = if on {
+                            line.media.hold(self.parts.prompts.music()).await
+                        } else {
+                            line.media.resume().await
+                        };
+                        let state = if on { CallState::Held { since } } else { CallState::Connected { since } };
+                        if done.is_ok() {
+                            self.set_state(item, agent, state);
+                        }
+                    }
                     Heard::HungUp => {
                         line.command(CallCommand::HangUpAgent { call: line.call });
                         break;

@@ -25,6 +25,8 @@ pub(super) enum Signal {
     },
     /// The console: the agent hangs up.
     HangUp,
+    /// The console: the agent puts the caller on hold (`true`) or takes them off it.
+    Hold(bool),
     AgentRinging,
     AgentAnswered(String),
     AgentFailed(u16),

@@ -125,6 +125,10 @@ impl<W: WorkItems> Voice<W> {
         self.signal(item, Signal::HangUp)
     }
 
+    pub fn hold(&self, item: WorkItemId, on: bool) -> Result<(), CallError> {
+        self.signal(item, Signal::Hold(on))
+    }
+
     pub fn call_state(&self, item: WorkItemId) -> Option<CallState> {
         lock(&self.states).get(&item).map(|(_, state)| *state)
     }
