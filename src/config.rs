@@ -27,6 +27,7 @@ pub struct Config {
     pub ivr: IvrConfig,
     pub desk: DeskConfig,
     pub mail: MailConfig,
+    pub register: RegisterConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,6 +130,47 @@ impl IvrConfig {
         };
         loket_ivr::Ivr::parse(&name, &text)
             .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegisterConfig {
+    /// The national register gateway (`POST {url}/persons/lookup`, see `crm::register`); when
+    /// set, it is the register.
+    pub url: Option<String>,
+    /// Its bearer token.
+    pub token: Option<String>,
+    pub timeout_seconds: u64,
+    /// Without a gateway: a file of people (format: `crm/register.toml`); unset, the demo's.
+    pub file: Option<PathBuf>,
+}
+
+impl Default for RegisterConfig {
+    fn default() -> Self {
+        RegisterConfig { url: None, token: None, timeout_seconds: 5, file: None }
+    }
+}
+
+impl RegisterConfig {
+    /// The register the IVR identifies callers in; the error names the key.
+    pub fn open(&self, current_year: u16) -> Result<std::sync::Arc<dyn loket_crm::register::NationalRegister>, String> {
+        use loket_crm::register::{HttpRegister, LocalRegister};
+        if let Some(url) = &self.url {
+            let timeout = Duration::from_secs(self.timeout_seconds);
+            let register = HttpRegister::new(url, self.token.clone(), timeout)
+                .map_err(|error| format!("register.url {url}: {error}"))?;
+            return Ok(std::sync::Arc::new(register));
+        }
+        let register = match &self.file {
+            None => LocalRegister::demo(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|error| format!("{} (register.file): {error}", path.display()))?;
+                LocalRegister::parse(&path.display().to_string(), &text, current_year)?
+            }
+        };
+        Ok(std::sync::Arc::new(register))
     }
 }
 
@@ -448,7 +490,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     })
 }
 
-const SECTIONS: [&str; 13] = [
+const SECTIONS: [&str; 14] = [
     "http",
     "database",
     "redis",
@@ -462,6 +504,7 @@ const SECTIONS: [&str; 13] = [
     "ivr",
     "desk",
     "mail",
+    "register",
 ];
 
 fn apply_env(config: Config, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
@@ -498,6 +541,7 @@ fn apply_env(config: Config, env: impl IntoIterator<Item = (String, String)>) ->
                 | ("media", "advertise")
                 | ("ivr", "flows" | "prompts")
                 | ("mail", "mailboxes")
+                | ("register", "url" | "token" | "file")
         );
         let known = section_table.contains_key(key) || optional;
         if !known {

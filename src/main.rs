@@ -71,6 +71,7 @@ fn main() -> ExitCode {
     if let Command::Config { command: ConfigCommand::Check { file } } = &cli.command {
         return match config::parse_file(file).map_err(|error| error.to_string()).and_then(|config| {
             config.mail.load()?;
+            config.register.open(serve::current_year())?;
             config.ivr.load()
         }) {
             Ok(ivr) => {

@@ -45,6 +45,8 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         .with_context(|| format!("the IVR recordings in {} (ivr.prompts)", prompts_dir.display()))?;
     let media = MediaEngine::new(config.media.engine()).context("the [media] section")?;
     let mailboxes = config.mail.load().map_err(|error| anyhow::anyhow!("invalid mail configuration: {error}"))?;
+    let register =
+        config.register.open(current_year()).map_err(|error| anyhow::anyhow!("the national register: {error}"))?;
     let db = open_database(&config).await?;
     if demo {
         seed_demo(&db, &config).await.context("seeding the demo municipality")?;
@@ -81,7 +83,8 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         let mail_domain = web_config.mail_domain.clone();
         Arc::new(Processor::new(db.clone(), Clock::System, documents.clone(), Arc::new(mailboxes), &mail_domain))
     });
-    let parts = WorkParts { db: db.clone(), ivr: Arc::new(ivr), prompts: Arc::new(prompts), media, ends, mail };
+    let (ivr, prompts) = (Arc::new(ivr), Arc::new(prompts));
+    let parts = WorkParts { db: db.clone(), ivr, prompts, media, register, ends, mail };
     let work = start_work(&config, parts).await?;
     let state = AppState::new(db.clone(), Clock::System, web_config, redis, documents);
     state.set_desk(work.desk);
@@ -176,6 +179,7 @@ struct WorkParts {
     ivr: Arc<Ivr>,
     prompts: Arc<Prompts>,
     media: MediaEngine,
+    register: Arc<dyn loket_crm::register::NationalRegister>,
     ends: ApplicationEnds,
     /// The e-mail intake, when mailboxes are configured.
     mail: Option<Arc<Processor>>,
@@ -224,7 +228,7 @@ async fn spawn_work<S: QueueStore>(config: &Config, parts: WorkParts, store: S) 
         ivr: parts.ivr,
         prompts: parts.prompts,
         media: parts.media,
-        register: Arc::new(loket_crm::register::LocalRegister::demo()),
+        register: parts.register,
         work: Arc::clone(&router),
         queue_services: queues.into_iter().map(|queue| (queue.code, queue.service_code)).collect(),
         handle_time: Duration::from_secs(config.ivr.handle_seconds),
@@ -344,7 +348,7 @@ async fn purge_expired_sessions(db: Db) {
     }
 }
 
-fn current_year() -> u16 {
+pub(crate) fn current_year() -> u16 {
     let seconds = Clock::System.now().0 / 1000;
     time::OffsetDateTime::from_unix_timestamp(seconds).map_or(2026, |now| u16::try_from(now.year()).unwrap_or(2026))
 }

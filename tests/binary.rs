@@ -115,6 +115,35 @@ fn config_check_validates_the_ivr_flows_and_serve_refuses_a_broken_one() {
     assert!(!dir.0.join("data").exists(), "nothing was created");
 }
 
+/// The files other sections name are read by `config check` too, and a broken one is named with
+/// its key: the mailboxes (a queue template with an unknown placeholder) and the register.
+#[test]
+fn config_check_reads_the_mailboxes_and_the_register_files() {
+    let dir = TempDir::new();
+    let config = "[mail]\nmailboxes = \"mailboxes.toml\"\n[register]\nfile = \"people.toml\"\n";
+    std::fs::write(dir.0.join("loket.toml"), config).unwrap();
+    let mailbox = "[[mailboxes]]\nname = \"paspoort\"\naddress = \"paspoort@gemeente.example\"\nhost = \"127.0.0.1\"\n\
+                   port = 143\nsecurity = \"plain\"\nusername = \"p\"\npassword = \"p\"\nservice = \"population\"\n\
+                   case_type = \"passport\"\nqueue = \"population-{lang}-l1\"\n";
+    std::fs::write(dir.0.join("mailboxes.toml"), mailbox).unwrap();
+    let output = loket(&dir.0).args(["config", "check", "loket.toml"]).output().expect("run loket");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr.contains("mailboxes.toml: mailbox \"paspoort\": queue knows only the placeholder {language}"),
+        "{stderr}"
+    );
+    std::fs::write(dir.0.join("mailboxes.toml"), mailbox.replace("{lang}", "{language}")).unwrap();
+    let output = loket(&dir.0).args(["config", "check", "loket.toml"]).output().expect("run loket");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("people.toml (register.file): "), "{stderr}");
+    let person = "[[person]]\nnumber = \"12345678901\"\nfirst_name = \"A\"\nlast_name = \"B\"\n";
+    std::fs::write(dir.0.join("people.toml"), person).unwrap();
+    let output = loket(&dir.0).args(["config", "check", "loket.toml"]).output().expect("run loket");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("people.toml: person 1: the number is not valid"), "{stderr}");
+}
+
 #[test]
 fn seeding_twice_changes_nothing_and_keeps_the_passwords() {
     let dir = TempDir::new();
