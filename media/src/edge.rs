@@ -3,7 +3,8 @@
 //! `MediaEngine::allocate` binds an RTP/RTCP port pair and starts the session's task; the SIP layer
 //! puts `Session::sdp_address` in its SDP, passes the negotiated remote with `set_remote`, and
 //! reads `SessionEvent`s (digits, media timeout, playback ends). Prompts and music are played with
-//! `play` and `hold`; `bridge` relays two sessions to each other.
+//! `play` and `hold`; `bridge` relays two sessions to each other; `start_recording` records the
+//! leg to a stereo WAV file (channel 1 what the leg sends, channel 2 what it is sent).
 //!
 //! **Task model: one Tokio task per session.** The task owns the session's receive path, its
 //! timers (playback frames, RTCP, media timeout, DTMF end) and its core state (latch, reception
@@ -16,24 +17,33 @@
 //!
 //! Bridged peers hold each other weakly, so closing one session releases its ports at once; the
 //! other notices on its next packet and stops forwarding.
+//!
+//! **Recording** (`recorder`) happens where the audio passes: the session's task adds what the leg
+//! sends, and whoever sends to the leg (its own task for prompts, the bridged peer's task for the
+//! relayed voice) adds what it sends, into a `recording::Aligner` behind a mutex of its own, held
+//! for one packet's decoding. The file is written by a writer task, off the packet path.
 
 mod ports;
+mod recorder;
 mod session;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::dtmf::Digit;
 use crate::latch::LatchConfig;
 use crate::playback::Prompt;
+use crate::recording::{Audio, Direction};
 use crate::rtcp::ReportBlock;
 use ports::{BindFailure, PortLease, PortPool};
+use recorder::{Recorder, WavFile};
 use session::{Command, Outbound};
 
 /// The media engine's settings; the binary's `[media]` section maps onto these.
@@ -86,6 +96,32 @@ pub enum SessionError {
     Bind(#[source] std::io::Error),
     #[error("the session has ended")]
     Closed,
+    #[error("the session is being recorded already")]
+    AlreadyRecording,
+    /// The recording file could not be created or written; a failed recording leaves no file.
+    #[error("recording to {path}: {source}")]
+    Recording {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A finished recording: a stereo WAV file, 8 kHz, 16-bit, channel 1 what the leg sent, channel 2
+/// what it was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingSummary {
+    pub path: PathBuf,
+    /// From `start_recording` to the end: the file's length.
+    pub duration: Duration,
+    /// The file's size, header included.
+    pub bytes: u64,
+    /// Audio lost because the disk did not keep up (more than 2 s of audio waiting for it); the
+    /// file holds silence in its place, so its timeline stays the call's.
+    pub dropped: Duration,
+    /// Packets that came too late for their place (more than `recording::DELAY` after the
+    /// stream's earliest arrivals), in either direction.
+    pub late_packets: u64,
 }
 
 /// The audio codecs a leg can negotiate: G.711, with their static payload types (RFC 3551).
@@ -216,6 +252,8 @@ impl MediaEngine {
             rtcp: tokio_socket(rtcp).map_err(SessionError::Bind)?,
             outbound: Mutex::new(Outbound::new()),
             counters: Counters::default(),
+            recording: AtomicBool::new(false),
+            recorder: Mutex::new(None),
             _lease: lease,
         });
         let (command_sender, command_receiver) = mpsc::channel(16);
@@ -292,6 +330,37 @@ impl Session {
         other.command(Command::Unbridge).await
     }
 
+    /// Starts recording this leg to `path`: a WAV file, 8 kHz 16-bit stereo, channel 1 what the
+    /// leg sends to loket, channel 2 what loket sends to it (prompts, music, the bridged peer).
+    /// The file is written as `<path>.part` and gets its name when the recording ends
+    /// (`stop_recording`, `close`, or the session being dropped). Refused when `path` or its
+    /// `.part` exists, or when a recording is in progress.
+    pub async fn start_recording(&self, path: PathBuf) -> Result<(), SessionError> {
+        let file = WavFile::create(path).await?;
+        let (reply, replied) = oneshot::channel();
+        // Should the session have ended, the file goes with the command, and is removed.
+        self.command(Command::StartRecording { file, reply }).await?;
+        match replied.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_file)) => Err(SessionError::AlreadyRecording),
+            Err(_) => Err(SessionError::Closed),
+        }
+    }
+
+    /// Ends the recording and waits until the file is complete under its name; `None` when
+    /// nothing was being recorded. Should this future be dropped, the file is finished all the
+    /// same. To attach the file to a case, call this before `close`, which would finish it too
+    /// but without a summary.
+    pub async fn stop_recording(&self) -> Result<Option<RecordingSummary>, SessionError> {
+        let (reply, replied) = oneshot::channel();
+        self.command(Command::StopRecording { reply }).await?;
+        let Some((path, writer)) = replied.await.map_err(|_| SessionError::Closed)? else { return Ok(None) };
+        match writer.await {
+            Ok(result) => result.map(Some),
+            Err(join) => Err(SessionError::Recording { path, source: std::io::Error::other(join) }),
+        }
+    }
+
     /// The next event; `None` once the session's task has ended.
     pub async fn next_event(&mut self) -> Option<SessionEvent> {
         self.events.recv().await
@@ -317,7 +386,8 @@ impl Session {
     }
 
     /// Ends the session and waits until its task has stopped, so that its ports are free unless a
-    /// bridged peer is forwarding a packet this very moment.
+    /// bridged peer is forwarding a packet this very moment, and a recording in progress is
+    /// complete under its name.
     pub async fn close(self) {
         let Session { leg, commands, task, .. } = self;
         drop((leg, commands));
@@ -337,6 +407,10 @@ struct Leg {
     rtcp: UdpSocket,
     outbound: Mutex<Outbound>,
     counters: Counters,
+    /// A recorder is in `recorder`: the packet paths look here before taking its lock.
+    recording: AtomicBool,
+    /// Never locked while `outbound` is, nor the other way round.
+    recorder: Mutex<Option<Recorder>>,
     /// Declared last, so dropped last: the sockets close before the ports go back to the pool.
     _lease: PortLease,
 }
@@ -346,6 +420,25 @@ impl Leg {
         // Outbound holds counters and the rewriter, each consistent between statements; a panic
         // while sending loses at most that packet.
         self.outbound.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_recorder(&self) -> std::sync::MutexGuard<'_, Option<Recorder>> {
+        // A panic while recording leaves at most one packet half written into the timeline.
+        self.recorder.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds one packet's G.711 audio to the recording, if one is in progress.
+    fn record(&self, now: Instant, direction: Direction, ssrc: u32, timestamp: u32, codec: Codec, payload: &[u8]) {
+        if !self.recording.load(Ordering::Relaxed) {
+            return;
+        }
+        let audio = match codec {
+            Codec::Pcmu => Audio::Pcmu(payload),
+            Codec::Pcma => Audio::Pcma(payload),
+        };
+        if let Some(recorder) = self.lock_recorder().as_mut() {
+            recorder.push(now, direction, ssrc, timestamp, audio);
+        }
     }
 }
 

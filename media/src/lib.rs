@@ -19,8 +19,10 @@
 //! - `rtcp`: sender and receiver reports (RFC 3550 §6.4), parsed and built; reception statistics
 //!   (loss, jitter, LSR/DLSR).
 //! - `latch`: symmetric RTP latching, with the rule that keeps a stream from being hijacked.
+//! - `recording`: both directions of a leg onto one stereo timeline (channel 1 from the leg,
+//!   channel 2 to it), placed by RTP timestamp and aligned on arrival, gaps filled with silence.
 //! - `edge`: the port pool, `MediaEngine` and `Session` (remote from SDP, events, prompts, hold,
-//!   bridging with transcoding, RTCP, media timeout).
+//!   bridging with transcoding, RTCP, media timeout, recording to WAV).
 //!
 //! **Invariants.** Peer input never panics: a bad datagram is an error value, a bad event payload
 //! is ignored. Hot paths (per packet, per frame) do not allocate: results go into caller-provided
@@ -37,6 +39,7 @@ pub mod g711;
 pub mod latch;
 pub mod mixer;
 pub mod playback;
+pub mod recording;
 pub mod relay;
 pub mod rtcp;
 pub mod rtp;

@@ -2,18 +2,24 @@
 //!
 //! The loop waits on four things: a command from the handle, a readable RTP socket, a readable
 //! RTCP socket, and the earliest deadline the core state asks for (the next prompt frame, the next
-//! RTCP report, the media timeout, the end of a DTMF event whose end packets were lost). Every
-//! deadline comes from the core, computed from a start instant, so a late wake-up never shifts the
-//! ones after it.
+//! RTCP report, the media timeout, the end of a DTMF event whose end packets were lost), and while
+//! recording, a tick that writes out the recording's timeline. Every media deadline comes from the
+//! core, computed from a start instant, so a late wake-up never shifts the ones after it.
+//!
+//! When the loop ends (the handle closed or dropped), a recording in progress is finished and the
+//! task waits for its file before it ends.
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
 
+use super::recorder::{Recorder, WavFile, Writer};
 use super::{Codec, Counters, DigitSource, Leg, MediaConfig, PlayOptions, RemoteParams, SessionEvent};
 use crate::dtmf::Digit;
 use crate::dtmf::inband::InbandDetector;
@@ -21,6 +27,7 @@ use crate::dtmf::rfc4733::{DtmfEvent, DtmfReceiver};
 use crate::g711::{alaw_to_ulaw, decode_alaw, decode_ulaw, ulaw_to_alaw};
 use crate::latch::{Latch, LatchVerdict};
 use crate::playback::{FRAME_LEN, PlaybackEvent, Player, Prompt};
+use crate::recording::Direction;
 use crate::relay::{RelayRewriter, Rewrite};
 use crate::rtcp::{
     NtpTime, ReceptionStats, ReportBlock, ReportBlocks, RtcpPacket, SenderInfo, is_rtcp, parse_compound, round_trip,
@@ -37,6 +44,9 @@ const MAX_DATAGRAM: usize = 1500;
 const IDLE_WAKE_UP: Duration = Duration::from_secs(3600);
 /// Datagrams read per wake-up before the loop looks at its other inputs again.
 const BATCH: usize = 32;
+/// While recording, how often the timeline is written out when no packet does it: silence on both
+/// sides leaves in pieces of this size rather than all at once.
+const RECORDING_TICK: Duration = Duration::from_millis(250);
 
 #[derive(Debug)]
 pub(super) enum Command {
@@ -47,6 +57,9 @@ pub(super) enum Command {
     Resume,
     Bridge(Weak<Leg>),
     Unbridge,
+    // The file is handed back if a recording is in progress already.
+    StartRecording { file: WavFile, reply: oneshot::Sender<Result<(), WavFile>> },
+    StopRecording { reply: oneshot::Sender<Option<(PathBuf, Writer)>> },
 }
 
 /// What everyone who sends to a leg shares: where its media goes, its codec, and the one SSRC,
@@ -160,6 +173,13 @@ impl Leg {
             }
             Err(_) => Counters::add(&self.counters.send_errors, 1),
         }
+        if payload != Payload::Event {
+            // What the leg was sent, on its own line: the rewritten timestamp is continuous across
+            // the peer, prompts and music. Recorded after the lock is released.
+            let codec = outbound.codec;
+            drop(outbound);
+            self.record(now, Direction::ToLeg, header.ssrc, header.timestamp, codec, body);
+        }
     }
 }
 
@@ -193,6 +213,9 @@ struct Task {
     timed_out: bool,
     next_report: Instant,
     cname: String,
+    /// A recorder is installed in the leg; it is written out at `next_recording_tick`.
+    recording: bool,
+    next_recording_tick: Instant,
 }
 
 pub(super) async fn run(
@@ -221,6 +244,8 @@ pub(super) async fn run(
         timed_out: false,
         next_report: now,
         cname: format!("{:016x}@loket", rand::random::<u64>()),
+        recording: false,
+        next_recording_tick: now,
     };
     let mut rtp_buffer = [0u8; MAX_DATAGRAM];
     let mut rtcp_buffer = [0u8; MAX_DATAGRAM];
@@ -273,6 +298,13 @@ pub(super) async fn run(
             () = &mut sleep => task.handle_timeout(Instant::now()),
         }
     }
+    // The recording ends with the session: its file is finished before the task ends, so that
+    // `Session::close` returns with it complete. Its summary has no reader; an error has already
+    // removed the file.
+    if let Some((_, writer)) = task.finish_recording(Instant::now()) {
+        drop((task, leg));
+        let _ = writer.await;
+    }
 }
 
 impl Task {
@@ -283,6 +315,7 @@ impl Task {
             self.dtmf.poll_timeout(),
             (remote_set && !self.timed_out).then(|| self.last_activity + self.config.media_timeout),
             remote_set.then_some(self.next_report),
+            self.recording.then_some(self.next_recording_tick),
         ]
         .into_iter()
         .flatten()
@@ -302,6 +335,13 @@ impl Task {
                 self.send_report(now);
                 self.next_report = now + self.config.rtcp_interval.mul_f64(0.5 + rand::random::<f64>());
             }
+        }
+        if self.recording && now >= self.next_recording_tick {
+            if let Some(recorder) = self.leg.lock_recorder().as_mut() {
+                recorder.advance(now);
+            }
+            // A tick's deadline is no media timing: it may slip with a late wake-up.
+            self.next_recording_tick = now + RECORDING_TICK;
         }
     }
 
@@ -338,7 +378,33 @@ impl Task {
             }
             Command::Bridge(peer) => self.peer = Some(peer),
             Command::Unbridge => self.peer = None,
+            Command::StartRecording { file, reply } => {
+                let outcome = if self.recording {
+                    Err(file)
+                } else {
+                    *self.leg.lock_recorder() = Some(Recorder::start(file, now));
+                    self.leg.recording.store(true, Ordering::Relaxed);
+                    self.recording = true;
+                    self.next_recording_tick = now + RECORDING_TICK;
+                    Ok(())
+                };
+                // A handle that stopped waiting drops the file it got back, which removes it.
+                let _ = reply.send(outcome);
+            }
+            Command::StopRecording { reply } => {
+                let _ = reply.send(self.finish_recording(now));
+            }
         }
+    }
+
+    /// Takes the recorder out of the leg, so that no more packets reach it, and ends it.
+    fn finish_recording(&mut self, now: Instant) -> Option<(PathBuf, Writer)> {
+        if !std::mem::take(&mut self.recording) {
+            return None;
+        }
+        self.leg.recording.store(false, Ordering::Relaxed);
+        let recorder = self.leg.lock_recorder().take()?;
+        Some(recorder.finish(now))
     }
 
     /// A datagram on the RTP port: RTP, or RTCP when multiplexed.
@@ -387,7 +453,10 @@ impl Task {
                 self.dtmf.handle_packet(now, &packet);
                 self.drain_dtmf();
             }
-            Payload::Audio(codec) => self.detect_inband(codec, packet.payload),
+            Payload::Audio(codec) => {
+                self.detect_inband(codec, packet.payload);
+                self.leg.record(now, Direction::FromLeg, packet.ssrc, packet.timestamp, codec, packet.payload);
+            }
         }
         if let Some(weak) = &self.peer {
             match weak.upgrade() {
