@@ -228,6 +228,9 @@ pub struct MediaConfig {
     pub port_max: u16,
     /// A call whose media stopped for this long is hung up.
     pub timeout_seconds: u64,
+    /// The queues whose calls are recorded once an agent takes them (caller and agent, one
+    /// channel each); the WAV file is attached to the call's case.
+    pub record_queues: Vec<String>,
 }
 
 impl Default for MediaConfig {
@@ -238,6 +241,7 @@ impl Default for MediaConfig {
             port_min: 30_000,
             port_max: 31_999,
             timeout_seconds: 30,
+            record_queues: Vec::new(),
         }
     }
 }

@@ -84,7 +84,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         Arc::new(Processor::new(db.clone(), Clock::System, documents.clone(), Arc::new(mailboxes), &mail_domain))
     });
     let (ivr, prompts) = (Arc::new(ivr), Arc::new(prompts));
-    let parts = WorkParts { db: db.clone(), ivr, prompts, media, register, ends, mail };
+    let parts = WorkParts { db: db.clone(), ivr, prompts, media, register, ends, mail, documents: documents.clone() };
     let work = start_work(&config, parts).await?;
     let state = AppState::new(db.clone(), Clock::System, web_config, redis, documents);
     state.set_desk(work.desk);
@@ -180,6 +180,7 @@ struct WorkParts {
     prompts: Arc<Prompts>,
     media: MediaEngine,
     register: Arc<dyn loket_crm::register::NationalRegister>,
+    documents: Arc<dyn DocumentStore>,
     ends: ApplicationEnds,
     /// The e-mail intake, when mailboxes are configured.
     mail: Option<Arc<Processor>>,
@@ -232,6 +233,9 @@ async fn spawn_work<S: QueueStore>(config: &Config, parts: WorkParts, store: S) 
         work: Arc::clone(&router),
         queue_services: queues.into_iter().map(|queue| (queue.code, queue.service_code)).collect(),
         handle_time: Duration::from_secs(config.ivr.handle_seconds),
+        record_queues: config.media.record_queues.iter().cloned().collect(),
+        recordings: config.data.dir.join("recordings"),
+        documents: parts.documents,
     }));
     let mail = parts.mail.map(|processor| MailIntake::start(processor, Arc::clone(&router)).0);
     let (desk, forwarder) = RouterDesk::start(router, Arc::clone(&voice));

@@ -48,7 +48,9 @@ async fn post(client: &reqwest::Client, base: &str, path: &str, csrf: &str, fiel
 
 #[tokio::test]
 async fn an_agent_takes_a_call_from_the_ivr_on_a_desk_phone() {
-    let (loket, _flows) = support::start_with_ivr(true, "", &[("LOKET_SIP_DIGEST_ALGORITHMS", "MD5")]);
+    // The population queue's calls are recorded.
+    let media = "[media]\nrecord_queues = [\"population-nl-l1\"]\n";
+    let (loket, _flows) = support::start_with_ivr(true, media, &[("LOKET_SIP_DIGEST_ALGORITHMS", "MD5")]);
     let base = loket.base.clone();
 
     let phone = support::agent_phone(&loket);
@@ -83,6 +85,8 @@ async fn an_agent_takes_a_call_from_the_ivr_on_a_desk_phone() {
     })
     .await;
     assert_eq!(connected["state"], "busy");
+    // A second and a half of conversation, for the recording.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
     post(&client, &base, &format!("/workspace/items/{item}/hold"), &csrf, &[]).await;
     until(&client, &base, "the caller on hold", |state| state["work"][0]["call"]["state"] == "held").await;
     post(&client, &base, &format!("/workspace/items/{item}/resume"), &csrf, &[]).await;
@@ -104,6 +108,21 @@ async fn an_agent_takes_a_call_from_the_ivr_on_a_desk_phone() {
     for expected in ["Afspraak gemaakt voor het paspoort.", "Vraag beantwoord"] {
         assert!(case_page.contains(expected), "the case shows {expected:?}");
     }
+    // The call's recording is among the case's documents: a WAV with the citizen and the agent.
+    let link = format!("href=\"/cases/{case_id}/documents/");
+    let document =
+        case_page.split(&link).nth(1).and_then(|rest| rest.split('"').next()).expect("a document on the case");
+    let wav = client.get(format!("{base}/cases/{case_id}/documents/{document}")).send().await.expect("recording");
+    let wav = wav.bytes().await.expect("recording bytes");
+    assert!(wav.starts_with(b"RIFF") && &wav[8..12] == b"WAVE", "a WAV file");
+    assert_eq!(u16::from_le_bytes([wav[22], wav[23]]), 2, "one channel per side");
+    let frames: Vec<(i16, i16)> = wav[44..]
+        .chunks_exact(4)
+        .map(|frame| (i16::from_le_bytes([frame[0], frame[1]]), i16::from_le_bytes([frame[2], frame[3]])))
+        .collect();
+    assert!(frames.len() > 8_000, "more than a second: {} frames", frames.len());
+    let loud = frames.iter().filter(|(citizen, _)| citizen.unsigned_abs() > 1_000).count();
+    assert!(loud > frames.len() / 4, "the citizen is on the left channel ({loud} of {} frames)", frames.len());
     loket.stop();
 }
 

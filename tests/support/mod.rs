@@ -260,10 +260,12 @@ pub fn agent_phone(loket: &Loket) -> (Child, TempDir) {
     (phone.unwrap_or_else(|error| panic!("this test needs SIPp (`apt-get install sip-tester`): {error}")), dir)
 }
 
-/// A citizen who calls the demo number, keys in `digits` after the welcome and stays on the line
-/// until loket hangs up (`ivr-caller-until-bye.xml`).
+/// A citizen who calls the demo number, keys in `digits` after the welcome, then talks (a square
+/// wave in A-law) and stays on the line until loket hangs up (`ivr-caller-until-bye.xml`).
 pub fn ivr_caller(loket: &Loket, digits: &str) -> (Child, TempDir) {
     let dir = TempDir::new();
+    let voice: Vec<u8> = [0xa2u8, 0x22].repeat(4_000);
+    std::fs::write(dir.0.join("voice.pcma"), voice).expect("write voice.pcma");
     let args = ["-key", "digits", digits, "-s", "+3225550100", "-p", "0", "-timeout", "90s"];
     let caller = sipp(&dir, "ivr-caller-until-bye.xml", &args).arg(&loket.sip_udp).spawn();
     (caller.unwrap_or_else(|error| panic!("this test needs SIPp (`apt-get install sip-tester`): {error}")), dir)

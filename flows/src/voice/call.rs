@@ -239,7 +239,9 @@ impl<W: WorkItems> Voice<W> {
                 }
                 Heard::Other(Signal::AgentAnswered(sdp)) => {
                     if let Some((agent, agent_media)) = ringing.take() {
-                        return self.talk(line, item, agent, agent_media, &sdp).await;
+                        let recorded = queue_of(outcome).is_some_and(|queue| self.parts.record_queues.contains(queue));
+                        let recording = recorded.then_some(draft);
+                        return self.talk(line, item, agent, agent_media, &sdp, recording).await;
                     }
                 }
                 Heard::Other(Signal::AgentFailed(status)) => {
@@ -290,7 +292,16 @@ impl<W: WorkItems> Voice<W> {
     }
 
     /// Caller and agent talk through loket's two media sessions until either hangs up.
-    async fn talk(&self, line: &mut Line, item: WorkItemId, agent: AgentId, agent_media: Session, answer: &str) {
+    /// `recording`: the case the call's recording joins, when its queue is recorded.
+    async fn talk(
+        &self,
+        line: &mut Line,
+        item: WorkItemId,
+        agent: AgentId,
+        agent_media: Session,
+        answer: &str,
+        recording: Option<Draft>,
+    ) {
         let bridged = match sdp::remote(answer) {
             Ok(remote) => {
                 let ready = agent_media.set_remote(remote_params(&remote)).await.is_ok();
@@ -305,6 +316,10 @@ impl<W: WorkItems> Voice<W> {
         if bridged {
             let since = self.now().0;
             self.set_state(item, agent, CallState::Connected { since });
+            let recording = match recording {
+                Some(draft) => self.start_recording(line, item, draft).await,
+                None => None,
+            };
             loop {
                 match line.next(None).await {
                     Heard::Other(Signal::Hold(on)) => {
@@ -334,12 +349,52 @@ impl<W: WorkItems> Voice<W> {
                     _ => {}
                 }
             }
+            if let Some(draft) = recording {
+                self.keep_recording(line, draft).await;
+            }
         } else {
             line.command(CallCommand::HangUpAgent { call: line.call });
             line.hang_up();
         }
         agent_media.close().await;
         self.finished(item, agent).await;
+    }
+
+    /// Records the caller's leg: what they say, and what they hear (the agent, or the music).
+    async fn start_recording(&self, line: &Line, item: WorkItemId, draft: Draft) -> Option<Draft> {
+        let path = self.parts.recordings.join(format!("item-{}.wav", item.0));
+        let started = match std::fs::create_dir_all(&self.parts.recordings) {
+            Ok(()) => line.media.start_recording(path).await.map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        match started {
+            Ok(()) => Some(draft),
+            Err(error) => {
+                tracing::warn!(case = draft.case_id, %error, "a call of a recorded queue could not be recorded");
+                None
+            }
+        }
+    }
+
+    /// The finished recording joins the case's documents; the working file goes.
+    async fn keep_recording(&self, line: &Line, draft: Draft) {
+        let summary = match line.media.stop_recording().await {
+            Ok(Some(summary)) => summary,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(case = draft.case_id, %error, "a call's recording failed");
+                return;
+            }
+        };
+        if let Err(error) =
+            case::attach_recording(&self.parts.db, self.parts.documents.as_ref(), draft, &summary.path, self.now())
+                .await
+        {
+            tracing::warn!(case = draft.case_id, %error, "a call's recording could not join its case");
+        }
+        if let Err(error) = std::fs::remove_file(&summary.path) {
+            tracing::warn!(path = %summary.path.display(), %error, "a call's recording was not removed after joining its case");
+        }
     }
 
     /// The call of an agent's item is over: the router moves the agent to wrap-up.

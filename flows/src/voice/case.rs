@@ -10,6 +10,7 @@ use loket_crm::i18n::Language;
 use loket_crm::records::audit::Actor;
 use loket_crm::records::cases::{self, CaseError, CaseInput};
 use loket_crm::records::contacts::{self, ContactId};
+use loket_crm::records::documents::{self, DocumentStore, Upload};
 use loket_crm::records::timeline::{self, NewEntry, Summary};
 use loket_crm::records::{case_types, directory};
 use loket_crm::register::{Identified, NationalRegister, identify};
@@ -113,6 +114,51 @@ pub(super) async fn create_draft(
     timeline::append(&mut tx, &entry, now).await?;
     tx.commit().await?;
     Ok(Draft { case_id: case_id.0, contact_id })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(super) enum AttachError {
+    #[error("reading the recording: {0}")]
+    Read(#[from] std::io::Error),
+    #[error(transparent)]
+    Document(#[from] documents::DocumentError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// A call's recording among its case's documents, named after the case and the time.
+pub(super) async fn attach_recording(
+    db: &Db,
+    store: &dyn DocumentStore,
+    draft: Draft,
+    path: &std::path::Path,
+    now: Millis,
+) -> Result<(), AttachError> {
+    let bytes = tokio::fs::read(path).await?;
+    let stamp = time::OffsetDateTime::from_unix_timestamp(now.0.div_euclid(1000))
+        .map(|at| {
+            format!(
+                "{:04}{:02}{:02}-{:02}{:02}{:02}",
+                at.year(),
+                u8::from(at.month()),
+                at.day(),
+                at.hour(),
+                at.minute(),
+                at.second()
+            )
+        })
+        .unwrap_or_default();
+    let file_name = format!("call-{}-{stamp}.wav", draft.case_id);
+    let upload = Upload {
+        case_id: draft.case_id,
+        file_name: &file_name,
+        content_type: "audio/wav",
+        bytes: &bytes,
+        uploaded_by: ACTOR,
+    };
+    let mut conn = db.pool().acquire().await?;
+    documents::store(&mut conn, store, &upload, now).await?;
+    Ok(())
 }
 
 /// The caller hung up while waiting.

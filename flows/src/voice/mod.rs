@@ -52,6 +52,12 @@ pub struct Parts<W> {
     pub queue_services: HashMap<String, String>,
     /// The time an agent spends per caller ahead, for the expected wait that callers hear.
     pub handle_time: Duration,
+    /// The queues whose calls are recorded once an agent has them.
+    pub record_queues: std::collections::HashSet<String>,
+    /// Where recordings are written while a call lasts, before they join their case.
+    pub recordings: std::path::PathBuf,
+    /// Where the case's documents live.
+    pub documents: Arc<dyn loket_crm::records::documents::DocumentStore>,
 }
 
 pub struct Voice<W> {
