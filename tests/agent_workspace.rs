@@ -87,12 +87,12 @@ async fn an_agent_takes_a_call_from_the_ivr_on_a_desk_phone() {
     assert_eq!(connected["state"], "busy");
     // A second and a half of conversation, for the recording.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    post(&client, &base, &format!("/workspace/items/{item}/hold"), &csrf, &[]).await;
+    post(&client, &base, &format!("/workspace/items/{item}/call/hold"), &csrf, &[]).await;
     until(&client, &base, "the caller on hold", |state| state["work"][0]["call"]["state"] == "held").await;
-    post(&client, &base, &format!("/workspace/items/{item}/resume"), &csrf, &[]).await;
+    post(&client, &base, &format!("/workspace/items/{item}/call/resume"), &csrf, &[]).await;
     until(&client, &base, "the call resumed", |state| state["work"][0]["call"]["state"] == "connected").await;
 
-    post(&client, &base, &format!("/workspace/items/{item}/hangup"), &csrf, &[]).await;
+    post(&client, &base, &format!("/workspace/items/{item}/call/hangup"), &csrf, &[]).await;
     support::finish_sipp("agent-phone.xml", phone).await;
     support::finish_sipp("ivr-caller-until-bye.xml", caller).await;
 

@@ -108,7 +108,7 @@ function render(state) {
 function callButton(item, action, label, key) {
   const form = element("form", undefined, `inline call-${action}`);
   form.method = "post";
-  form.action = `/workspace/items/${item}/${action}`;
+  form.action = `/workspace/items/${item}/call/${action}`;
   const token = element("input");
   token.type = "hidden";
   token.name = "csrf";

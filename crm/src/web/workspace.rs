@@ -45,9 +45,7 @@ pub fn routes() -> Router<AppState> {
         .route("/workspace/presence", post(presence))
         .route("/workspace/items/{item}/accept", post(accept))
         .route("/workspace/items/{item}/decline", post(decline))
-        .route("/workspace/items/{item}/hangup", post(hang_up))
-        .route("/workspace/items/{item}/hold", post(hold))
-        .route("/workspace/items/{item}/resume", post(resume))
+        .route("/workspace/items/{item}/call/{action}", post(control))
         .route("/workspace/items/{item}/wrap-up", post(wrap_up))
 }
 
@@ -436,42 +434,23 @@ async fn decline(
     Ok(Redirect::to("/workspace"))
 }
 
-async fn hang_up(
+/// Call control on an item the agent holds: `hangup`, `hold` or `resume`.
+async fn control(
     State(state): State<AppState>,
     current: CurrentUser,
-    Path(item): Path<u64>,
+    Path((item, action)): Path<(u64, String)>,
     _form: CsrfForm<Empty>,
 ) -> Result<Redirect, WebError> {
     current.require(Permission::HandleWork)?;
     let desk = state.desk()?;
     let item = holds(desk.as_ref(), agent_of(&current), item).await?;
-    desk.hang_up(item).map_err(|error| WebError::BadRequest(error.to_string()))?;
-    Ok(Redirect::to("/workspace"))
-}
-
-async fn hold(
-    State(state): State<AppState>,
-    current: CurrentUser,
-    Path(item): Path<u64>,
-    _form: CsrfForm<Empty>,
-) -> Result<Redirect, WebError> {
-    set_hold(&state, &current, item, true).await
-}
-
-async fn resume(
-    State(state): State<AppState>,
-    current: CurrentUser,
-    Path(item): Path<u64>,
-    _form: CsrfForm<Empty>,
-) -> Result<Redirect, WebError> {
-    set_hold(&state, &current, item, false).await
-}
-
-async fn set_hold(state: &AppState, current: &CurrentUser, item: u64, on: bool) -> Result<Redirect, WebError> {
-    current.require(Permission::HandleWork)?;
-    let desk = state.desk()?;
-    let item = holds(desk.as_ref(), agent_of(current), item).await?;
-    desk.hold(item, on).map_err(|error| WebError::BadRequest(error.to_string()))?;
+    match action.as_str() {
+        "hangup" => desk.hang_up(item),
+        "hold" => desk.hold(item, true),
+        "resume" => desk.hold(item, false),
+        _ => return Err(WebError::NotFound),
+    }
+    .map_err(|error| WebError::BadRequest(error.to_string()))?;
     Ok(Redirect::to("/workspace"))
 }
 
