@@ -193,6 +193,36 @@ async fn a_socket_cut_during_an_offer_loses_nothing() {
 /// offered it with the case in the pop; accepted and wrapped up, the agent is available again.
 #[tokio::test]
 async fn an_agent_takes_an_email_from_a_mailbox() {
+    let (dovecot, loket, _dir) = with_mailbox();
+    let base = loket.base.clone();
+    let client = support::client();
+    support::login(&client, &base, "agent", loket.password("agent")).await;
+    let page = client.get(format!("{base}/workspace")).send().await.expect("workspace").text().await.expect("page");
+    let csrf = support::csrf_of(&page);
+    post(&client, &base, "/workspace/presence", &csrf, &[("presence", "available")]).await;
+
+    dovecot.append("paspoort", &[citizen_mail(1)]).await;
+    let offered = until(&client, &base, "the e-mail offered", |state| !state["offer"].is_null()).await;
+    let pop = &offered["offer"]["pop"];
+    assert_eq!(pop["channel"], "email", "{pop:#}");
+    assert_eq!(pop["queue"], "population-nl-l1");
+    assert_eq!(pop["case"]["subject"], "Attest van woonst");
+    assert_eq!(pop["case"]["contact"]["emails"][0], "an.peeters@example.be");
+    let item = pop["item"].as_u64().expect("an item id");
+
+    post(&client, &base, &format!("/workspace/items/{item}/accept"), &csrf, &[]).await;
+    let busy = until(&client, &base, "the e-mail in hand", |state| state["work"][0]["pop"]["item"] == item).await;
+    assert!(busy["work"][0]["call"].is_null(), "an e-mail has no call");
+    post(&client, &base, &format!("/workspace/items/{item}/wrap-up"), &csrf, &[("disposition", "answered")]).await;
+    until(&client, &base, "the agent available again", |state| {
+        state["state"] == "available" && state["work"] == serde_json::json!([])
+    })
+    .await;
+    loket.stop();
+}
+
+/// Dovecot with the population mailbox `paspoort`, and `loket serve --demo` reading it.
+fn with_mailbox() -> (loket_flows::testing::Dovecot, support::Loket, support::TempDir) {
     let dovecot = loket_flows::testing::Dovecot::start(&["paspoort"]);
     let mailbox = dovecot.mailbox("paspoort");
     let dir = support::TempDir::new();
@@ -213,33 +243,74 @@ async fn an_agent_takes_an_email_from_a_mailbox() {
     std::fs::write(&mailboxes, rules).expect("mailboxes.toml");
     let config = format!("[mail]\nmailboxes = {:?}\n", mailboxes.display().to_string());
     let loket = support::start_with_config(&config, &[]);
+    (dovecot, loket, dir)
+}
+
+/// A citizen's Dutch request for a residence certificate, the `n`th.
+fn citizen_mail(n: usize) -> Vec<u8> {
+    format!(
+        "From: An Peeters <an.peeters@example.be>\r\nTo: paspoort@gemeente.example\r\nSubject: Attest van woonst\r\n\
+         Message-ID: <workspace-{n}@example.be>\r\nDate: Sat, 28 Nov 2026 10:00:00 +0100\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n\
+         Goedendag, ik heb graag een attest van woonst voor mijn zoon. Met dank, en tot ziens.\r\n"
+    )
+    .into_bytes()
+}
+
+/// The supervisor's board: an e-mail waits in the Dutch population queue while no agent is
+/// available (the queue shows it, and none available); the agent goes available, is offered it,
+/// and the board shows the queue empty and the agent receiving the offer.
+#[tokio::test]
+async fn the_supervisors_board_shows_queues_and_agents_live() {
+    let (dovecot, loket, _dir) = with_mailbox();
     let base = loket.base.clone();
+    let supervisor = support::client();
+    support::login(&supervisor, &base, "supervisor", loket.password("supervisor")).await;
+    let board = |client: &reqwest::Client| {
+        let request = client.get(format!("{base}/api/board"));
+        async move { request.send().await.expect("board").json::<Value>().await.expect("board JSON") }
+    };
+    let queue = |board: &Value| {
+        board["queues"]
+            .as_array()
+            .and_then(|queues| queues.iter().find(|queue| queue["code"] == "population-nl-l1"))
+            .cloned()
+    };
+    let agent = |board: &Value| {
+        board["agents"]
+            .as_array()
+            .and_then(|agents| agents.iter().find(|agent| agent["name"] == "Jonas Peeters"))
+            .cloned()
+    };
+
+    dovecot.append("paspoort", &[citizen_mail(2)]).await;
+    let deadline = Instant::now() + support::DEADLINE;
+    let waiting = loop {
+        let state = board(&supervisor).await;
+        if queue(&state).is_some_and(|queue| queue["waiting"] == 1) {
+            break state;
+        }
+        assert!(Instant::now() < deadline, "the e-mail waiting on the board within the deadline: {state:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(queue(&waiting).expect("the queue")["available"], 0);
+    assert_eq!(agent(&waiting).expect("the agent")["state"], "offline");
+
     let client = support::client();
     support::login(&client, &base, "agent", loket.password("agent")).await;
     let page = client.get(format!("{base}/workspace")).send().await.expect("workspace").text().await.expect("page");
-    let csrf = support::csrf_of(&page);
-    post(&client, &base, "/workspace/presence", &csrf, &[("presence", "available")]).await;
-
-    let message = "From: An Peeters <an.peeters@example.be>\r\nTo: paspoort@gemeente.example\r\n\
-                   Subject: Attest van woonst\r\nMessage-ID: <workspace-1@example.be>\r\n\
-                   Date: Sat, 28 Nov 2026 10:00:00 +0100\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
-                   Goedendag, ik heb graag een attest van woonst voor mijn zoon. Met dank, en tot ziens.\r\n";
-    dovecot.append("paspoort", &[message.as_bytes().to_vec()]).await;
-    let offered = until(&client, &base, "the e-mail offered", |state| !state["offer"].is_null()).await;
-    let pop = &offered["offer"]["pop"];
-    assert_eq!(pop["channel"], "email", "{pop:#}");
-    assert_eq!(pop["queue"], "population-nl-l1");
-    assert_eq!(pop["case"]["subject"], "Attest van woonst");
-    assert_eq!(pop["case"]["contact"]["emails"][0], "an.peeters@example.be");
-    let item = pop["item"].as_u64().expect("an item id");
-
-    post(&client, &base, &format!("/workspace/items/{item}/accept"), &csrf, &[]).await;
-    let busy = until(&client, &base, "the e-mail in hand", |state| state["work"][0]["pop"]["item"] == item).await;
-    assert!(busy["work"][0]["call"].is_null(), "an e-mail has no call");
-    post(&client, &base, &format!("/workspace/items/{item}/wrap-up"), &csrf, &[("disposition", "answered")]).await;
-    until(&client, &base, "the agent available again", |state| {
-        state["state"] == "available" && state["work"] == serde_json::json!([])
-    })
-    .await;
+    post(&client, &base, "/workspace/presence", &support::csrf_of(&page), &[("presence", "available")]).await;
+    let deadline = Instant::now() + support::DEADLINE;
+    loop {
+        let state = board(&supervisor).await;
+        let offered = agent(&state).is_some_and(|agent| agent["state"] == "offered" && agent["items"] == 1);
+        if offered && queue(&state).is_some_and(|queue| queue["waiting"] == 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the offer on the board within the deadline: {state:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = client.get(format!("{base}/api/board")).send().await.expect("board").status();
+    assert_eq!(status, 403, "agents do not see the board");
     loket.stop();
 }

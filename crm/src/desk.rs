@@ -8,7 +8,7 @@ use std::pin::Pin;
 
 use loket_routing::core::{Action, AgentRecord, Input, WorkItem};
 use loket_routing::error::StoreError;
-use loket_routing::model::{AgentId, WorkItemId};
+use loket_routing::model::{AgentId, QueueId, WorkItemId};
 use tokio::sync::broadcast;
 
 pub type DeskFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -44,6 +44,8 @@ pub trait Desk: Send + Sync + 'static {
     fn execute(&self, input: Input) -> DeskFuture<'_, Result<Vec<Action>, StoreError>>;
     fn agent(&self, agent: AgentId) -> DeskFuture<'_, Result<Option<AgentRecord>, StoreError>>;
     fn item(&self, item: WorkItemId) -> DeskFuture<'_, Result<Option<WorkItem>, StoreError>>;
+    /// The items waiting in `queue`, best first, at most `limit`.
+    fn waiting<'a>(&'a self, queue: &'a QueueId, limit: usize) -> DeskFuture<'a, Result<Vec<WorkItem>, StoreError>>;
     /// The agents whose desk changed (an offer, a withdrawal, a state, a call): their consoles
     /// fetch their state again. A receiver that lags misses names, never a state: the state is
     /// always read whole.

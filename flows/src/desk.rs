@@ -7,7 +7,7 @@ use loket_crm::desk::{CallError, CallState, Desk, DeskFuture};
 use loket_routing::core::{Action, AgentRecord, Input, WorkItem};
 use loket_routing::engine::Router;
 use loket_routing::error::StoreError;
-use loket_routing::model::{AgentId, WorkItemId};
+use loket_routing::model::{AgentId, QueueId, WorkItemId};
 use loket_routing::store::QueueStore;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -63,6 +63,10 @@ impl<S: QueueStore> Desk for RouterDesk<S> {
 
     fn item(&self, item: WorkItemId) -> DeskFuture<'_, Result<Option<WorkItem>, StoreError>> {
         Box::pin(self.router.store().item(item))
+    }
+
+    fn waiting<'a>(&'a self, queue: &'a QueueId, limit: usize) -> DeskFuture<'a, Result<Vec<WorkItem>, StoreError>> {
+        Box::pin(self.router.store().waiting(queue, limit))
     }
 
     fn changes(&self) -> broadcast::Receiver<AgentId> {

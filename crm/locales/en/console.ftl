@@ -377,3 +377,16 @@ disposition-callback_needed = Call back needed
 disposition-forwarded = Forwarded to another service
 disposition-wrong_service = Wrong service
 timeline-wrap-up = Call wrapped up: { $disposition }
+
+# The supervisor's live board
+nav-board = Live board
+board-title = Live board
+board-queues = Queues
+board-queue = Queue
+board-waiting = Waiting
+board-longest-wait = Longest wait
+board-available = Agents available
+board-agents = Agents
+board-agent = Agent
+board-state = State
+board-items = Items

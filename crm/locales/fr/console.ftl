@@ -377,3 +377,16 @@ disposition-callback_needed = Rappel nécessaire
 disposition-forwarded = Renvoyé vers un autre service
 disposition-wrong_service = Mauvais service
 timeline-wrap-up = Appel clôturé : { $disposition }
+
+# The supervisor's live board
+nav-board = Tableau en direct
+board-title = Tableau en direct
+board-queues = Files d'attente
+board-queue = File
+board-waiting = En attente
+board-longest-wait = Attente la plus longue
+board-available = Agents disponibles
+board-agents = Agents
+board-agent = Agent
+board-state = État
+board-items = Tâches

@@ -377,3 +377,16 @@ disposition-callback_needed = Terugbellen nodig
 disposition-forwarded = Doorverwezen naar een andere dienst
 disposition-wrong_service = Verkeerde dienst
 timeline-wrap-up = Oproep afgerond: { $disposition }
+
+# The supervisor's live board
+nav-board = Live bord
+board-title = Live bord
+board-queues = Wachtrijen
+board-queue = Wachtrij
+board-waiting = Wachtend
+board-longest-wait = Langste wachttijd
+board-available = Beschikbare medewerkers
+board-agents = Medewerkers
+board-agent = Medewerker
+board-state = Status
+board-items = Taken

@@ -9,14 +9,22 @@ use axum::routing::get;
 use super::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/static/console.css", get(stylesheet)).route("/static/workspace.js", get(workspace_script))
+    Router::new()
+        .route("/static/console.css", get(stylesheet))
+        .route("/static/workspace.js", get(workspace_script))
+        .route("/static/board.js", get(board_script))
+}
+
+async fn board_script() -> impl IntoResponse {
+    script(include_str!("../../static/board.js"))
 }
 
 async fn workspace_script() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
-        include_str!("../../static/workspace.js"),
-    )
+    script(include_str!("../../static/workspace.js"))
+}
+
+fn script(text: &'static str) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], text)
 }
 
 async fn stylesheet() -> impl IntoResponse {

@@ -12,6 +12,7 @@ mod admin_templates;
 mod admin_users;
 mod assets;
 mod audit_view;
+mod board;
 mod cases;
 mod contacts;
 mod error;

@@ -8,8 +8,8 @@ use axum::response::Response;
 
 use super::metrics::RequestLabels;
 use super::{
-    AppState, accounts, admin_mailboxes, admin_templates, admin_users, assets, audit_view, cases, contacts, forms,
-    health, home, language, login, search, workspace,
+    AppState, accounts, admin_mailboxes, admin_templates, admin_users, assets, audit_view, board, cases, contacts,
+    forms, health, home, language, login, search, workspace,
 };
 
 pub fn router(state: AppState) -> Router {
@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .merge(cases::routes(state.config.max_upload_bytes))
         .merge(search::routes())
         .merge(workspace::routes())
+        .merge(board::routes())
         .merge(forms::routes(state.config.max_upload_bytes))
         .route_layer(middleware::from_fn_with_state(state.clone(), count_request))
         .layer(middleware::from_fn(security_headers))

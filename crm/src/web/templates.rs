@@ -25,6 +25,7 @@ pub struct LayoutUser<'a> {
     pub may_view_audit: bool,
     pub may_work_cases: bool,
     pub may_handle_work: bool,
+    pub may_supervise: bool,
     pub may_see_accounts: bool,
     pub may_configure: bool,
 }
@@ -50,6 +51,7 @@ impl Templates {
         template!(env, "login.html");
         template!(env, "home.html");
         template!(env, "workspace.html");
+        template!(env, "board.html");
         template!(env, "admin/users.html");
         template!(env, "admin/user_new.html");
         template!(env, "admin/user_edit.html");
@@ -135,6 +137,7 @@ impl<'a> Layout<'a> {
                 may_view_audit: current.may(Permission::ViewAudit),
                 may_work_cases: current.may(Permission::WorkCases),
                 may_handle_work: current.may(Permission::HandleWork),
+                may_supervise: current.may(Permission::Supervise),
                 may_see_accounts: current.may(Permission::WorkCases) || current.may(Permission::WorkDossiers),
                 may_configure: current.may(Permission::Configure),
             }),

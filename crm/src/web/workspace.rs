@@ -198,7 +198,7 @@ async fn state(State(state): State<AppState>, current: CurrentUser) -> Result<Js
     }))
 }
 
-fn shown_state(record: &AgentRecord) -> &'static str {
+pub(super) fn shown_state(record: &AgentRecord) -> &'static str {
     use loket_routing::model::AgentState;
     match record.state() {
         AgentState::Offline => "offline",
@@ -303,11 +303,11 @@ async fn events(
         return Err(WebError::Forbidden);
     }
     let agent = agent_of(&current);
-    Ok(upgrade.on_upgrade(move |socket| follow(socket, desk, agent)).into_response())
+    Ok(upgrade.on_upgrade(move |socket| follow(socket, desk, Some(agent))).into_response())
 }
 
 /// A browser sends the page's origin with every WebSocket; it must be this host's.
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(super) fn same_origin(headers: &HeaderMap) -> bool {
     let host = headers.get("host").and_then(|value| value.to_str().ok());
     let origin = headers.get("origin").and_then(|value| value.to_str().ok());
     match (host, origin) {
@@ -318,7 +318,8 @@ fn same_origin(headers: &HeaderMap) -> bool {
     }
 }
 
-async fn follow(mut socket: WebSocket, desk: Arc<dyn Desk>, agent: AgentId) {
+/// Says `changed` on `socket` whenever the desk of `only` changes (of any agent without one).
+pub(super) async fn follow(mut socket: WebSocket, desk: Arc<dyn Desk>, only: Option<AgentId>) {
     let mut changes = desk.changes();
     if socket.send(Message::text("changed")).await.is_err() {
         return;
@@ -327,7 +328,7 @@ async fn follow(mut socket: WebSocket, desk: Arc<dyn Desk>, agent: AgentId) {
     loop {
         let send = tokio::select! {
             change = changes.recv() => match change {
-                Ok(changed) if changed == agent => Message::text("changed"),
+                Ok(changed) if only.is_none_or(|agent| agent == changed) => Message::text("changed"),
                 Ok(_) => continue,
                 // Names were missed: read the state again to be sure.
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Message::text("changed"),

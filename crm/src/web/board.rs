@@ -1,0 +1,117 @@
+//! The supervisor's live board: every queue with its waiting work and longest wait, every agent
+//! with their state. Like the workspace, the page reads `/api/board` whenever its WebSocket
+//! (`/board/events`) says something changed, and on every reconnection.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use loket_routing::model::{AgentId, Presence, QueueId, Timestamp};
+use minijinja::context;
+use serde::Serialize;
+
+use super::templates::Layout;
+use super::workspace::{follow, same_origin, shown_state};
+use super::{AppState, CurrentUser, WebError};
+use crate::auth::Permission;
+use crate::records::{directory, users};
+
+/// How many waiting items of a queue are counted; beyond, the board says "500+".
+const COUNTED: usize = 500;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/board", get(page)).route("/api/board", get(board)).route("/board/events", get(events))
+}
+
+async fn page(State(state): State<AppState>, current: CurrentUser) -> Result<Html<String>, WebError> {
+    current.require(Permission::Supervise)?;
+    let layout = Layout::for_user(&current, "/board");
+    Ok(Html(state.templates.render("board.html", &layout, context! {})?))
+}
+
+#[derive(Serialize)]
+struct Board {
+    queues: Vec<QueueRow>,
+    agents: Vec<AgentRow>,
+}
+
+#[derive(Serialize)]
+struct QueueRow {
+    code: String,
+    name: String,
+    waiting: usize,
+    longest_wait_seconds: u64,
+    /// Agents of the queue who are available now.
+    available: usize,
+}
+
+#[derive(Serialize)]
+struct AgentRow {
+    name: String,
+    /// As in the workspace: `offline`, `available`, `away`, `offered`, `busy`, `after_work`.
+    state: &'static str,
+    away_reason: Option<String>,
+    /// Items offered or in hand.
+    items: usize,
+}
+
+async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Json<Board>, WebError> {
+    current.require(Permission::Supervise)?;
+    let desk = state.desk()?;
+    let unavailable = |error: loket_routing::error::StoreError| WebError::Unavailable(error.to_string());
+    let mut agents = Vec::new();
+    let mut available_in: Vec<QueueId> = Vec::new();
+    for user in users::list(&state.db).await? {
+        if user.disabled || !user.roles.iter().any(|role| role.grants(Permission::HandleWork)) {
+            continue;
+        }
+        let record = desk.agent(AgentId(user.id.0)).await.map_err(unavailable)?;
+        let Some(record) = record else {
+            agents.push(AgentRow { name: user.display_name, state: "offline", away_reason: None, items: 0 });
+            continue;
+        };
+        let shown = shown_state(&record);
+        if shown == "available" {
+            available_in.extend(record.profile.queues.iter().cloned());
+        }
+        let away_reason = match &record.presence {
+            Presence::Away { reason } => Some(reason.clone()),
+            _ => None,
+        };
+        agents.push(AgentRow { name: user.display_name, state: shown, away_reason, items: record.work.len() });
+    }
+    let now = Timestamp::now();
+    let language = current.language();
+    let mut queues = Vec::new();
+    for queue in directory::queues(&state.db).await? {
+        let id = QueueId::new(&queue.code);
+        let waiting = desk.waiting(&id, COUNTED).await.map_err(unavailable)?;
+        let longest = waiting.iter().map(|item| now.since(item.queue_entered_at).as_secs()).max().unwrap_or(0);
+        queues.push(QueueRow {
+            name: queue.names.get(language).to_owned(),
+            available: available_in.iter().filter(|other| **other == id).count(),
+            code: queue.code,
+            waiting: waiting.len(),
+            longest_wait_seconds: longest,
+        });
+    }
+    Ok(Json(Board { queues, agents }))
+}
+
+async fn events(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, WebError> {
+    current.require(Permission::Supervise)?;
+    let desk = Arc::clone(state.desk()?);
+    if !same_origin(&headers) {
+        return Err(WebError::Forbidden);
+    }
+    Ok(upgrade.on_upgrade(move |socket| follow(socket, desk, None)).into_response())
+}

@@ -1,0 +1,65 @@
+// The supervisor's board: read whole from /api/board each time the WebSocket says something
+// changed, and on every (re)connection. Text from the server is set with textContent only.
+"use strict";
+
+const root = document.getElementById("board");
+const text = (key) => root.querySelector(`[data-text="${key}"]`)?.textContent ?? key;
+
+function row(cells, className) {
+  const tr = document.createElement("tr");
+  if (className) tr.className = className;
+  for (const cell of cells) {
+    const td = document.createElement("td");
+    td.textContent = cell;
+    tr.append(td);
+  }
+  return tr;
+}
+
+function minutes(seconds) {
+  return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+}
+
+function render(board) {
+  document.getElementById("queue-rows").replaceChildren(
+    ...board.queues.map((queue) =>
+      row([queue.name, queue.waiting, queue.waiting ? minutes(queue.longest_wait_seconds) : "–", queue.available],
+        queue.waiting && !queue.available ? "alert" : "")),
+  );
+  document.getElementById("agent-rows").replaceChildren(
+    ...board.agents.map((agent) =>
+      row([agent.name, text(`state-${agent.state}`) + (agent.away_reason ? ` (${agent.away_reason})` : ""), agent.items],
+        `agent-${agent.state}`)),
+  );
+}
+
+async function refresh() {
+  const response = await fetch("/api/board", { headers: { Accept: "application/json" } });
+  if (response.status === 401) {
+    window.location.href = "/login";
+    return;
+  }
+  if (response.ok) render(await response.json());
+}
+
+let retry = 500;
+let pending = null;
+function connect() {
+  const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/board/events`);
+  const status = document.getElementById("connection");
+  socket.onopen = () => {
+    retry = 500;
+    status.textContent = text("connected");
+  };
+  // Changes come in bursts (an offer changes an agent and a queue): one read per burst.
+  socket.onmessage = () => {
+    if (pending === null) pending = setTimeout(() => { pending = null; refresh(); }, 200);
+  };
+  socket.onclose = () => {
+    status.textContent = text("reconnecting");
+    setTimeout(connect, retry);
+    retry = Math.min(retry * 2, 10000);
+  };
+}
+
+connect();
