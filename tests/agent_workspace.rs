@@ -314,3 +314,48 @@ async fn the_supervisors_board_shows_queues_and_agents_live() {
     assert_eq!(status, 403, "agents do not see the board");
     loket.stop();
 }
+
+/// A blind transfer: the agent sends the connected caller to the social affairs queue; loket
+/// hangs up the agent's phone, the agent goes to wrap-up, and the caller waits again, now in
+/// that queue, as the supervisor's board shows.
+#[tokio::test]
+async fn a_transferred_call_waits_in_its_new_queue() {
+    let (loket, _flows) = support::start_with_ivr(true, "", &[("LOKET_SIP_DIGEST_ALGORITHMS", "MD5")]);
+    let base = loket.base.clone();
+    let phone = support::agent_phone(&loket);
+    let client = support::client();
+    support::login(&client, &base, "agent", loket.password("agent")).await;
+    let page = client.get(format!("{base}/workspace")).send().await.expect("workspace").text().await.expect("page");
+    let csrf = support::csrf_of(&page);
+    post(&client, &base, "/workspace/presence", &csrf, &[("presence", "available")]).await;
+    let (mut caller, _caller_dir) = support::ivr_caller(&loket, "11285073003328#");
+    let offered = until(&client, &base, "an offer", |state| !state["offer"].is_null()).await;
+    let item = offered["offer"]["pop"]["item"].as_u64().expect("an item id");
+    post(&client, &base, &format!("/workspace/items/{item}/accept"), &csrf, &[]).await;
+    until(&client, &base, "the call connected", |state| state["work"][0]["call"]["state"] == "connected").await;
+
+    let to = [("queue", "social_affairs-nl-l1")];
+    post(&client, &base, &format!("/workspace/items/{item}/transfer"), &csrf, &to).await;
+    support::finish_sipp("agent-phone.xml", phone).await;
+    let wrapping = until(&client, &base, "the agent in wrap-up", |state| state["state"] == "after_work").await;
+    assert_eq!(wrapping["wrap_up"]["item"].as_u64(), Some(item));
+
+    let supervisor = support::client();
+    support::login(&supervisor, &base, "supervisor", loket.password("supervisor")).await;
+    let deadline = Instant::now() + support::DEADLINE;
+    loop {
+        let board: Value =
+            supervisor.get(format!("{base}/api/board")).send().await.expect("board").json().await.expect("json");
+        let waiting = board["queues"]
+            .as_array()
+            .and_then(|queues| queues.iter().find(|queue| queue["code"] == "social_affairs-nl-l1"))
+            .is_some_and(|queue| queue["waiting"] == 1);
+        if waiting {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the caller waiting in social affairs within the deadline: {board:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = caller.kill();
+    loket.stop();
+}

@@ -55,6 +55,9 @@ pub trait Desk: Send + Sync + 'static {
     fn connect(&self, item: WorkItemId, agent: AgentId, username: &str) -> Result<(), CallError>;
     /// Ends the call of the voice item `item`.
     fn hang_up(&self, item: WorkItemId) -> Result<(), CallError>;
+    /// Sends the caller of `item` back to wait in `queue` (a blind transfer): the agent's phone
+    /// is hung up and the agent goes to wrap-up.
+    fn transfer(&self, item: WorkItemId, queue: QueueId) -> Result<(), CallError>;
     /// Puts the caller of `item` on hold (`true`: music, and the agent no longer hears them) or
     /// takes them off it.
     fn hold(&self, item: WorkItemId, on: bool) -> Result<(), CallError>;

@@ -92,6 +92,13 @@ function render(state) {
     card.append(heading, renderPop(held.pop));
     const state = held.call ? held.call.state : null;
     if (state === "connected") card.append(callButton(held.pop.item, "hold", "hold", "p"));
+    if (state === "connected" || state === "held") {
+      const transfer = document.getElementById("transfer-template").cloneNode(true);
+      transfer.removeAttribute("id");
+      transfer.hidden = false;
+      transfer.action = `/workspace/items/${held.pop.item}/transfer`;
+      card.append(transfer);
+    }
     if (state === "held") card.append(callButton(held.pop.item, "resume", "resume", "p"));
     if (state && state !== "ended") card.append(callButton(held.pop.item, "hangup", "hang-up", "h"));
     work.append(card);

@@ -157,6 +157,7 @@ async fn every_route_admits_exactly_its_roles() {
         check("POST", "/workspace/items/1/call/hangup", case_workers, &[], 503),
         check("POST", "/workspace/items/1/call/hold", case_workers, &[], 503),
         check("POST", "/workspace/items/1/call/resume", case_workers, &[], 503),
+        check("POST", "/workspace/items/1/transfer", case_workers, &[("queue", "population-fr-l1")], 503),
         check("POST", "/workspace/items/1/wrap-up", case_workers, &[("disposition", "answered")], 503),
         check("GET", "/board", Allowed::Only(&[Role::Supervisor]), &[], 200),
         check("GET", "/api/board", Allowed::Only(&[Role::Supervisor]), &[], 503),

@@ -81,6 +81,10 @@ impl<S: QueueStore> Desk for RouterDesk<S> {
         self.voice.hang_up(item)
     }
 
+    fn transfer(&self, item: WorkItemId, queue: QueueId) -> Result<(), CallError> {
+        self.voice.transfer(item, queue)
+    }
+
     fn hold(&self, item: WorkItemId, on: bool) -> Result<(), CallError> {
         self.voice.hold(item, on)
     }

@@ -46,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         .route("/workspace/items/{item}/accept", post(accept))
         .route("/workspace/items/{item}/decline", post(decline))
         .route("/workspace/items/{item}/call/{action}", post(control))
+        .route("/workspace/items/{item}/transfer", post(transfer))
         .route("/workspace/items/{item}/wrap-up", post(wrap_up))
 }
 
@@ -65,9 +66,16 @@ fn agent_of(current: &CurrentUser) -> AgentId {
 async fn page(State(state): State<AppState>, current: CurrentUser) -> Result<Html<String>, WebError> {
     current.require(Permission::HandleWork)?;
     let layout = Layout::for_user(&current, "/workspace");
+    let language = current.language();
+    let queues: Vec<(String, String)> = directory::queues(&state.db)
+        .await?
+        .into_iter()
+        .map(|queue| (queue.names.get(language).to_owned(), queue.code))
+        .collect();
     let page = context! {
         away_reasons => state.config.away_reasons,
         dispositions => state.config.dispositions,
+        queues,
     };
     Ok(Html(state.templates.render("workspace.html", &layout, page)?))
 }
@@ -452,6 +460,29 @@ async fn control(
         _ => return Err(WebError::NotFound),
     }
     .map_err(|error| WebError::BadRequest(error.to_string()))?;
+    Ok(Redirect::to("/workspace"))
+}
+
+#[derive(Deserialize)]
+struct TransferForm {
+    queue: String,
+}
+
+/// A blind transfer: the caller waits again, in `queue`; the agent goes to wrap-up.
+async fn transfer(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(item): Path<u64>,
+    CsrfForm { form, .. }: CsrfForm<TransferForm>,
+) -> Result<Redirect, WebError> {
+    current.require(Permission::HandleWork)?;
+    let desk = state.desk()?;
+    let item = holds(desk.as_ref(), agent_of(&current), item).await?;
+    let queues = directory::queues(&state.db).await?;
+    if !queues.iter().any(|queue| queue.code == form.queue) {
+        return Err(WebError::BadRequest("an unknown queue".into()));
+    }
+    desk.transfer(item, QueueId::new(&form.queue)).map_err(|error| WebError::BadRequest(error.to_string()))?;
     Ok(Redirect::to("/workspace"))
 }
 

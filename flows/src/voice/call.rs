@@ -177,6 +177,8 @@ impl<W: WorkItems> Voice<W> {
         };
         let mut place_at = started;
         let mut ringing: Option<(AgentId, Session)> = None;
+        // Where the caller waits: the IVR's queue, or where an agent transferred them.
+        let Some(mut queue) = queue_of(outcome).map(str::to_owned) else { return };
         loop {
             for action in std::mem::take(&mut actions) {
                 match action {
@@ -234,21 +236,26 @@ impl<W: WorkItems> Voice<W> {
                             ringing = Some((agent, agent_media));
                             self.set_state(item, agent, CallState::Ringing);
                         }
-                        None => self.not_answered(item, agent, outcome).await,
+                        None => self.not_answered(item, agent, &queue).await,
                     }
                 }
                 Heard::Other(Signal::AgentAnswered(sdp)) => {
                     if let Some((agent, agent_media)) = ringing.take() {
-                        let recorded = queue_of(outcome).is_some_and(|queue| self.parts.record_queues.contains(queue));
-                        let recording = recorded.then_some(draft);
-                        return self.talk(line, item, agent, agent_media, &sdp, recording).await;
+                        let recording = self.parts.record_queues.contains(queue.as_str()).then_some(draft);
+                        match self.talk(line, item, agent, agent_media, &sdp, recording).await {
+                            Talked::Ended => return,
+                            Talked::Transferred(to) => {
+                                queue = to.as_str().to_owned();
+                                actions = vec![WaitAction::Music];
+                            }
+                        }
                     }
                 }
                 Heard::Other(Signal::AgentFailed(status)) => {
                     if let Some((agent, agent_media)) = ringing.take() {
                         tracing::info!(item = item.0, status, "the agent's phone did not answer");
                         agent_media.close().await;
-                        self.not_answered(item, agent, outcome).await;
+                        self.not_answered(item, agent, &queue).await;
                     }
                 }
                 Heard::Other(Signal::HangUp) => {
@@ -282,9 +289,8 @@ impl<W: WorkItems> Voice<W> {
 
     /// The agent's phone did not answer: the item goes back to its queue, where the caller still
     /// waits, and the router offers it again.
-    async fn not_answered(&self, item: WorkItemId, agent: AgentId, outcome: &Outcome) {
+    async fn not_answered(&self, item: WorkItemId, agent: AgentId, queue: &str) {
         self.set_state(item, agent, CallState::NotAnswered);
-        let Some(queue) = queue_of(outcome) else { return };
         let input = Input::ItemTransferred { agent, item, to: QueueId::new(queue) };
         if let Err(error) = self.parts.work.execute(input).await {
             tracing::warn!(item = item.0, %error, "a call the agent did not answer could not go back to its queue");
@@ -301,7 +307,7 @@ impl<W: WorkItems> Voice<W> {
         agent_media: Session,
         answer: &str,
         recording: Option<Draft>,
-    ) {
+    ) -> Talked {
         let bridged = match sdp::remote(answer) {
             Ok(remote) => {
                 let ready = agent_media.set_remote(remote_params(&remote)).await.is_ok();
@@ -320,8 +326,16 @@ impl<W: WorkItems> Voice<W> {
                 Some(draft) => self.start_recording(line, item, draft).await,
                 None => None,
             };
+            let mut transferred = None;
             loop {
                 match line.next(None).await {
+                    Heard::Other(Signal::Transfer(to)) => {
+                        transferred = Some(to);
+                        line.command(CallCommand::HangUpAgent { call: line.call });
+                        // Off hold, so that the caller hears the music of the queue again.
+                        let _ = line.media.resume().await;
+                        break;
+                    }
                     Heard::Other(Signal::Hold(on)) => {
                         let done = if on {
                             line.media.hold(self.parts.prompts.music()).await
@@ -352,12 +366,22 @@ impl<W: WorkItems> Voice<W> {
             if let Some(draft) = recording {
                 self.keep_recording(line, draft).await;
             }
+            if let Some(to) = transferred {
+                agent_media.close().await;
+                self.set_state(item, agent, CallState::Ended);
+                let input = Input::ItemTransferred { agent, item, to: to.clone() };
+                if let Err(error) = self.parts.work.execute(input).await {
+                    tracing::warn!(item = item.0, %error, "the router did not take a transfer");
+                }
+                return Talked::Transferred(to);
+            }
         } else {
             line.command(CallCommand::HangUpAgent { call: line.call });
             line.hang_up();
         }
         agent_media.close().await;
         self.finished(item, agent).await;
+        Talked::Ended
     }
 
     /// Records the caller's leg: what they say, and what they hear (the agent, or the music).
@@ -415,6 +439,13 @@ impl<W: WorkItems> Voice<W> {
             tracing::warn!(case = draft.case_id, %error, "an abandoned call was not noted on its case");
         }
     }
+}
+
+/// How a conversation ended.
+enum Talked {
+    Ended,
+    /// The agent sent the caller back to wait in this queue.
+    Transferred(QueueId),
 }
 
 fn queue_of(outcome: &Outcome) -> Option<&str> {

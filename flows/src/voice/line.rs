@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use loket_media::edge::{PlayOptions, Session, SessionEvent};
 use loket_media::playback::Prompt;
-use loket_routing::model::AgentId;
+use loket_routing::model::{AgentId, QueueId};
 use loket_sip::call::LegId;
 use loket_sip::service::CallCommand;
 use tokio::sync::mpsc;
@@ -27,6 +27,8 @@ pub(super) enum Signal {
     HangUp,
     /// The console: the agent puts the caller on hold (`true`) or takes them off it.
     Hold(bool),
+    /// The console: the agent sends the caller back to wait in this queue.
+    Transfer(QueueId),
     AgentRinging,
     AgentAnswered(String),
     AgentFailed(u16),

@@ -27,7 +27,7 @@ use loket_crm::desk::{CallError, CallState};
 use loket_crm::register::NationalRegister;
 use loket_ivr::Ivr;
 use loket_media::edge::MediaEngine;
-use loket_routing::model::{AgentId, WorkItemId};
+use loket_routing::model::{AgentId, QueueId, WorkItemId};
 use loket_sip::call::LegId;
 use loket_sip::service::CallEvent;
 use loket_sip::service::application::ApplicationEnds;
@@ -129,6 +129,10 @@ impl<W: WorkItems> Voice<W> {
 
     pub fn hang_up(&self, item: WorkItemId) -> Result<(), CallError> {
         self.signal(item, Signal::HangUp)
+    }
+
+    pub fn transfer(&self, item: WorkItemId, queue: QueueId) -> Result<(), CallError> {
+        self.signal(item, Signal::Transfer(queue))
     }
 
     pub fn hold(&self, item: WorkItemId, on: bool) -> Result<(), CallError> {
