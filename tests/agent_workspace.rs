@@ -295,6 +295,32 @@ async fn the_supervisors_board_shows_queues_and_agents_live() {
     };
     assert_eq!(queue(&waiting).expect("the queue")["available"], 0);
     assert_eq!(agent(&waiting).expect("the agent")["state"], "offline");
+    let listed = &queue(&waiting).expect("the queue")["items"][0];
+    assert_eq!(listed["subject"], "Attest van woonst", "{listed:#}");
+    let item = listed["item"].as_u64().expect("an item id");
+
+    // The supervisor raises it and moves it to the French queue, and back.
+    let page = supervisor.get(format!("{base}/board")).send().await.expect("board").text().await.expect("page");
+    let csrf = support::csrf_of(&page);
+    let form = |path: String, field: (&'static str, &'static str)| {
+        supervisor.post(format!("{base}{path}")).form(&[("csrf", csrf.as_str()), field]).send()
+    };
+    assert_eq!(form(format!("/board/items/{item}/priority"), ("priority", "3")).await.expect("raise").status(), 200);
+    assert_eq!(
+        form(format!("/board/items/{item}/move"), ("queue", "population-fr-l1")).await.expect("move").status(),
+        200
+    );
+    let moved = board(&supervisor).await;
+    let french =
+        moved["queues"].as_array().and_then(|queues| queues.iter().find(|queue| queue["code"] == "population-fr-l1"));
+    assert_eq!(french.map(|queue| queue["items"][0]["priority"].clone()), Some(serde_json::json!(3)), "{moved:#}");
+    assert_eq!(queue(&moved).expect("the queue")["waiting"], 0);
+    assert_eq!(
+        form(format!("/board/items/{item}/move"), ("queue", "population-nl-l1")).await.expect("move").status(),
+        200
+    );
+    let refused = form(format!("/board/items/{item}/move"), ("queue", "no-such-queue")).await.expect("move");
+    assert_eq!(refused.status(), 400, "an unknown queue is refused");
 
     let client = support::client();
     support::login(&client, &base, "agent", loket.password("agent")).await;

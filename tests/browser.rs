@@ -282,3 +282,38 @@ async fn an_agent_takes_a_call_in_the_workspace() {
     browser.close().await;
     loket.stop();
 }
+
+/// The supervisor's board in the browser: live over its WebSocket, every agent listed with their
+/// state, and an agent who goes available shows up as such without a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_supervisor_watches_the_live_board() {
+    let loket = start(&[]);
+    let driver = start_chromedriver().await;
+    let browser = Browser::open(&driver).await;
+    browser.goto(&format!("{}/login", loket.base)).await;
+    browser.type_into("#username", "supervisor").await;
+    browser.type_into("#password", loket.password("supervisor")).await;
+    browser.click("form[action='/login'] button[type=submit]").await;
+    browser.wait_for_path("/").await;
+    browser.click("a[href='/board']").await;
+    browser.wait_for_path("/board").await;
+    browser.wait_for_text("#connection", "the live connection", |text| text == "(live)").await;
+    browser.wait_for_text("#agent-rows", "the agents", |text| text.contains("Jonas Peeters offline")).await;
+    browser
+        .wait_for_text("#queue-rows", "the queues", |text| text.contains("population-nl-l1") || !text.is_empty())
+        .await;
+
+    let agent = support::client();
+    support::login(&agent, &loket.base, "agent", loket.password("agent")).await;
+    let page =
+        agent.get(format!("{}/workspace", loket.base)).send().await.expect("workspace").text().await.expect("page");
+    let csrf = support::csrf_of(&page);
+    let form = [("csrf", csrf.as_str()), ("presence", "available")];
+    agent.post(format!("{}/workspace/presence", loket.base)).form(&form).send().await.expect("available");
+    browser
+        .wait_for_text("#agent-rows", "the agent available", |text| text.contains("Jonas Peeters beschikbaar"))
+        .await;
+    browser.screenshot("board.png").await;
+    browser.close().await;
+    loket.stop();
+}

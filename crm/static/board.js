@@ -31,7 +31,46 @@ function render(board) {
       row([agent.name, text(`state-${agent.state}`) + (agent.away_reason ? ` (${agent.away_reason})` : ""), agent.items],
         `agent-${agent.state}`)),
   );
+  renderItems(board);
 }
+
+function form(template, action, fill) {
+  const copy = document.getElementById(template).cloneNode(true);
+  copy.removeAttribute("id");
+  copy.hidden = false;
+  copy.action = action;
+  fill(copy);
+  return copy;
+}
+
+function renderItems(board) {
+  const rows = [];
+  for (const queue of board.queues) {
+    for (const item of queue.items) {
+      const tr = row([queue.name, item.case_number ? `${item.case_number} — ${item.subject}` : item.channel,
+        minutes(item.waited_seconds), item.priority]);
+      const raise = form("priority-template", `/board/items/${item.item}/priority`, (copy) => {
+        copy.querySelector("input[name=priority]").value = item.priority + 1;
+      });
+      tr.children[3].append(" ", raise);
+      const move = form("move-template", `/board/items/${item.item}/move`, () => {});
+      const cell = document.createElement("td");
+      cell.append(move);
+      tr.append(cell);
+      rows.push(tr);
+    }
+  }
+  document.getElementById("items-empty").hidden = rows.length > 0;
+  document.getElementById("item-rows").replaceChildren(...rows);
+}
+
+// Forms post in the background and the board is read again.
+root.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const target = event.target;
+  await fetch(target.action, { method: "POST", body: new URLSearchParams(new FormData(target)) });
+  await refresh();
+});
 
 async function refresh() {
   const response = await fetch("/api/board", { headers: { Accept: "application/json" } });

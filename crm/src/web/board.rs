@@ -1,36 +1,53 @@
 //! The supervisor's live board: every queue with its waiting work and longest wait, every agent
-//! with their state. Like the workspace, the page reads `/api/board` whenever its WebSocket
+//! with their state, and the waiting items that the supervisor can move to another queue or
+//! raise in priority. Like the workspace, the page reads `/api/board` whenever its WebSocket
 //! (`/board/events`) says something changed, and on every reconnection.
 
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use loket_routing::model::{AgentId, Presence, QueueId, Timestamp};
+use loket_routing::core::Input;
+use loket_routing::model::{AgentId, Channel, Presence, QueueId, Timestamp, WorkItemId};
 use minijinja::context;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::session::CsrfForm;
 use super::templates::Layout;
 use super::workspace::{follow, same_origin, shown_state};
 use super::{AppState, CurrentUser, WebError};
 use crate::auth::Permission;
+use crate::records::cases::{self, CaseId};
 use crate::records::{directory, users};
 
 /// How many waiting items of a queue are counted; beyond, the board says "500+".
 const COUNTED: usize = 500;
+/// How many of them are listed, best first, for the supervisor to move.
+const LISTED: usize = 10;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/board", get(page)).route("/api/board", get(board)).route("/board/events", get(events))
+    Router::new()
+        .route("/board", get(page))
+        .route("/api/board", get(board))
+        .route("/board/events", get(events))
+        .route("/board/items/{item}/move", post(move_item))
+        .route("/board/items/{item}/priority", post(set_priority))
 }
 
 async fn page(State(state): State<AppState>, current: CurrentUser) -> Result<Html<String>, WebError> {
     current.require(Permission::Supervise)?;
     let layout = Layout::for_user(&current, "/board");
-    Ok(Html(state.templates.render("board.html", &layout, context! {})?))
+    let language = current.language();
+    let queues: Vec<(String, String)> = directory::queues(&state.db)
+        .await?
+        .into_iter()
+        .map(|queue| (queue.names.get(language).to_owned(), queue.code))
+        .collect();
+    Ok(Html(state.templates.render("board.html", &layout, context! { queues })?))
 }
 
 #[derive(Serialize)]
@@ -47,6 +64,18 @@ struct QueueRow {
     longest_wait_seconds: u64,
     /// Agents of the queue who are available now.
     available: usize,
+    /// The first waiting items, best first.
+    items: Vec<WaitingItem>,
+}
+
+#[derive(Serialize)]
+struct WaitingItem {
+    item: u64,
+    channel: Channel,
+    waited_seconds: u64,
+    priority: i32,
+    case_number: Option<String>,
+    subject: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -91,7 +120,23 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
         let id = QueueId::new(&queue.code);
         let waiting = desk.waiting(&id, COUNTED).await.map_err(unavailable)?;
         let longest = waiting.iter().map(|item| now.since(item.queue_entered_at).as_secs()).max().unwrap_or(0);
+        let mut items = Vec::new();
+        for item in waiting.iter().take(LISTED) {
+            let case = match item.spec.case_id {
+                Some(case_id) => cases::get(&state.db, CaseId(case_id)).await?,
+                None => None,
+            };
+            items.push(WaitingItem {
+                item: item.id.0,
+                channel: item.spec.channel,
+                waited_seconds: now.since(item.queue_entered_at).as_secs(),
+                priority: item.spec.priority,
+                case_number: case.as_ref().map(|case| case.number.clone()),
+                subject: case.map(|case| case.subject),
+            });
+        }
         queues.push(QueueRow {
+            items,
             name: queue.names.get(language).to_owned(),
             available: available_in.iter().filter(|other| **other == id).count(),
             code: queue.code,
@@ -100,6 +145,43 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
         });
     }
     Ok(Json(Board { queues, agents }))
+}
+
+#[derive(Deserialize)]
+struct MoveForm {
+    queue: String,
+}
+
+/// Moves a waiting (or offered) item to another queue.
+async fn move_item(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(item): Path<u64>,
+    CsrfForm { form, .. }: CsrfForm<MoveForm>,
+) -> Result<Redirect, WebError> {
+    current.require(Permission::Supervise)?;
+    let desk = state.desk()?;
+    let input = Input::ItemMoved { item: WorkItemId(item), to: QueueId::new(&form.queue) };
+    desk.execute(input).await.map_err(|error| WebError::BadRequest(format!("the item cannot move: {error}")))?;
+    Ok(Redirect::to("/board"))
+}
+
+#[derive(Deserialize)]
+struct PriorityForm {
+    priority: i32,
+}
+
+async fn set_priority(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(item): Path<u64>,
+    CsrfForm { form, .. }: CsrfForm<PriorityForm>,
+) -> Result<Redirect, WebError> {
+    current.require(Permission::Supervise)?;
+    let desk = state.desk()?;
+    let input = Input::PriorityChanged { item: WorkItemId(item), priority: form.priority };
+    desk.execute(input).await.map_err(|error| WebError::BadRequest(format!("the priority cannot change: {error}")))?;
+    Ok(Redirect::to("/board"))
 }
 
 async fn events(
