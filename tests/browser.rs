@@ -313,7 +313,15 @@ async fn the_supervisor_watches_the_live_board() {
     browser
         .wait_for_text("#agent-rows", "the agent available", |text| text.contains("Jonas Peeters beschikbaar"))
         .await;
+    let ask = [("csrf", csrf.as_str()), ("ask", "1")];
+    agent.post(format!("{}/workspace/help", loket.base)).form(&ask).send().await.expect("ask for help");
+    browser.wait_for_text("#agent-rows", "the agent's hand up", |text| text.contains("vraagt hulp sinds")).await;
     browser.screenshot("board.png").await;
+    browser.click("#agent-rows .board-helped button").await;
+    browser.wait_for_text("#agent-rows", "the hand down", |text| !text.contains("vraagt hulp")).await;
+    let state: serde_json::Value =
+        agent.get(format!("{}/api/workspace", loket.base)).send().await.expect("state").json().await.expect("json");
+    assert_eq!(state["help"], false, "the agent sees that help came");
     browser.close().await;
     loket.stop();
 }

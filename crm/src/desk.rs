@@ -50,6 +50,8 @@ pub trait Desk: Send + Sync + 'static {
     /// fetch their state again. A receiver that lags misses names, never a state: the state is
     /// always read whole.
     fn changes(&self) -> broadcast::Receiver<AgentId>;
+    /// Tells the consoles that the desk of `agent` changed outside the router (a help flag).
+    fn changed(&self, agent: AgentId);
     /// Puts the caller of the voice item `item` through to the phones of `agent`, whose user
     /// name is `username`.
     fn connect(&self, item: WorkItemId, agent: AgentId, username: &str) -> Result<(), CallError>;

@@ -27,9 +27,13 @@ function render(board) {
         queue.waiting && !queue.available ? "alert" : "")),
   );
   document.getElementById("agent-rows").replaceChildren(
-    ...board.agents.map((agent) =>
-      row([agent.name, text(`state-${agent.state}`) + (agent.away_reason ? ` (${agent.away_reason})` : ""), agent.items],
-        `agent-${agent.state}`)),
+    ...board.agents.map((agent) => {
+      const state = text(`state-${agent.state}`) + (agent.away_reason ? ` (${agent.away_reason})` : "");
+      const asking = agent.help_seconds === null ? "" : `${text("asks-help")} ${minutes(agent.help_seconds)}`;
+      const tr = row([agent.name, state, agent.items, asking], agent.help_seconds === null ? `agent-${agent.state}` : "alert");
+      if (agent.help_seconds !== null) tr.children[3].append(" ", form("helped-template", `/board/agents/${agent.id}/helped`, () => {}));
+      return tr;
+    }),
   );
   renderItems(board);
 }

@@ -66,6 +66,8 @@ function renderPop(pop) {
 
 function render(state) {
   document.getElementById("agent-state").textContent = text(`state-${state.state}`);
+  document.getElementById("help-form").hidden = state.help;
+  document.getElementById("helped-form").hidden = !state.help;
   const offer = document.getElementById("offer");
   clearInterval(countdown);
   offer.hidden = !state.offer;

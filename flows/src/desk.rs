@@ -73,6 +73,11 @@ impl<S: QueueStore> Desk for RouterDesk<S> {
         self.changes.subscribe()
     }
 
+    fn changed(&self, agent: AgentId) {
+        // Nobody listening is fine: no console is open.
+        let _ = self.changes.send(agent);
+    }
+
     fn connect(&self, item: WorkItemId, agent: AgentId, username: &str) -> Result<(), CallError> {
         self.voice.connect(item, agent, username)
     }

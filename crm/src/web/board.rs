@@ -36,6 +36,7 @@ pub fn routes() -> Router<AppState> {
         .route("/board/events", get(events))
         .route("/board/items/{item}/move", post(move_item))
         .route("/board/items/{item}/priority", post(set_priority))
+        .route("/board/agents/{agent}/helped", post(helped))
 }
 
 async fn page(State(state): State<AppState>, current: CurrentUser) -> Result<Html<String>, WebError> {
@@ -86,6 +87,9 @@ struct AgentRow {
     away_reason: Option<String>,
     /// Items offered or in hand.
     items: usize,
+    id: i64,
+    /// Seconds since the agent asked for help, while they wait for it.
+    help_seconds: Option<u64>,
 }
 
 async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Json<Board>, WebError> {
@@ -100,7 +104,15 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
         }
         let record = desk.agent(AgentId(user.id.0)).await.map_err(unavailable)?;
         let Some(record) = record else {
-            agents.push(AgentRow { name: user.display_name, state: "offline", away_reason: None, items: 0 });
+            let (id, help_seconds) = (user.id.0, help_since(&state, AgentId(user.id.0)));
+            agents.push(AgentRow {
+                name: user.display_name,
+                state: "offline",
+                away_reason: None,
+                items: 0,
+                id,
+                help_seconds,
+            });
             continue;
         };
         let shown = shown_state(&record);
@@ -111,7 +123,9 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
             Presence::Away { reason } => Some(reason.clone()),
             _ => None,
         };
-        agents.push(AgentRow { name: user.display_name, state: shown, away_reason, items: record.work.len() });
+        let (id, help_seconds) = (user.id.0, help_since(&state, AgentId(user.id.0)));
+        let items = record.work.len();
+        agents.push(AgentRow { name: user.display_name, state: shown, away_reason, items, id, help_seconds });
     }
     let now = Timestamp::now();
     let language = current.language();
@@ -145,6 +159,28 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
         });
     }
     Ok(Json(Board { queues, agents }))
+}
+
+fn help_since(state: &AppState, agent: AgentId) -> Option<u64> {
+    let since = state.help_asked(agent)?;
+    Some(u64::try_from(state.clock.now().0.saturating_sub(since.0) / 1000).unwrap_or(0))
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+/// The supervisor has helped the agent: their flag goes down.
+async fn helped(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(agent): Path<i64>,
+    _form: CsrfForm<Empty>,
+) -> Result<Redirect, WebError> {
+    current.require(Permission::Supervise)?;
+    let desk = state.desk()?;
+    state.set_help(AgentId(agent), None);
+    desk.changed(AgentId(agent));
+    Ok(Redirect::to("/board"))
 }
 
 #[derive(Deserialize)]

@@ -98,6 +98,9 @@ pub struct AppInner {
     /// Per agent, the item accepted last: the one their wrap-up is about once its work ended
     /// (the router forgets a finished item).
     last_accepted: std::sync::Mutex<std::collections::HashMap<AgentId, Accepted>>,
+    /// Agents who asked a supervisor for help, since when. In this process: a second node's
+    /// supervisors do not see them (yet).
+    help: std::sync::Mutex<std::collections::HashMap<AgentId, crate::clock::Millis>>,
     templates: templates::Templates,
 }
 
@@ -118,6 +121,7 @@ impl AppState {
             documents,
             desk: std::sync::OnceLock::new(),
             last_accepted: std::sync::Mutex::default(),
+            help: std::sync::Mutex::default(),
             templates: templates::Templates::new(),
         }))
     }
@@ -144,6 +148,20 @@ impl AppState {
 
     pub(crate) fn clear_last_accepted(&self, agent: AgentId) {
         self.accepted().remove(&agent);
+    }
+
+    /// When `agent` asked for help, if they are waiting for it.
+    pub(crate) fn help_asked(&self, agent: AgentId) -> Option<crate::clock::Millis> {
+        self.0.help.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&agent).copied()
+    }
+
+    /// Raises (`Some(since)`) or lowers the help flag of `agent`.
+    pub(crate) fn set_help(&self, agent: AgentId, since: Option<crate::clock::Millis>) {
+        let mut help = self.0.help.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match since {
+            Some(since) => help.insert(agent, since),
+            None => help.remove(&agent),
+        };
     }
 
     pub fn desk(&self) -> Result<&Arc<dyn Desk>, WebError> {

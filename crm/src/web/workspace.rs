@@ -47,6 +47,7 @@ pub fn routes() -> Router<AppState> {
         .route("/workspace/items/{item}/decline", post(decline))
         .route("/workspace/items/{item}/call/{action}", post(control))
         .route("/workspace/items/{item}/transfer", post(transfer))
+        .route("/workspace/help", post(ask_help))
         .route("/workspace/items/{item}/wrap-up", post(wrap_up))
 }
 
@@ -91,6 +92,8 @@ struct DeskState {
     work: Vec<InHand>,
     /// The item whose wrap-up is due (after its work ended).
     wrap_up: Option<Pop>,
+    /// The agent asked a supervisor for help and waits for it.
+    help: bool,
 }
 
 #[derive(Serialize)]
@@ -161,6 +164,7 @@ async fn state(State(state): State<AppState>, current: CurrentUser) -> Result<Js
             offer: None,
             work: Vec::new(),
             wrap_up: None,
+            help: state.help_asked(agent).is_some(),
         }));
     };
     let (presence, away_reason) = match &record.presence {
@@ -203,6 +207,7 @@ async fn state(State(state): State<AppState>, current: CurrentUser) -> Result<Js
         offer,
         work,
         wrap_up,
+        help: state.help_asked(agent).is_some(),
     }))
 }
 
@@ -460,6 +465,26 @@ async fn control(
         _ => return Err(WebError::NotFound),
     }
     .map_err(|error| WebError::BadRequest(error.to_string()))?;
+    Ok(Redirect::to("/workspace"))
+}
+
+#[derive(Deserialize)]
+struct HelpForm {
+    /// Present: ask for help; absent: the agent no longer needs it.
+    ask: Option<String>,
+}
+
+/// The agent's hand up (or down again): supervisors see it on the board.
+async fn ask_help(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    CsrfForm { form, .. }: CsrfForm<HelpForm>,
+) -> Result<Redirect, WebError> {
+    current.require(Permission::HandleWork)?;
+    let desk = state.desk()?;
+    let agent = agent_of(&current);
+    state.set_help(agent, form.ask.is_some().then(|| state.clock.now()));
+    desk.changed(agent);
     Ok(Redirect::to("/workspace"))
 }
 
