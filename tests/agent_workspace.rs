@@ -385,3 +385,51 @@ async fn a_transferred_call_waits_in_its_new_queue() {
     let _ = caller.kill();
     loket.stop();
 }
+
+/// A caller who skips identification, whose number two citizens share: the pop lists both, and
+/// one click links the one the agent recognises to the case.
+#[tokio::test]
+async fn the_agent_links_an_unidentified_caller_to_a_candidate() {
+    let (loket, _flows) = support::start_with_ivr(true, "", &[]);
+    let base = loket.base.clone();
+    let client = support::client();
+    support::login(&client, &base, "agent", loket.password("agent")).await;
+    let page = client.get(format!("{base}/contacts/new")).send().await.expect("form").text().await.expect("page");
+    let csrf = support::csrf_of(&page);
+    for (first, last) in [("Mia", "Jacobs"), ("Tom", "Jacobs")] {
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("first_name", first),
+            ("last_name", last),
+            ("language", "nl"),
+            ("phones", "+32470000001"),
+            ("confirm_duplicate", "yes"),
+        ];
+        let created = client.post(format!("{base}/contacts")).form(&fields).send().await.expect("new contact");
+        assert_eq!(created.status(), 200);
+    }
+    post(&client, &base, "/workspace/presence", &csrf, &[("presence", "available")]).await;
+    let (mut caller, _caller_dir) = support::ivr_caller(&loket, "111#");
+
+    let offered = until(&client, &base, "an offer", |state| !state["offer"].is_null()).await;
+    let case = &offered["offer"]["pop"]["case"];
+    assert!(case["contact"].is_null(), "{case:#}");
+    let names: Vec<&str> =
+        case["candidates"].as_array().expect("candidates").iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(names, ["Mia Jacobs", "Tom Jacobs"]);
+    let tom = case["candidates"][1]["id"].as_i64().expect("an id").to_string();
+    let item = offered["offer"]["pop"]["item"].as_u64().expect("an item id");
+    post(&client, &base, &format!("/workspace/items/{item}/link"), &csrf, &[("contact_id", &tom)]).await;
+    let linked =
+        until(&client, &base, "the contact linked", |state| !state["offer"]["pop"]["case"]["contact"].is_null()).await;
+    assert_eq!(linked["offer"]["pop"]["case"]["contact"]["name"], "Tom Jacobs");
+    let again = client
+        .post(format!("{base}/workspace/items/{item}/link"))
+        .form(&[("csrf", csrf.as_str()), ("contact_id", tom.as_str())])
+        .send()
+        .await
+        .expect("link again");
+    assert_eq!(again.status(), 400, "a case with a contact keeps it");
+    let _ = caller.kill();
+    loket.stop();
+}

@@ -40,6 +40,28 @@ function renderPop(pop) {
   box.append(caseLine);
   const contact = pop.case.contact;
   box.append(element("h3", contact ? `${text("contact")}: ${contact.name}` : text("unidentified"), "contact-name"));
+  if (!contact && pop.case.candidates.length) {
+    const list = element("ul", undefined, "candidates");
+    for (const candidate of pop.case.candidates) {
+      const item = element("li", `${candidate.name} `);
+      const form = element("form", undefined, "inline");
+      form.method = "post";
+      form.action = `/workspace/items/${pop.item}/link`;
+      for (const [name, value] of [["csrf", csrf], ["contact_id", candidate.id]]) {
+        const input = element("input");
+        input.type = "hidden";
+        input.name = name;
+        input.value = value;
+        form.append(input);
+      }
+      const button = element("button", text("link"));
+      button.type = "submit";
+      form.append(button);
+      item.append(form);
+      list.append(item);
+    }
+    box.append(element("p", text("candidates")), list);
+  }
   if (contact) {
     const details = element("dl", undefined, "facts");
     row(details, text("national-number"), contact.national_number);

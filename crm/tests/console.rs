@@ -160,6 +160,7 @@ async fn every_route_admits_exactly_its_roles() {
         check("POST", "/workspace/items/1/transfer", case_workers, &[("queue", "population-fr-l1")], 503),
         check("POST", "/workspace/items/1/wrap-up", case_workers, &[("disposition", "answered")], 503),
         check("POST", "/workspace/help", case_workers, &[("ask", "1")], 503),
+        check("POST", "/workspace/items/1/link", case_workers, &[("contact_id", "1")], 503),
         check("GET", "/board", Allowed::Only(&[Role::Supervisor]), &[], 200),
         check("POST", "/board/agents/1/helped", Allowed::Only(&[Role::Supervisor]), &[], 503),
         check("GET", "/api/board", Allowed::Only(&[Role::Supervisor]), &[], 503),

@@ -265,6 +265,36 @@ pub async fn update(
     Ok(())
 }
 
+/// Gives a case that has no citizen yet its contact: an agent recognised the caller.
+pub async fn set_contact(
+    conn: &mut AnyConnection,
+    id: CaseId,
+    contact_id: i64,
+    actor_name: &str,
+    now: Millis,
+) -> Result<(), CaseError> {
+    let done = sqlx::query("UPDATE cases SET contact_id = $1, updated_at = $2 WHERE id = $3 AND contact_id IS NULL")
+        .bind(contact_id)
+        .bind(now.0)
+        .bind(id.0)
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(CaseError::NotFound);
+    }
+    let entry = NewEntry {
+        case_id: Some(id.0),
+        contact_id: Some(contact_id),
+        kind: "link",
+        actor_name,
+        public: false,
+        summary: Summary::new("timeline-contact-linked"),
+        body: None,
+    };
+    timeline::append(conn, &entry, now).await?;
+    Ok(())
+}
+
 #[derive(Debug, Clone)]
 pub struct CaseChanges {
     pub subject: String,

@@ -31,6 +31,7 @@ use crate::records::cases::{self, CaseFilter, CaseId, CaseStatus};
 use crate::records::contacts::{self, ContactId};
 use crate::records::timeline::{self, NewEntry, Summary};
 use crate::records::{case_types, directory};
+use loket_be::PhoneNumber;
 
 /// Why the pop reads a citizen's data (the audit log's purpose).
 const POP_PURPOSE: &str = "screen pop";
@@ -48,6 +49,7 @@ pub fn routes() -> Router<AppState> {
         .route("/workspace/items/{item}/call/{action}", post(control))
         .route("/workspace/items/{item}/transfer", post(transfer))
         .route("/workspace/help", post(ask_help))
+        .route("/workspace/items/{item}/link", post(link_contact))
         .route("/workspace/items/{item}/wrap-up", post(wrap_up))
 }
 
@@ -127,7 +129,15 @@ struct PopCase {
     caller: Option<String>,
     ivr_path: Option<String>,
     contact: Option<PopContact>,
+    /// For a caller the IVR did not identify: the contacts with the caller's number.
+    candidates: Vec<Candidate>,
     recent_cases: Vec<RecentCase>,
+}
+
+#[derive(Serialize)]
+struct Candidate {
+    id: i64,
+    name: String,
 }
 
 #[derive(Serialize)]
@@ -261,7 +271,18 @@ async fn pop_case(state: &AppState, current: &CurrentUser, case_id: i64) -> Resu
         None => (None, None),
     };
     let mut contact = None;
+    let mut candidates = Vec::new();
     let mut recent_cases = Vec::new();
+    if case.contact_id.is_none()
+        && let Some(phone) = caller.as_deref().and_then(|caller| PhoneNumber::parse(caller).ok())
+    {
+        let now = state.clock.now();
+        for (id, _) in contacts::by_phone(&state.db, current.actor(), POP_PURPOSE, &phone, 5, now).await? {
+            if let Some(name) = contacts::display_name(&state.db, id).await? {
+                candidates.push(Candidate { id: id.0, name });
+            }
+        }
+    }
     if let Some(contact_id) = case.contact_id {
         let read = contacts::read(&state.db, current.actor(), POP_PURPOSE, ContactId(contact_id), state.clock.now());
         if let Some(found) = read.await? {
@@ -298,6 +319,7 @@ async fn pop_case(state: &AppState, current: &CurrentUser, case_id: i64) -> Resu
         caller,
         ivr_path,
         contact,
+        candidates,
         recent_cases,
     }))
 }
@@ -484,6 +506,37 @@ async fn ask_help(
     let desk = state.desk()?;
     let agent = agent_of(&current);
     state.set_help(agent, form.ask.is_some().then(|| state.clock.now()));
+    desk.changed(agent);
+    Ok(Redirect::to("/workspace"))
+}
+
+#[derive(Deserialize)]
+struct LinkForm {
+    contact_id: i64,
+}
+
+/// One click from the pop: the case of an item offered to or held by the agent gets the contact
+/// they recognised among the candidates.
+async fn link_contact(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(item): Path<u64>,
+    CsrfForm { form, .. }: CsrfForm<LinkForm>,
+) -> Result<Redirect, WebError> {
+    current.require(Permission::HandleWork)?;
+    let desk = state.desk()?;
+    let (agent, item) = (agent_of(&current), WorkItemId(item));
+    let record = desk.agent(agent).await.map_err(unavailable)?;
+    if !record.is_some_and(|record| record.work.iter().any(|held| held.item == item)) {
+        return Err(WebError::BadRequest("this item is not yours".into()));
+    }
+    let case_id = desk.item(item).await.map_err(unavailable)?.and_then(|item| item.spec.case_id);
+    let case_id = case_id.ok_or(WebError::NotFound)?;
+    contacts::display_name(&state.db, ContactId(form.contact_id)).await?.ok_or(WebError::NotFound)?;
+    let mut conn = state.db.pool().acquire().await?;
+    cases::set_contact(&mut conn, CaseId(case_id), form.contact_id, &current.user.username, state.clock.now())
+        .await
+        .map_err(|error| WebError::BadRequest(error.to_string()))?;
     desk.changed(agent);
     Ok(Redirect::to("/workspace"))
 }
