@@ -433,3 +433,30 @@ async fn the_agent_links_an_unidentified_caller_to_a_candidate() {
     let _ = caller.kill();
     loket.stop();
 }
+
+/// An agent who is away sees what waits in their queues and takes an e-mail from the list.
+#[tokio::test]
+async fn an_away_agent_claims_waiting_work_from_their_queue() {
+    let (dovecot, loket, _dir) = with_mailbox();
+    let base = loket.base.clone();
+    let client = support::client();
+    support::login(&client, &base, "agent", loket.password("agent")).await;
+    let page = client.get(format!("{base}/workspace")).send().await.expect("workspace").text().await.expect("page");
+    let csrf = support::csrf_of(&page);
+    post(&client, &base, "/workspace/presence", &csrf, &[("presence", "away"), ("reason", "back_office")]).await;
+    dovecot.append("paspoort", &[citizen_mail(3)]).await;
+    let listed = until(&client, &base, "the e-mail in the agent's queue list", |state| {
+        state["queues"].as_array().is_some_and(|queues| {
+            queues.iter().any(|queue| {
+                queue["code"] == "population-nl-l1" && queue["waiting"][0]["subject"] == "Attest van woonst"
+            })
+        })
+    })
+    .await;
+    assert!(listed["offer"].is_null(), "nothing is offered to an agent who is away");
+    let queue = listed["queues"].as_array().unwrap().iter().find(|queue| queue["code"] == "population-nl-l1").unwrap();
+    let item = queue["waiting"][0]["item"].as_u64().expect("an item id");
+    post(&client, &base, &format!("/workspace/items/{item}/claim"), &csrf, &[]).await;
+    until(&client, &base, "the claimed e-mail in hand", |state| state["work"][0]["pop"]["item"] == item).await;
+    loket.stop();
+}

@@ -127,6 +127,19 @@ function render(state) {
     if (state && state !== "ended") card.append(callButton(held.pop.item, "hangup", "hang-up", "h"));
     work.append(card);
   }
+  const lists = document.getElementById("queue-lists");
+  lists.replaceChildren();
+  for (const queue of state.queues) {
+    lists.append(element("h3", queue.code));
+    if (!queue.waiting.length) lists.append(element("p", text("none-waiting")));
+    const list = element("ul");
+    for (const waiting of queue.waiting) {
+      const line = element("li", `${text(`channel-${waiting.channel}`)} · ${waiting.subject ?? ""} · ${waiting.waited_seconds} s `);
+      line.append(callButton(waiting.item, "claim", "claim", ""));
+      list.append(line);
+    }
+    lists.append(list);
+  }
   const wrapUp = document.getElementById("wrap-up");
   wrapUp.hidden = !state.wrap_up;
   if (state.wrap_up) {
@@ -135,11 +148,11 @@ function render(state) {
   }
 }
 
-// A call control: a form with one button, posted like the others.
+// A form with one button about an item, posted like the others: call controls and claims.
 function callButton(item, action, label, key) {
   const form = element("form", undefined, `inline call-${action}`);
   form.method = "post";
-  form.action = `/workspace/items/${item}/call/${action}`;
+  form.action = action === "claim" ? `/workspace/items/${item}/claim` : `/workspace/items/${item}/call/${action}`;
   const token = element("input");
   token.type = "hidden";
   token.name = "csrf";

@@ -154,6 +154,7 @@ async fn every_route_admits_exactly_its_roles() {
         check("POST", "/workspace/presence", case_workers, &[("presence", "available")], 503),
         check("POST", "/workspace/items/1/accept", case_workers, &[], 503),
         check("POST", "/workspace/items/1/decline", case_workers, &[], 503),
+        check("POST", "/workspace/items/1/claim", case_workers, &[], 503),
         check("POST", "/workspace/items/1/call/hangup", case_workers, &[], 503),
         check("POST", "/workspace/items/1/call/hold", case_workers, &[], 503),
         check("POST", "/workspace/items/1/call/resume", case_workers, &[], 503),

@@ -45,6 +45,7 @@ pub fn routes() -> Router<AppState> {
         .route("/workspace/events", get(events))
         .route("/workspace/presence", post(presence))
         .route("/workspace/items/{item}/accept", post(accept))
+        .route("/workspace/items/{item}/claim", post(claim))
         .route("/workspace/items/{item}/decline", post(decline))
         .route("/workspace/items/{item}/call/{action}", post(control))
         .route("/workspace/items/{item}/transfer", post(transfer))
@@ -96,6 +97,22 @@ struct DeskState {
     wrap_up: Option<Pop>,
     /// The agent asked a supervisor for help and waits for it.
     help: bool,
+    /// The queues the agent works, with their first waiting items, to claim from.
+    queues: Vec<QueueList>,
+}
+
+#[derive(Serialize)]
+struct QueueList {
+    code: String,
+    waiting: Vec<Listed>,
+}
+
+#[derive(Serialize)]
+struct Listed {
+    item: u64,
+    channel: Channel,
+    waited_seconds: u64,
+    subject: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -175,6 +192,7 @@ async fn state(State(state): State<AppState>, current: CurrentUser) -> Result<Js
             work: Vec::new(),
             wrap_up: None,
             help: state.help_asked(agent).is_some(),
+            queues: Vec::new(),
         }));
     };
     let (presence, away_reason) = match &record.presence {
@@ -218,7 +236,33 @@ async fn state(State(state): State<AppState>, current: CurrentUser) -> Result<Js
         work,
         wrap_up,
         help: state.help_asked(agent).is_some(),
+        queues: queue_lists(&state, desk.as_ref(), &record.profile.queues).await?,
     }))
+}
+
+/// How many waiting items of each of the agent's queues the workspace lists.
+const LISTED: usize = 5;
+
+async fn queue_lists(state: &AppState, desk: &dyn Desk, queues: &[QueueId]) -> Result<Vec<QueueList>, WebError> {
+    let now = loket_routing::model::Timestamp::now();
+    let mut lists = Vec::new();
+    for queue in queues {
+        let mut waiting = Vec::new();
+        for item in desk.waiting(queue, LISTED).await.map_err(unavailable)? {
+            let case = match item.spec.case_id {
+                Some(case_id) => cases::get(&state.db, CaseId(case_id)).await?,
+                None => None,
+            };
+            waiting.push(Listed {
+                item: item.id.0,
+                channel: item.spec.channel,
+                waited_seconds: now.since(item.queue_entered_at).as_secs(),
+                subject: case.map(|case| case.subject),
+            });
+        }
+        lists.push(QueueList { code: queue.as_str().to_owned(), waiting });
+    }
+    Ok(lists)
 }
 
 pub(super) fn shown_state(record: &AgentRecord) -> &'static str {
@@ -442,10 +486,29 @@ async fn accept(
     if record.and_then(|record| record.offered_item()) != Some(item) {
         return Err(WebError::BadRequest("this item is not offered to you (any more)".into()));
     }
+    take(&state, &current, item, Input::OfferAccepted { agent, item }).await
+}
+
+/// The agent takes a waiting item from one of their queues' lists, without an offer.
+async fn claim(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(item): Path<u64>,
+    _form: CsrfForm<Empty>,
+) -> Result<Redirect, WebError> {
+    current.require(Permission::HandleWork)?;
+    let (agent, item) = (agent_of(&current), WorkItemId(item));
+    take(&state, &current, item, Input::ItemClaimed { agent, item }).await
+}
+
+/// The item becomes the agent's by `input` (an accepted offer or a claim); a call is put through.
+async fn take(state: &AppState, current: &CurrentUser, item: WorkItemId, input: Input) -> Result<Redirect, WebError> {
+    let desk = state.desk()?;
+    let agent = agent_of(current);
     let Some(accepted) = desk.item(item).await.map_err(unavailable)? else {
         return Err(WebError::BadRequest("this item is gone".into()));
     };
-    desk.execute(Input::OfferAccepted { agent, item }).await.map_err(unavailable)?;
+    desk.execute(input).await.map_err(|error| WebError::BadRequest(format!("the item cannot be taken: {error}")))?;
     let channel = accepted.spec.channel;
     let queue = accepted.queue.as_str().to_owned();
     state.set_last_accepted(agent, Accepted { item, channel, queue, case_id: accepted.spec.case_id });
