@@ -110,6 +110,12 @@ impl Browser {
         self.command(reqwest::Method::POST, &format!("/element/{element}/click"), json!({})).await;
     }
 
+    /// Clicks `css` once the page has it: after a navigation the old page may still be showing.
+    async fn click_when_present(&self, css: &str) {
+        self.wait_for_text(css, css, |_| true).await;
+        self.click(css).await;
+    }
+
     async fn text(&self, css: &str) -> String {
         let element = self.find(css).await;
         self.command(reqwest::Method::GET, &format!("/element/{element}/text"), Value::Null)
@@ -201,12 +207,12 @@ async fn an_agent_finds_a_citizen_and_sees_the_360_view() {
     browser.wait_for_path("/").await;
     assert!(browser.text("h1").await.starts_with("Welkom, Jonas Peeters"));
 
-    browser.click("a[href='/contacts']").await;
+    browser.click_when_present("a[href='/contacts']").await;
     browser.wait_for_path("/contacts").await;
     browser.type_into("#q", "claes").await;
-    browser.click("form[action='/contacts'][method=get] button").await;
+    browser.click_when_present("form[action='/contacts'][method=get] button").await;
     browser.wait_for_path("/contacts?q=claes").await;
-    browser.click("table a[href^='/contacts/']").await;
+    browser.click_when_present("table a[href^='/contacts/']").await;
     let path = browser.wait_for_path("/contacts/").await;
     assert!(path.trim_start_matches("/contacts/").parse::<i64>().is_ok(), "on the contact's page, not {path}");
     assert_eq!(browser.text("h1").await, "Emma Claes");
@@ -248,7 +254,7 @@ async fn an_agent_takes_a_call_in_the_workspace() {
     browser.type_into("#password", loket.password("agent")).await;
     browser.click("form[action='/login'] button[type=submit]").await;
     browser.wait_for_path("/").await;
-    browser.click("a[href='/workspace']").await;
+    browser.click_when_present("a[href='/workspace']").await;
     browser.wait_for_path("/workspace").await;
     browser.wait_for_text("#connection", "the live connection", |text| text == "(live)").await;
     browser.wait_for_text("#agent-state", "the agent offline", |text| text == "offline").await;
@@ -295,7 +301,7 @@ async fn the_supervisor_watches_the_live_board() {
     browser.type_into("#password", loket.password("supervisor")).await;
     browser.click("form[action='/login'] button[type=submit]").await;
     browser.wait_for_path("/").await;
-    browser.click("a[href='/board']").await;
+    browser.click_when_present("a[href='/board']").await;
     browser.wait_for_path("/board").await;
     browser.wait_for_text("#connection", "the live connection", |text| text == "(live)").await;
     browser.wait_for_text("#agent-rows", "the agents", |text| text.contains("Jonas Peeters offline")).await;

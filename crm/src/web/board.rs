@@ -12,16 +12,15 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use loket_routing::core::Input;
-use loket_routing::model::{AgentId, Channel, Presence, QueueId, Timestamp, WorkItemId};
+use loket_routing::model::{AgentId, Presence, QueueId, Timestamp, WorkItemId};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use super::session::CsrfForm;
 use super::templates::Layout;
-use super::workspace::{follow, same_origin, shown_state};
+use super::workspace::{Listed, follow, listed, same_origin, shown_state};
 use super::{AppState, CurrentUser, WebError};
 use crate::auth::Permission;
-use crate::records::cases::{self, CaseId};
 use crate::records::{directory, users};
 
 /// How many waiting items of a queue are counted; beyond, the board says "500+".
@@ -66,17 +65,7 @@ struct QueueRow {
     /// Agents of the queue who are available now.
     available: usize,
     /// The first waiting items, best first.
-    items: Vec<WaitingItem>,
-}
-
-#[derive(Serialize)]
-struct WaitingItem {
-    item: u64,
-    channel: Channel,
-    waited_seconds: u64,
-    priority: i32,
-    case_number: Option<String>,
-    subject: Option<String>,
+    items: Vec<Listed>,
 }
 
 #[derive(Serialize)]
@@ -134,21 +123,7 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
         let id = QueueId::new(&queue.code);
         let waiting = desk.waiting(&id, COUNTED).await.map_err(unavailable)?;
         let longest = waiting.iter().map(|item| now.since(item.queue_entered_at).as_secs()).max().unwrap_or(0);
-        let mut items = Vec::new();
-        for item in waiting.iter().take(LISTED) {
-            let case = match item.spec.case_id {
-                Some(case_id) => cases::get(&state.db, CaseId(case_id)).await?,
-                None => None,
-            };
-            items.push(WaitingItem {
-                item: item.id.0,
-                channel: item.spec.channel,
-                waited_seconds: now.since(item.queue_entered_at).as_secs(),
-                priority: item.spec.priority,
-                case_number: case.as_ref().map(|case| case.number.clone()),
-                subject: case.map(|case| case.subject),
-            });
-        }
+        let items = listed(&state, desk.as_ref(), &id, LISTED).await?;
         queues.push(QueueRow {
             items,
             name: queue.names.get(language).to_owned(),

@@ -107,12 +107,41 @@ struct QueueList {
     waiting: Vec<Listed>,
 }
 
+/// A waiting item as the lists show it (the workspace's queues, the supervisor's board).
 #[derive(Serialize)]
-struct Listed {
+pub(super) struct Listed {
     item: u64,
     channel: Channel,
     waited_seconds: u64,
+    priority: i32,
+    case_number: Option<String>,
     subject: Option<String>,
+}
+
+/// The first `limit` items waiting in `queue`, best first, with their case.
+pub(super) async fn listed(
+    state: &AppState,
+    desk: &dyn Desk,
+    queue: &QueueId,
+    limit: usize,
+) -> Result<Vec<Listed>, WebError> {
+    let now = loket_routing::model::Timestamp::now();
+    let mut listed = Vec::new();
+    for item in desk.waiting(queue, limit).await.map_err(unavailable)? {
+        let case = match item.spec.case_id {
+            Some(case_id) => cases::get(&state.db, CaseId(case_id)).await?,
+            None => None,
+        };
+        listed.push(Listed {
+            item: item.id.0,
+            channel: item.spec.channel,
+            waited_seconds: now.since(item.queue_entered_at).as_secs(),
+            priority: item.spec.priority,
+            case_number: case.as_ref().map(|case| case.number.clone()),
+            subject: case.map(|case| case.subject),
+        });
+    }
+    Ok(listed)
 }
 
 #[derive(Serialize)]
@@ -244,22 +273,9 @@ async fn state(State(state): State<AppState>, current: CurrentUser) -> Result<Js
 const LISTED: usize = 5;
 
 async fn queue_lists(state: &AppState, desk: &dyn Desk, queues: &[QueueId]) -> Result<Vec<QueueList>, WebError> {
-    let now = loket_routing::model::Timestamp::now();
     let mut lists = Vec::new();
     for queue in queues {
-        let mut waiting = Vec::new();
-        for item in desk.waiting(queue, LISTED).await.map_err(unavailable)? {
-            let case = match item.spec.case_id {
-                Some(case_id) => cases::get(&state.db, CaseId(case_id)).await?,
-                None => None,
-            };
-            waiting.push(Listed {
-                item: item.id.0,
-                channel: item.spec.channel,
-                waited_seconds: now.since(item.queue_entered_at).as_secs(),
-                subject: case.map(|case| case.subject),
-            });
-        }
+        let waiting = listed(state, desk, queue, LISTED).await?;
         lists.push(QueueList { code: queue.as_str().to_owned(), waiting });
     }
     Ok(lists)
