@@ -39,6 +39,15 @@ async fn until(client: &reqwest::Client, base: &str, what: &str, ready: impl Fn(
     }
 }
 
+/// The demo agent logged in, on the workspace: the client and the page's CSRF token.
+async fn agent_session(loket: &support::Loket) -> (reqwest::Client, String) {
+    let client = support::client();
+    support::login(&client, &loket.base, "agent", loket.password("agent")).await;
+    let page = client.get(format!("{}/workspace", loket.base)).send().await.expect("workspace");
+    let csrf = support::csrf_of(&page.text().await.expect("page"));
+    (client, csrf)
+}
+
 async fn post(client: &reqwest::Client, base: &str, path: &str, csrf: &str, fields: &[(&str, &str)]) {
     let mut form = vec![("csrf", csrf)];
     form.extend_from_slice(fields);
@@ -56,10 +65,7 @@ async fn an_agent_takes_a_call_from_the_ivr_on_a_desk_phone() {
     let phone = support::agent_phone(&loket);
 
     // The agent goes available in the console.
-    let client = support::client();
-    support::login(&client, &base, "agent", loket.password("agent")).await;
-    let page = client.get(format!("{base}/workspace")).send().await.expect("workspace").text().await.expect("page");
-    let csrf = support::csrf_of(&page);
+    let (client, csrf) = agent_session(&loket).await;
     post(&client, &base, "/workspace/presence", &csrf, &[("presence", "available")]).await;
     until(&client, &base, "the agent available", |state| state["state"] == "available").await;
 
@@ -195,10 +201,7 @@ async fn a_socket_cut_during_an_offer_loses_nothing() {
 async fn an_agent_takes_an_email_from_a_mailbox() {
     let (dovecot, loket, _dir) = with_mailbox();
     let base = loket.base.clone();
-    let client = support::client();
-    support::login(&client, &base, "agent", loket.password("agent")).await;
-    let page = client.get(format!("{base}/workspace")).send().await.expect("workspace").text().await.expect("page");
-    let csrf = support::csrf_of(&page);
+    let (client, csrf) = agent_session(&loket).await;
     post(&client, &base, "/workspace/presence", &csrf, &[("presence", "available")]).await;
 
     dovecot.append("paspoort", &[citizen_mail(1)]).await;
@@ -322,10 +325,8 @@ async fn the_supervisors_board_shows_queues_and_agents_live() {
     let refused = form(format!("/board/items/{item}/move"), ("queue", "no-such-queue")).await.expect("move");
     assert_eq!(refused.status(), 400, "an unknown queue is refused");
 
-    let client = support::client();
-    support::login(&client, &base, "agent", loket.password("agent")).await;
-    let page = client.get(format!("{base}/workspace")).send().await.expect("workspace").text().await.expect("page");
-    post(&client, &base, "/workspace/presence", &support::csrf_of(&page), &[("presence", "available")]).await;
+    let (client, csrf) = agent_session(&loket).await;
+    post(&client, &base, "/workspace/presence", &csrf, &[("presence", "available")]).await;
     let deadline = Instant::now() + support::DEADLINE;
     loop {
         let state = board(&supervisor).await;
@@ -349,10 +350,7 @@ async fn a_transferred_call_waits_in_its_new_queue() {
     let (loket, _flows) = support::start_with_ivr(true, "", &[("LOKET_SIP_DIGEST_ALGORITHMS", "MD5")]);
     let base = loket.base.clone();
     let phone = support::agent_phone(&loket);
-    let client = support::client();
-    support::login(&client, &base, "agent", loket.password("agent")).await;
-    let page = client.get(format!("{base}/workspace")).send().await.expect("workspace").text().await.expect("page");
-    let csrf = support::csrf_of(&page);
+    let (client, csrf) = agent_session(&loket).await;
     post(&client, &base, "/workspace/presence", &csrf, &[("presence", "available")]).await;
     let (mut caller, _caller_dir) = support::ivr_caller(&loket, "11285073003328#");
     let offered = until(&client, &base, "an offer", |state| !state["offer"].is_null()).await;
@@ -392,10 +390,8 @@ async fn a_transferred_call_waits_in_its_new_queue() {
 async fn the_agent_links_an_unidentified_caller_to_a_candidate() {
     let (loket, _flows) = support::start_with_ivr(true, "", &[]);
     let base = loket.base.clone();
-    let client = support::client();
-    support::login(&client, &base, "agent", loket.password("agent")).await;
-    let page = client.get(format!("{base}/contacts/new")).send().await.expect("form").text().await.expect("page");
-    let csrf = support::csrf_of(&page);
+    // The session's CSRF token serves every form of the session, the contact form too.
+    let (client, csrf) = agent_session(&loket).await;
     for (first, last) in [("Mia", "Jacobs"), ("Tom", "Jacobs")] {
         let fields = [
             ("csrf", csrf.as_str()),
@@ -439,10 +435,7 @@ async fn the_agent_links_an_unidentified_caller_to_a_candidate() {
 async fn an_away_agent_claims_waiting_work_from_their_queue() {
     let (dovecot, loket, _dir) = with_mailbox();
     let base = loket.base.clone();
-    let client = support::client();
-    support::login(&client, &base, "agent", loket.password("agent")).await;
-    let page = client.get(format!("{base}/workspace")).send().await.expect("workspace").text().await.expect("page");
-    let csrf = support::csrf_of(&page);
+    let (client, csrf) = agent_session(&loket).await;
     post(&client, &base, "/workspace/presence", &csrf, &[("presence", "away"), ("reason", "back_office")]).await;
     dovecot.append("paspoort", &[citizen_mail(3)]).await;
     let listed = until(&client, &base, "the e-mail in the agent's queue list", |state| {
