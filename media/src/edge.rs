@@ -26,6 +26,7 @@
 mod ports;
 mod recorder;
 mod session;
+mod webrtc;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -45,6 +46,7 @@ use crate::rtcp::ReportBlock;
 use ports::{BindFailure, PortLease, PortPool};
 use recorder::{Recorder, WavFile};
 use session::{Command, Outbound};
+pub use webrtc::{WebRtcError, WebRtcLeg};
 
 /// The media engine's settings; the binary's `[media]` section maps onto these.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,18 +240,11 @@ impl MediaEngine {
 
     /// Binds a port pair and starts its session. Must be called within a Tokio runtime.
     pub fn allocate(&self) -> Result<Session, SessionError> {
-        let (rtp, rtcp, lease) = self.pool.bind(self.config.bind).map_err(|failure| match failure {
-            BindFailure::Exhausted => SessionError::PortsExhausted(self.pool.total()),
-            BindFailure::Io(error) => SessionError::Bind(error),
-        })?;
-        let tokio_socket = |socket: std::net::UdpSocket| {
-            socket.set_nonblocking(true)?;
-            UdpSocket::from_std(socket)
-        };
+        let (rtp, rtcp, lease) = self.bind_pair()?;
         let port = lease.port();
         let leg = Arc::new(Leg {
-            rtp: tokio_socket(rtp).map_err(SessionError::Bind)?,
-            rtcp: tokio_socket(rtcp).map_err(SessionError::Bind)?,
+            rtp,
+            rtcp,
             outbound: Mutex::new(Outbound::new()),
             counters: Counters::default(),
             recording: AtomicBool::new(false),
@@ -267,6 +262,19 @@ impl MediaEngine {
             events: event_receiver,
             task,
         })
+    }
+
+    /// An RTP/RTCP port pair from the range, as Tokio sockets.
+    fn bind_pair(&self) -> Result<(UdpSocket, UdpSocket, PortLease), SessionError> {
+        let (rtp, rtcp, lease) = self.pool.bind(self.config.bind).map_err(|failure| match failure {
+            BindFailure::Exhausted => SessionError::PortsExhausted(self.pool.total()),
+            BindFailure::Io(error) => SessionError::Bind(error),
+        })?;
+        let tokio_socket = |socket: std::net::UdpSocket| {
+            socket.set_nonblocking(true)?;
+            UdpSocket::from_std(socket)
+        };
+        Ok((tokio_socket(rtp).map_err(SessionError::Bind)?, tokio_socket(rtcp).map_err(SessionError::Bind)?, lease))
     }
 
     /// Port pairs not held by a session.
