@@ -14,7 +14,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use reqwest::cookie::{CookieStore, Jar};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
@@ -451,5 +451,32 @@ async fn an_away_agent_claims_waiting_work_from_their_queue() {
     let item = queue["waiting"][0]["item"].as_u64().expect("an item id");
     post(&client, &base, &format!("/workspace/items/{item}/claim"), &csrf, &[]).await;
     until(&client, &base, "the claimed e-mail in hand", |state| state["work"][0]["pop"]["item"] == item).await;
+    loket.stop();
+}
+
+/// The softphone's signalling on the workspace's socket refuses what it cannot use with a reason,
+/// and the socket goes on: a message that is no JSON, and an offer that is no SDP, leave no
+/// softphone behind.
+#[tokio::test]
+async fn bad_softphone_signalling_is_refused_with_a_reason() {
+    let (loket, _flows) = support::start_with_ivr(true, "", &[]);
+    let base = loket.base.clone();
+    let jar = Arc::new(Jar::default());
+    let client = reqwest::Client::builder().cookie_provider(Arc::clone(&jar)).build().expect("client");
+    support::login(&client, &base, "agent", loket.password("agent")).await;
+    let mut socket = events(&base, &jar).await;
+    assert_eq!(next_text(&mut socket).await, "changed");
+
+    socket.send(Message::text("hello")).await.expect("send");
+    let reply: Value = serde_json::from_str(&next_text(&mut socket).await).expect("a JSON reply");
+    assert_eq!(reply["type"], "softphone-error");
+    assert!(reply["message"].as_str().unwrap_or_default().contains("unreadable"), "{reply}");
+
+    let offer = serde_json::json!({"type": "softphone-offer", "sdp": "v=0\r\nno session here\r\n"});
+    socket.send(Message::text(offer.to_string())).await.expect("send");
+    let reply: Value = serde_json::from_str(&next_text(&mut socket).await).expect("a JSON reply");
+    assert_eq!(reply["type"], "softphone-error", "{reply}");
+    assert!(reply["message"].as_str().unwrap_or_default().contains("offer"), "{reply}");
+    assert_eq!(workspace(&client, &base).await["softphone"], false);
     loket.stop();
 }

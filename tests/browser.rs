@@ -56,7 +56,10 @@ impl Browser {
                 "binary": "/usr/bin/chromium",
                 "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                         "--window-size=1280,1600"],
+                         "--window-size=1280,1600",
+                         // A fake microphone (a tone) that needs no permission prompt, for the softphone.
+                         "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                         "--autoplay-policy=no-user-gesture-required"],
                 "prefs": {"intl.accept_languages": "nl-BE,nl"}
             }
         }}});
@@ -105,9 +108,22 @@ impl Browser {
         self.command(reqwest::Method::POST, &format!("/element/{element}/value"), json!({"text": text})).await;
     }
 
+    /// Clicks `css`, again if the page replaced the element between finding and clicking it (the
+    /// workspace re-renders on every change its socket announces).
     async fn click(&self, css: &str) {
-        let element = self.find(css).await;
-        self.command(reqwest::Method::POST, &format!("/element/{element}/click"), json!({})).await;
+        let started = Instant::now();
+        loop {
+            let element = self.find(css).await;
+            let clicked =
+                self.try_command(reqwest::Method::POST, &format!("/element/{element}/click"), json!({})).await;
+            match clicked {
+                Ok(_) => return,
+                Err(answer) if answer["value"]["error"] == "stale element reference" => {
+                    assert!(started.elapsed() < DEADLINE, "{css} kept being replaced");
+                }
+                Err(answer) => panic!("webdriver click {css}: {answer}"),
+            }
+        }
     }
 
     /// Clicks `css` once the page has it: after a navigation the old page may still be showing.
@@ -287,6 +303,66 @@ async fn an_agent_takes_a_call_in_the_workspace() {
     browser.wait_for_text("#agent-state", "the agent available again", |text| text == "beschikbaar").await;
     browser.close().await;
     loket.stop();
+}
+
+/// The browser softphone: the agent connects it (WebRTC to loket's media engine, Chromium's fake
+/// microphone), goes available, and a SIPp citizen's call through the IVR is bridged to the
+/// browser when the agent accepts: no phone rings. Audio flows both ways (the browser's own
+/// counters, which the page shows), through hold and resume; the agent hangs up from the page and
+/// the softphone stays connected for the next call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_talks_through_the_browser_softphone() {
+    let (loket, _flows) = support::start_with_ivr(true, "", &[]);
+    let driver = start_chromedriver().await;
+    let browser = Browser::open(&driver).await;
+    browser.goto(&format!("{}/login", loket.base)).await;
+    browser.type_into("#username", "agent").await;
+    browser.type_into("#password", loket.password("agent")).await;
+    browser.click("form[action='/login'] button[type=submit]").await;
+    browser.wait_for_path("/").await;
+    browser.click_when_present("a[href='/workspace']").await;
+    browser.wait_for_path("/workspace").await;
+    browser.wait_for_text("#connection", "the live connection", |text| text == "(live)").await;
+    browser.click("#softphone-connect").await;
+    browser
+        .wait_for_text("#softphone-state", "the softphone connected", |text| text.starts_with("Softphone verbonden"))
+        .await;
+    browser.click("button[name=presence][value=available]").await;
+    browser.wait_for_text("#agent-state", "the agent available", |text| text == "beschikbaar").await;
+
+    let caller = support::ivr_caller(&loket, "11285073003328#");
+    browser.wait_for_text("#offer-pop", "the offer's pop", |text| text.contains("Lotte Vermeulen")).await;
+    let received_before = packets(&browser.text("#softphone-audio-stats").await).1;
+    browser.click("#accept-form button").await;
+    browser.wait_for_text("#work-list .call-state", "the call connected", |text| text == "verbonden").await;
+    // The citizen talks from 12.5 s into the call: their voice reaches the browser through the
+    // bridge, and the browser's microphone has been sending all along.
+    let stats = browser
+        .wait_for_text("#softphone-audio-stats", "the caller's audio in the browser", |text| {
+            packets(text).1 > received_before + 50
+        })
+        .await;
+    assert!(packets(&stats).0 > 50, "the browser sends its microphone: {stats}");
+    browser.screenshot("workspace-softphone.png").await;
+
+    browser.click("#work-list .call-hold button").await;
+    browser.wait_for_text("#work-list .call-state", "the caller on hold", |text| text == "in wacht").await;
+    browser.click("#work-list .call-resume button").await;
+    browser.wait_for_text("#work-list .call-state", "the call resumed", |text| text == "verbonden").await;
+    browser.click("#work-list .call-hangup button").await;
+    support::finish_sipp("ivr-caller-until-bye.xml", caller).await;
+    browser.wait_for_text("#wrap-up-pop", "the wrap-up", |text| text.contains("Lotte Vermeulen")).await;
+    browser.click("#wrap-up-form button").await;
+    browser.wait_for_text("#agent-state", "the agent available again", |text| text == "beschikbaar").await;
+    assert!(browser.text("#softphone-state").await.starts_with("Softphone verbonden"), "ready for the next call");
+    browser.close().await;
+    loket.stop();
+}
+
+/// The packets sent and received that the softphone's counters line shows.
+fn packets(stats: &str) -> (u64, u64) {
+    let numbers: Vec<u64> = stats.split_whitespace().filter_map(|word| word.parse().ok()).collect();
+    (numbers.first().copied().unwrap_or(0), numbers.get(1).copied().unwrap_or(0))
 }
 
 /// The supervisor's board in the browser: live over its WebSocket, every agent listed with their

@@ -34,6 +34,11 @@ pub enum CallState {
     Ended,
 }
 
+/// Why the browser's softphone could not connect.
+#[derive(Debug, thiserror::Error)]
+#[error("the softphone cannot connect: {0}")]
+pub struct SoftphoneError(pub String);
+
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
     #[error("no call belongs to work item {0}")]
@@ -64,4 +69,10 @@ pub trait Desk: Send + Sync + 'static {
     /// takes them off it.
     fn hold(&self, item: WorkItemId, on: bool) -> Result<(), CallError>;
     fn call_state(&self, item: WorkItemId) -> Option<CallState>;
+    /// Connects the agent's browser softphone: the browser's SDP offer in, loket's answer out.
+    /// Calls the agent accepts then go to the browser instead of ringing a phone. A new
+    /// softphone replaces the agent's previous one, even during a call.
+    fn softphone<'a>(&'a self, agent: AgentId, offer: &'a str) -> DeskFuture<'a, Result<String, SoftphoneError>>;
+    /// The agent's browser softphone is connected.
+    fn has_softphone(&self, agent: AgentId) -> bool;
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use loket_crm::desk::{CallError, CallState, Desk, DeskFuture};
+use loket_crm::desk::{CallError, CallState, Desk, DeskFuture, SoftphoneError};
 use loket_routing::core::{Action, AgentRecord, Input, WorkItem};
 use loket_routing::engine::Router;
 use loket_routing::error::StoreError;
@@ -96,5 +96,15 @@ impl<S: QueueStore> Desk for RouterDesk<S> {
 
     fn call_state(&self, item: WorkItemId) -> Option<CallState> {
         self.voice.call_state(item)
+    }
+
+    fn softphone<'a>(&'a self, agent: AgentId, offer: &'a str) -> DeskFuture<'a, Result<String, SoftphoneError>> {
+        Box::pin(
+            async move { self.voice.softphone(agent, offer).await.map_err(|error| SoftphoneError(error.to_string())) },
+        )
+    }
+
+    fn has_softphone(&self, agent: AgentId) -> bool {
+        self.voice.has_softphone(agent)
     }
 }

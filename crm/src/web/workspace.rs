@@ -97,6 +97,8 @@ struct DeskState {
     wrap_up: Option<Pop>,
     /// The agent asked a supervisor for help and waits for it.
     help: bool,
+    /// The agent's browser softphone is connected: calls go to it rather than to a phone.
+    softphone: bool,
     /// The queues the agent works, with their first waiting items, to claim from.
     queues: Vec<QueueList>,
 }
@@ -221,6 +223,7 @@ async fn state(State(state): State<AppState>, current: CurrentUser) -> Result<Js
             work: Vec::new(),
             wrap_up: None,
             help: state.help_asked(agent).is_some(),
+            softphone: desk.has_softphone(agent),
             queues: Vec::new(),
         }));
     };
@@ -265,6 +268,7 @@ async fn state(State(state): State<AppState>, current: CurrentUser) -> Result<Js
         work,
         wrap_up,
         help: state.help_asked(agent).is_some(),
+        softphone: desk.has_softphone(agent),
         queues: queue_lists(&state, desk.as_ref(), &record.profile.queues).await?,
     }))
 }
@@ -385,7 +389,8 @@ async fn pop_case(state: &AppState, current: &CurrentUser, case_id: i64) -> Resu
 }
 
 /// A WebSocket that says `changed` whenever this agent's desk changed, and once at the start so
-/// that a reconnected page reads its state again. Only pages of this site may open it.
+/// that a reconnected page reads its state again; it also carries the softphone's signalling
+/// (`Signal`). Only pages of this site may open it.
 async fn events(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -413,7 +418,21 @@ pub(super) fn same_origin(headers: &HeaderMap) -> bool {
     }
 }
 
-/// Says `changed` on `socket` whenever the desk of `only` changes (of any agent without one).
+/// The softphone's signalling on the workspace's socket, as JSON: the browser's offer, loket's
+/// answer, or why there is none.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type")]
+enum Signal {
+    #[serde(rename = "softphone-offer")]
+    Offer { sdp: String },
+    #[serde(rename = "softphone-answer")]
+    Answer { sdp: String },
+    #[serde(rename = "softphone-error")]
+    Error { message: String },
+}
+
+/// Says `changed` on `socket` whenever the desk of `only` changes (of any agent without one),
+/// and answers the softphone offers of `only`.
 pub(super) async fn follow(mut socket: WebSocket, desk: Arc<dyn Desk>, only: Option<AgentId>) {
     let mut changes = desk.changes();
     if socket.send(Message::text("changed")).await.is_err() {
@@ -430,15 +449,35 @@ pub(super) async fn follow(mut socket: WebSocket, desk: Arc<dyn Desk>, only: Opt
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             },
             _ = ping.tick() => Message::Ping(Vec::new().into()),
-            received = socket.recv() => match received {
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return,
+            received = socket.recv() => match (received, only) {
+                (Some(Ok(Message::Text(text))), Some(agent)) => {
+                    let Some(reply) = signal(desk.as_ref(), agent, &text).await else { continue };
+                    Message::text(serde_json::to_string(&reply).unwrap_or_default())
+                }
+                (Some(Ok(_)), _) => continue,
+                (Some(Err(_)) | None, _) => return,
             },
         };
         if socket.send(send).await.is_err() {
             return;
         }
     }
+}
+
+/// The reply to a message from the agent's page; `None` for one that needs none.
+async fn signal(desk: &dyn Desk, agent: AgentId, text: &str) -> Option<Signal> {
+    let reply = match serde_json::from_str::<Signal>(text) {
+        Ok(Signal::Offer { sdp }) => match desk.softphone(agent, &sdp).await {
+            Ok(sdp) => Signal::Answer { sdp },
+            Err(error) => {
+                tracing::info!(agent = agent.0, %error, "a softphone did not connect");
+                Signal::Error { message: error.to_string() }
+            }
+        },
+        Ok(_) => return None,
+        Err(error) => Signal::Error { message: format!("an unreadable message: {error}") },
+    };
+    Some(reply)
 }
 
 #[derive(Deserialize)]

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use loket_crm::desk::CallState;
 use loket_ivr::{Action, End, Event, Outcome, Session as IvrSession, WaitAction, WaitEvent, Waiting};
-use loket_media::edge::{Codec, RemoteParams, Session};
+use loket_media::edge::{Codec, RemoteParams, Session, WebRtcLeg};
 use loket_routing::core::Input;
 use loket_routing::model::{AgentId, Channel, NewWorkItem, QueueId, Skill, SkillRequirement, WorkItemId};
 use loket_sip::call::LegId;
@@ -197,6 +197,7 @@ impl<W: WorkItems> Voice<W> {
                 [waiting.as_ref().and_then(Waiting::next_deadline), Some(place_at)].into_iter().flatten().min();
             let heard = line.next(deadline).await;
             let now = Instant::now();
+            let mut talked = None;
             match heard {
                 Heard::Digit(digit) => {
                     actions = waiting.as_mut().map(|w| w.handle(now, WaitEvent::Digit(digit))).unwrap_or_default();
@@ -231,24 +232,30 @@ impl<W: WorkItems> Voice<W> {
                     actions = waiting.as_mut().map(|w| w.handle(now, WaitEvent::DeadlineReached)).unwrap_or_default();
                 }
                 Heard::Other(Signal::Connect { agent, username }) if ringing.is_none() => {
-                    match self.ring_agent(line, &username).await {
-                        Some(agent_media) => {
-                            ringing = Some((agent, agent_media));
-                            self.set_state(item, agent, CallState::Ringing);
+                    if let Some(softphone) = self.softphone_of(agent) {
+                        talked =
+                            Some(self.talk(line, item, agent, &queue, AgentLeg::Softphone(softphone), draft).await);
+                    } else {
+                        match self.ring_agent(line, &username).await {
+                            Some(agent_media) => {
+                                ringing = Some((agent, agent_media));
+                                self.set_state(item, agent, CallState::Ringing);
+                            }
+                            None => self.not_answered(item, agent, &queue).await,
                         }
-                        None => self.not_answered(item, agent, &queue).await,
                     }
                 }
                 Heard::Other(Signal::AgentAnswered(sdp)) => {
                     if let Some((agent, agent_media)) = ringing.take() {
-                        let recording = self.parts.record_queues.contains(queue.as_str()).then_some(draft);
-                        match self.talk(line, item, agent, agent_media, &sdp, recording).await {
-                            Talked::Ended => return,
-                            Talked::Transferred(to) => {
-                                queue = to.as_str().to_owned();
-                                actions = vec![WaitAction::Music];
+                        let answered = match sdp::remote(&sdp) {
+                            Ok(remote) => agent_media.set_remote(remote_params(&remote)).await.is_ok(),
+                            Err(error) => {
+                                tracing::warn!(%error, "the agent's phone answered with unusable SDP");
+                                false
                             }
-                        }
+                        };
+                        let leg = AgentLeg::Phone { media: agent_media, answered };
+                        talked = Some(self.talk(line, item, agent, &queue, leg, draft).await);
                     }
                 }
                 Heard::Other(Signal::AgentFailed(status)) => {
@@ -267,6 +274,14 @@ impl<W: WorkItems> Voice<W> {
                     }
                 }
                 Heard::Other(_) => {}
+            }
+            match talked {
+                Some(Talked::Ended) => return,
+                Some(Talked::Transferred(to)) => {
+                    queue = to.as_str().to_owned();
+                    actions = vec![WaitAction::Music];
+                }
+                None => {}
             }
         }
     }
@@ -297,89 +312,105 @@ impl<W: WorkItems> Voice<W> {
         }
     }
 
-    /// Caller and agent talk through loket's two media sessions until either hangs up.
-    /// `recording`: the case the call's recording joins, when its queue is recorded.
+    /// Caller and agent talk through loket's two media sessions until either hangs up, or the
+    /// agent transfers the caller. The call is recorded when its `queue` is, and the recording
+    /// joins the case of `draft`.
     async fn talk(
         &self,
         line: &mut Line,
         item: WorkItemId,
         agent: AgentId,
-        agent_media: Session,
-        answer: &str,
-        recording: Option<Draft>,
+        queue: &str,
+        mut agent_leg: AgentLeg,
+        draft: Draft,
     ) -> Talked {
-        let bridged = match sdp::remote(answer) {
-            Ok(remote) => {
-                let ready = agent_media.set_remote(remote_params(&remote)).await.is_ok();
-                line.stop_playback().await;
-                ready && line.media.bridge(&agent_media).await.is_ok()
+        line.stop_playback().await;
+        let bridged = agent_leg.answered() && line.media.bridge(agent_leg.media()).await.is_ok();
+        if !bridged {
+            let softphone = matches!(agent_leg, AgentLeg::Softphone(_));
+            agent_leg.hang_up(line);
+            agent_leg.release(line).await;
+            if softphone {
+                // The browser went between the accept and the bridge: the caller waits on.
+                self.not_answered(item, agent, queue).await;
+                return Talked::Transferred(QueueId::new(queue));
             }
-            Err(error) => {
-                tracing::warn!(%error, "the agent's phone answered with unusable SDP");
-                false
-            }
-        };
-        if bridged {
-            let since = self.now().0;
-            self.set_state(item, agent, CallState::Connected { since });
-            let recording = match recording {
-                Some(draft) => self.start_recording(line, item, draft).await,
-                None => None,
-            };
-            let mut transferred = None;
-            loop {
-                match line.next(None).await {
-                    Heard::Other(Signal::Transfer(to)) => {
-                        transferred = Some(to);
-                        line.command(CallCommand::HangUpAgent { call: line.call });
-                        // Off hold, so that the caller hears the music of the queue again.
-                        let _ = line.media.resume().await;
-                        break;
-                    }
-                    Heard::Other(Signal::Hold(on)) => {
-                        let done = if on {
-                            line.media.hold(self.parts.prompts.music()).await
-                        } else {
-                            line.media.resume().await
-                        };
-                        let state = if on { CallState::Held { since } } else { CallState::Connected { since } };
-                        if done.is_ok() {
-                            self.set_state(item, agent, state);
-                        }
-                    }
-                    Heard::HungUp => {
-                        line.command(CallCommand::HangUpAgent { call: line.call });
-                        break;
-                    }
-                    Heard::Other(Signal::AgentHungUp) => {
-                        line.hang_up();
-                        break;
-                    }
-                    Heard::Other(Signal::HangUp) => {
-                        line.command(CallCommand::HangUpAgent { call: line.call });
-                        line.hang_up();
-                        break;
-                    }
-                    _ => {}
-                }
-            }
-            if let Some(draft) = recording {
-                self.keep_recording(line, draft).await;
-            }
-            if let Some(to) = transferred {
-                agent_media.close().await;
-                self.set_state(item, agent, CallState::Ended);
-                let input = Input::ItemTransferred { agent, item, to: to.clone() };
-                if let Err(error) = self.parts.work.execute(input).await {
-                    tracing::warn!(item = item.0, %error, "the router did not take a transfer");
-                }
-                return Talked::Transferred(to);
-            }
-        } else {
-            line.command(CallCommand::HangUpAgent { call: line.call });
             line.hang_up();
+            self.finished(item, agent).await;
+            return Talked::Ended;
         }
-        agent_media.close().await;
+        let since = self.now().0;
+        self.set_state(item, agent, CallState::Connected { since });
+        let recording = match self.parts.record_queues.contains(queue) {
+            true => self.start_recording(line, item, draft).await,
+            false => None,
+        };
+        let mut transferred = None;
+        loop {
+            let heard = tokio::select! {
+                heard = line.next(None) => heard,
+                () = agent_leg.gone() => Heard::Other(Signal::AgentHungUp),
+            };
+            match heard {
+                Heard::Other(Signal::Transfer(to)) => {
+                    transferred = Some(to);
+                    agent_leg.hang_up(line);
+                    // Off hold, so that the caller hears the music of the queue again.
+                    let _ = line.media.resume().await;
+                    break;
+                }
+                Heard::Other(Signal::Hold(on)) => {
+                    let done =
+                        if on { line.media.hold(self.parts.prompts.music()).await } else { line.media.resume().await };
+                    let state = if on { CallState::Held { since } } else { CallState::Connected { since } };
+                    if done.is_ok() {
+                        self.set_state(item, agent, state);
+                    }
+                }
+                Heard::HungUp => {
+                    agent_leg.hang_up(line);
+                    break;
+                }
+                Heard::Other(Signal::AgentHungUp) => match &agent_leg {
+                    AgentLeg::Phone { .. } => {
+                        line.hang_up();
+                        break;
+                    }
+                    // The browser went: a reloaded page has connected a new softphone, or the
+                    // caller goes back to the queue rather than being cut off.
+                    AgentLeg::Softphone(old) => match self.softphone_of(agent) {
+                        Some(new) if !Arc::ptr_eq(old, &new) && line.media.bridge(new.session()).await.is_ok() => {
+                            tracing::info!(item = item.0, "the call moved to the agent's new softphone");
+                            agent_leg = AgentLeg::Softphone(new);
+                        }
+                        _ => {
+                            tracing::info!(item = item.0, "the agent's softphone went; the caller waits again");
+                            transferred = Some(QueueId::new(queue));
+                            let _ = line.media.resume().await;
+                            break;
+                        }
+                    },
+                },
+                Heard::Other(Signal::HangUp) => {
+                    agent_leg.hang_up(line);
+                    line.hang_up();
+                    break;
+                }
+                _ => {}
+            }
+        }
+        if let Some(draft) = recording {
+            self.keep_recording(line, draft).await;
+        }
+        agent_leg.release(line).await;
+        if let Some(to) = transferred {
+            self.set_state(item, agent, CallState::Ended);
+            let input = Input::ItemTransferred { agent, item, to: to.clone() };
+            if let Err(error) = self.parts.work.execute(input).await {
+                tracing::warn!(item = item.0, %error, "the router did not take a transfer");
+            }
+            return Talked::Transferred(to);
+        }
         self.finished(item, agent).await;
         Talked::Ended
     }
@@ -437,6 +468,55 @@ impl<W: WorkItems> Voice<W> {
         let waited = started.elapsed().as_secs();
         if let Err(error) = case::abandoned(&self.parts.db, draft, waited, self.now()).await {
             tracing::warn!(case = draft.case_id, %error, "an abandoned call was not noted on its case");
+        }
+    }
+}
+
+/// The agent's side of a call.
+enum AgentLeg {
+    /// A phone loket rang; `answered`: its answer gave the session a usable far end.
+    Phone { media: Session, answered: bool },
+    /// The agent's browser softphone, which outlives the call.
+    Softphone(Arc<WebRtcLeg>),
+}
+
+impl AgentLeg {
+    fn media(&self) -> &Session {
+        match self {
+            AgentLeg::Phone { media, .. } => media,
+            AgentLeg::Softphone(leg) => leg.session(),
+        }
+    }
+
+    fn answered(&self) -> bool {
+        match self {
+            AgentLeg::Phone { answered, .. } => *answered,
+            AgentLeg::Softphone(leg) => !leg.is_ended(),
+        }
+    }
+
+    /// Resolves when the browser of a softphone goes; a phone's hang-up is a SIP signal.
+    async fn gone(&self) {
+        match self {
+            AgentLeg::Phone { .. } => std::future::pending().await,
+            AgentLeg::Softphone(leg) => leg.ended().await,
+        }
+    }
+
+    /// Ends the agent's side of the call: a phone is hung up; a softphone stays connected.
+    fn hang_up(&self, line: &Line) {
+        if let AgentLeg::Phone { .. } = self {
+            line.command(CallCommand::HangUpAgent { call: line.call });
+        }
+    }
+
+    /// Lets go of the media: a phone's session closes, a softphone is unbridged.
+    async fn release(self, line: &Line) {
+        match self {
+            AgentLeg::Phone { media, .. } => media.close().await,
+            AgentLeg::Softphone(leg) => {
+                let _ = line.media.unbridge(leg.session()).await;
+            }
         }
     }
 }

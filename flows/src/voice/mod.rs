@@ -3,14 +3,14 @@
 //! flow runs on the caller's digits ([`loket_ivr::Session`]), and a call that ends in a queue
 //! becomes a case draft and a work item before the caller starts waiting, so that an abandoned
 //! call still leaves a case. While waiting the caller hears music, their place and the expected
-//! wait, and a callback offer ([`loket_ivr::Waiting`]). When an agent accepts the item, loket
-//! rings the agent's phones with a second media session and bridges the two: loket anchors the
-//! audio of every call.
+//! wait, and a callback offer ([`loket_ivr::Waiting`]). When an agent accepts the item, the
+//! call is bridged to the agent's browser softphone when one is connected ([`Voice::softphone`]),
+//! and otherwise loket rings the agent's phones with a second media session and bridges the two:
+//! loket anchors the audio of every call.
 //!
 //! [`Voice::run`] reads the service's events and passes each call's later events (digits by
 //! INFO, the agent's phone, the end) to that call's task; [`Voice::connect`] and
-//! [`Voice::hang_up`] reach a call by its work item. Not yet: the browser softphone, transfers,
-//! recording.
+//! [`Voice::hang_up`] reach a call by its work item.
 
 mod call;
 mod case;
@@ -26,7 +26,7 @@ use loket_crm::db::Db;
 use loket_crm::desk::{CallError, CallState};
 use loket_crm::register::NationalRegister;
 use loket_ivr::Ivr;
-use loket_media::edge::MediaEngine;
+use loket_media::edge::{MediaEngine, WebRtcError, WebRtcLeg};
 use loket_routing::model::{AgentId, QueueId, WorkItemId};
 use loket_sip::call::LegId;
 use loket_sip::service::CallEvent;
@@ -70,6 +70,8 @@ pub struct Voice<W> {
     states: Mutex<HashMap<WorkItemId, (AgentId, CallState)>>,
     /// Agents whose calls changed (the console shows it).
     changes: broadcast::Sender<AgentId>,
+    /// The agents' browser softphones, while connected.
+    softphones: Arc<Mutex<HashMap<AgentId, Arc<WebRtcLeg>>>>,
 }
 
 /// The maps hold ids only: consistent after every insert and remove, so a panic elsewhere
@@ -87,6 +89,7 @@ impl<W: WorkItems> Voice<W> {
             states: Mutex::default(),
             // Consoles that lag re-read their whole state; 1,024 covers bursts.
             changes: broadcast::channel(1_024).0,
+            softphones: Arc::default(),
         }
     }
 
@@ -141,6 +144,38 @@ impl<W: WorkItems> Voice<W> {
 
     pub fn call_state(&self, item: WorkItemId) -> Option<CallState> {
         lock(&self.states).get(&item).map(|(_, state)| *state)
+    }
+
+    /// Connects `agent`'s browser softphone from its SDP offer; loket's answer comes back. A
+    /// softphone the agent had is ended: a call on it moves to the new one.
+    pub async fn softphone(&self, agent: AgentId, offer: &str) -> Result<String, WebRtcError> {
+        let (leg, answer) = self.parts.media.accept_webrtc(offer).await?;
+        let leg = Arc::new(leg);
+        if let Some(old) = lock(&self.softphones).insert(agent, Arc::clone(&leg)) {
+            old.end();
+        }
+        let _ = self.changes.send(agent);
+        // The softphone leaves the map when its browser goes, unless a newer one took its place.
+        let (softphones, changes) = (Arc::clone(&self.softphones), self.changes.clone());
+        tokio::spawn(async move {
+            leg.ended().await;
+            let mut map = lock(&softphones);
+            if map.get(&agent).is_some_and(|current| Arc::ptr_eq(current, &leg)) {
+                map.remove(&agent);
+                drop(map);
+                let _ = changes.send(agent);
+            }
+        });
+        Ok(answer)
+    }
+
+    pub fn has_softphone(&self, agent: AgentId) -> bool {
+        self.softphone_of(agent).is_some()
+    }
+
+    /// The agent's connected softphone.
+    fn softphone_of(&self, agent: AgentId) -> Option<Arc<WebRtcLeg>> {
+        lock(&self.softphones).get(&agent).filter(|leg| !leg.is_ended()).cloned()
     }
 
     fn signal(&self, item: WorkItemId, signal: Signal) -> Result<(), CallError> {

@@ -26,7 +26,7 @@ use str0m::media::{Frequency, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::{Codec, MediaEngine, RemoteParams, Session, SessionError};
@@ -56,8 +56,8 @@ pub enum WebRtcError {
 #[derive(Debug)]
 pub struct WebRtcLeg {
     session: Session,
-    /// Dropping it stops the gateway.
-    stop: oneshot::Sender<()>,
+    /// A message, or dropping it, stops the gateway.
+    stop: mpsc::Sender<()>,
     ended: watch::Receiver<bool>,
     gateway: JoinHandle<()>,
 }
@@ -78,6 +78,12 @@ impl WebRtcLeg {
         let mut ended = self.ended.clone();
         // An error means the gateway has gone, which is the end as well.
         let _ = ended.wait_for(|ended| *ended).await;
+    }
+
+    /// Ends the leg, where others may hold it too: the gateway stops and `ended` resolves.
+    pub fn end(&self) {
+        // Full means a stop is on its way already.
+        let _ = self.stop.try_send(());
     }
 
     /// Ends the leg and waits until its gateway and its session have stopped.
@@ -127,7 +133,7 @@ impl MediaEngine {
         rtc.add_local_candidate(host);
         let answer = rtc.sdp_api().accept_offer(offer).map_err(|error| WebRtcError::Offer(error.to_string()))?;
 
-        let (stop, stopped) = oneshot::channel();
+        let (stop, stopped) = mpsc::channel(1);
         let (ended_sender, ended) = watch::channel(false);
         let gateway = Gateway {
             rtc,
@@ -170,7 +176,7 @@ struct Gateway {
 }
 
 impl Gateway {
-    async fn run(mut self, mut stop: oneshot::Receiver<()>, ended: watch::Sender<bool>) {
+    async fn run(mut self, mut stop: mpsc::Receiver<()>, ended: watch::Sender<bool>) {
         let connect_by = Instant::now() + CONNECT_WITHIN;
         let mut browser_buffer = [0u8; MAX_DATAGRAM];
         let mut inner_buffer = [0u8; MAX_DATAGRAM];
@@ -181,7 +187,7 @@ impl Gateway {
             }
             let deadline = if self.connected { deadline } else { deadline.min(connect_by) };
             tokio::select! {
-                _ = &mut stop => break,
+                _ = stop.recv() => break,
                 ready = self.browser.readable() => {
                     if ready.is_err() {
                         break;
