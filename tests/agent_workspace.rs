@@ -480,3 +480,39 @@ async fn bad_softphone_signalling_is_refused_with_a_reason() {
     assert_eq!(workspace(&client, &base).await["softphone"], false);
     loket.stop();
 }
+
+/// The case of a call cannot be written (here: the IVR names a service the directory does not
+/// have): the caller still waits and reaches an agent, whose pop says the call has no case yet,
+/// rather than being hung up on.
+#[tokio::test]
+async fn a_caller_whose_case_cannot_be_written_still_reaches_an_agent() {
+    let flows = support::demo_flows(true)
+        .replace(
+            r#"passport = { type = "set", attributes = { request_type = "passport" }"#,
+            r#"passport = { type = "set", attributes = { request_type = "passport", service = "no-such-service" }"#,
+        )
+        .replace(
+            r#"queue = { type = "queue", queue = "{service}-{language}-l1", skills = { "{service}" = 1 } }"#,
+            r#"queue = { type = "queue", queue = "population-nl-l1", skills = { population = 1 } }"#,
+        );
+    assert!(flows.contains("no-such-service") && flows.contains(r#"queue = "population-nl-l1""#), "the flows changed");
+    let (loket, _flows) = support::start_with_flows(&flows, "", &[("LOKET_SIP_DIGEST_ALGORITHMS", "MD5")]);
+    let base = loket.base.clone();
+    let phone = support::agent_phone(&loket);
+    let (client, csrf) = agent_session(&loket).await;
+    post(&client, &base, "/workspace/presence", &csrf, &[("presence", "available")]).await;
+    until(&client, &base, "the agent available", |state| state["state"] == "available").await;
+
+    let caller = support::ivr_caller(&loket, "11285073003328#");
+    let offered = until(&client, &base, "an offer", |state| !state["offer"].is_null()).await;
+    let pop = &offered["offer"]["pop"];
+    assert_eq!((&pop["channel"], &pop["queue"]), (&"voice".into(), &"population-nl-l1".into()), "{pop:#}");
+    assert!(pop["case"].is_null(), "no case could be written: {pop:#}");
+    let item = pop["item"].as_u64().expect("an item id");
+    post(&client, &base, &format!("/workspace/items/{item}/accept"), &csrf, &[]).await;
+    until(&client, &base, "the call connected", |state| state["work"][0]["call"]["state"] == "connected").await;
+    post(&client, &base, &format!("/workspace/items/{item}/call/hangup"), &csrf, &[]).await;
+    support::finish_sipp("agent-phone.xml", phone).await;
+    support::finish_sipp("ivr-caller-until-bye.xml", caller).await;
+    loket.stop();
+}

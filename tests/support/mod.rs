@@ -119,9 +119,15 @@ pub fn demo_flows(open: bool) -> String {
 /// `loket serve --demo` with [`demo_flows`], more configuration (`config`, after the `[ivr]`
 /// section's flows) and environment; the returned directory holds the flows.
 pub fn start_with_ivr(open: bool, config: &str, extra_env: &[(&str, &str)]) -> (Loket, TempDir) {
+    start_with_flows(&demo_flows(open), config, extra_env)
+}
+
+/// `loket serve --demo` with the IVR flows `flows` (a TOML text), and `config` after them.
+pub fn start_with_flows(flows: &str, config: &str, extra_env: &[(&str, &str)]) -> (Loket, TempDir) {
     let dir = TempDir::new();
-    let flows = dir.0.join("ivr.toml");
-    std::fs::write(&flows, demo_flows(open)).expect("write ivr.toml");
+    let flows_file = dir.0.join("ivr.toml");
+    std::fs::write(&flows_file, flows).expect("write ivr.toml");
+    let flows = flows_file;
     let config = format!("[ivr]\nflows = {:?}\n{config}", flows.display().to_string());
     (start_with_config(&config, extra_env), dir)
 }

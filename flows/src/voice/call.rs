@@ -136,26 +136,35 @@ impl<W: WorkItems> Voice<W> {
             now,
         )
         .await;
+        // A caller whose case could not be written still reaches an agent, who makes the case.
         let draft = match draft {
-            Ok(draft) => draft,
+            Ok(draft) => Some(draft),
             Err(error) => {
-                tracing::error!(call = line.call.0, %error, "the case of a call could not be created");
-                return;
+                tracing::error!(call = line.call.0, %error, "the case of a call could not be created; the caller waits without one");
+                None
             }
         };
-        let item = work_item(outcome, queue, skills, priority, draft.case_id);
+        let case_id = draft.map(|draft| draft.case_id);
+        let item = work_item(outcome, queue, skills, priority, case_id);
         let item = match self.parts.work.submit(item).await {
             Ok(item) => item,
             Err(error) => {
-                tracing::error!(call = line.call.0, case = draft.case_id, %error, "the router refused a call");
+                tracing::error!(call = line.call.0, case = ?case_id, %error, "the router refused a call");
                 return;
             }
         };
-        tracing::info!(call = line.call.0, case = draft.case_id, item = item.0, %queue, "a caller waits");
+        tracing::info!(call = line.call.0, case = ?case_id, item = item.0, %queue, "a caller waits");
         self.keep_waiting(line, outcome, draft, item, caller).await;
     }
 
-    async fn keep_waiting(&self, line: &mut Line, outcome: &Outcome, draft: Draft, item: WorkItemId, caller: &str) {
+    async fn keep_waiting(
+        &self,
+        line: &mut Line,
+        outcome: &Outcome,
+        draft: Option<Draft>,
+        item: WorkItemId,
+        caller: &str,
+    ) {
         lock(&self.items).insert(item, line.call);
         self.wait_for_agent(line, outcome, draft, item, caller).await;
         lock(&self.items).remove(&item);
@@ -164,9 +173,20 @@ impl<W: WorkItems> Voice<W> {
 
     /// Music, announcements and the callback offer until an agent's phone answers (then the
     /// call is theirs), the caller hangs up, or asks to be called back.
-    async fn wait_for_agent(&self, line: &mut Line, outcome: &Outcome, draft: Draft, item: WorkItemId, caller: &str) {
+    async fn wait_for_agent(
+        &self,
+        line: &mut Line,
+        outcome: &Outcome,
+        draft: Option<Draft>,
+        item: WorkItemId,
+        caller: &str,
+    ) {
         let started = Instant::now();
-        let config = self.parts.ivr.waiting().cloned();
+        let mut config = self.parts.ivr.waiting().cloned();
+        if draft.is_none() {
+            // A callback request is noted on the case: without one, none is offered.
+            config.iter_mut().for_each(|config| config.offer = None);
+        }
         let (mut waiting, mut actions) = match config {
             Some(config) => {
                 let (waiting, actions) = Waiting::start(config, outcome.language, started);
@@ -185,6 +205,7 @@ impl<W: WorkItems> Voice<W> {
                     WaitAction::Music => line.play(vec![self.parts.prompts.music()], true).await,
                     WaitAction::Say(prompts) => line.play(self.parts.prompts.playlist(&prompts), false).await,
                     WaitAction::CallbackRequested => {
+                        let Some(draft) = draft else { return };
                         let noted = case::callback_requested(&self.parts.db, draft, caller, self.now()).await;
                         if let Err(error) = noted {
                             tracing::warn!(case = draft.case_id, %error, "a callback request was not noted");
@@ -314,7 +335,7 @@ impl<W: WorkItems> Voice<W> {
 
     /// Caller and agent talk through loket's two media sessions until either hangs up, or the
     /// agent transfers the caller. The call is recorded when its `queue` is, and the recording
-    /// joins the case of `draft`.
+    /// joins the case of `draft` (a call without a case is not recorded).
     async fn talk(
         &self,
         line: &mut Line,
@@ -322,7 +343,7 @@ impl<W: WorkItems> Voice<W> {
         agent: AgentId,
         queue: &str,
         mut agent_leg: AgentLeg,
-        draft: Draft,
+        draft: Option<Draft>,
     ) -> Talked {
         line.stop_playback().await;
         let bridged = agent_leg.answered() && line.media.bridge(agent_leg.media()).await.is_ok();
@@ -341,9 +362,9 @@ impl<W: WorkItems> Voice<W> {
         }
         let since = self.now().0;
         self.set_state(item, agent, CallState::Connected { since });
-        let recording = match self.parts.record_queues.contains(queue) {
-            true => self.start_recording(line, item, draft).await,
-            false => None,
+        let recording = match draft {
+            Some(draft) if self.parts.record_queues.contains(queue) => self.start_recording(line, item, draft).await,
+            _ => None,
         };
         let mut transferred = None;
         loop {
@@ -460,12 +481,13 @@ impl<W: WorkItems> Voice<W> {
         }
     }
 
-    async fn abandoned(&self, draft: Draft, item: WorkItemId, started: Instant) {
-        tracing::info!(case = draft.case_id, item = item.0, "a waiting caller hung up");
+    async fn abandoned(&self, draft: Option<Draft>, item: WorkItemId, started: Instant) {
+        tracing::info!(case = ?draft.map(|draft| draft.case_id), item = item.0, "a waiting caller hung up");
         if let Err(error) = self.parts.work.execute(Input::CallerAbandoned { item }).await {
             tracing::warn!(item = item.0, %error, "the router did not take the abandoned call");
         }
         let waited = started.elapsed().as_secs();
+        let Some(draft) = draft else { return };
         if let Err(error) = case::abandoned(&self.parts.db, draft, waited, self.now()).await {
             tracing::warn!(case = draft.case_id, %error, "an abandoned call was not noted on its case");
         }
@@ -542,7 +564,7 @@ fn work_item(
     queue: &str,
     skills: &std::collections::BTreeMap<String, u8>,
     priority: i32,
-    case_id: i64,
+    case_id: Option<i64>,
 ) -> NewWorkItem {
     let mut item = NewWorkItem::new(Channel::Voice, QueueId::new(queue));
     item.required_skills = skills
@@ -552,7 +574,7 @@ fn work_item(
     item.language = Some(Skill(outcome.language.code().into()));
     item.priority = priority;
     item.attributes = outcome.attributes.clone();
-    item.case_id = Some(case_id);
+    item.case_id = case_id;
     item
 }
 
