@@ -4,7 +4,9 @@
 //! puts `Session::sdp_address` in its SDP, passes the negotiated remote with `set_remote`, and
 //! reads `SessionEvent`s (digits, media timeout, playback ends). Prompts and music are played with
 //! `play` and `hold`; `bridge` relays two sessions to each other; `start_recording` records the
-//! leg to a stereo WAV file (channel 1 what the leg sends, channel 2 what it is sent).
+//! leg to a stereo WAV file (channel 1 what the leg sends, channel 2 what it is sent). A
+//! `Conference` mixes three or more sessions on a 20 ms clock, each hearing whom the coaching
+//! mode says (`conference`); `WebRtcLeg` puts a browser in front of a session (`webrtc`).
 //!
 //! **Task model: one Tokio task per session.** The task owns the session's receive path, its
 //! timers (playback frames, RTCP, media timeout, DTMF end) and its core state (latch, reception
@@ -23,6 +25,7 @@
 //! relayed voice) adds what it sends, into a `recording::Aligner` behind a mutex of its own, held
 //! for one packet's decoding. The file is written by a writer task, off the packet path.
 
+mod conference;
 mod ports;
 mod recorder;
 mod session;
@@ -43,6 +46,7 @@ use crate::latch::LatchConfig;
 use crate::playback::Prompt;
 use crate::recording::{Audio, Direction};
 use crate::rtcp::ReportBlock;
+pub use conference::Conference;
 use ports::{BindFailure, PortLease, PortPool};
 use recorder::{Recorder, WavFile};
 use session::{Command, Outbound};
@@ -100,6 +104,8 @@ pub enum SessionError {
     Closed,
     #[error("the session is being recorded already")]
     AlreadyRecording,
+    #[error("the conference is full")]
+    ConferenceFull,
     /// The recording file could not be created or written; a failed recording leaves no file.
     #[error("recording to {path}: {source}")]
     Recording {

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
+use super::conference::Shared;
 use super::recorder::{Recorder, WavFile, Writer};
 use super::{Codec, Counters, DigitSource, Leg, MediaConfig, PlayOptions, RemoteParams, SessionEvent};
 use crate::dtmf::Digit;
@@ -26,6 +27,7 @@ use crate::dtmf::inband::InbandDetector;
 use crate::dtmf::rfc4733::{DtmfEvent, DtmfReceiver};
 use crate::g711::{alaw_to_ulaw, decode_alaw, decode_ulaw, ulaw_to_alaw};
 use crate::latch::{Latch, LatchVerdict};
+use crate::mixer::ParticipantId;
 use crate::playback::{FRAME_LEN, PlaybackEvent, Player, Prompt};
 use crate::recording::Direction;
 use crate::relay::{RelayRewriter, Rewrite};
@@ -51,15 +53,25 @@ const RECORDING_TICK: Duration = Duration::from_millis(250);
 #[derive(Debug)]
 pub(super) enum Command {
     SetRemote(RemoteParams),
-    Play { playlist: Vec<Prompt>, options: PlayOptions },
+    Play {
+        playlist: Vec<Prompt>,
+        options: PlayOptions,
+    },
     StopPlayback,
     Hold(Prompt),
     Resume,
     Bridge(Weak<Leg>),
     Unbridge,
     // The file is handed back if a recording is in progress already.
-    StartRecording { file: WavFile, reply: oneshot::Sender<Result<(), WavFile>> },
-    StopRecording { reply: oneshot::Sender<Option<(PathBuf, Writer)>> },
+    StartRecording {
+        file: WavFile,
+        reply: oneshot::Sender<Result<(), WavFile>>,
+    },
+    StopRecording {
+        reply: oneshot::Sender<Option<(PathBuf, Writer)>>,
+    },
+    /// Into a conference as this participant (its audio goes to the mixer), or out of it.
+    Conference(Option<(Arc<Shared>, ParticipantId)>),
 }
 
 /// What everyone who sends to a leg shares: where its media goes, its codec, and the one SSRC,
@@ -124,7 +136,7 @@ impl Outbound {
 
 /// What a packet carries, which decides its payload type towards the other leg.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Payload {
+pub(super) enum Payload {
     Audio(Codec),
     Event,
 }
@@ -134,7 +146,7 @@ impl Leg {
     /// transcoded if its codec differs. A relayed packet (`from_player` false) gives way to a
     /// playing prompt. Nothing allocates; a send that would block is dropped, as a late packet
     /// would be worthless.
-    fn send(&self, now: Instant, packet: &RtpPacket<'_>, payload: Payload, from_player: bool) {
+    pub(super) fn send(&self, now: Instant, packet: &RtpPacket<'_>, payload: Payload, from_player: bool) {
         let mut outbound = self.lock_outbound();
         if outbound.playing && !from_player {
             return;
@@ -203,6 +215,8 @@ struct Task {
     dtmf: DtmfReceiver,
     inband: Option<InbandDetector>,
     peer: Option<Weak<Leg>>,
+    /// The conference this leg's audio goes to, in place of a peer.
+    conference: Option<(Arc<Shared>, ParticipantId)>,
     /// On hold: this leg's audio does not reach the peer.
     muted: bool,
     playing: Option<Playing>,
@@ -236,6 +250,7 @@ pub(super) async fn run(
         dtmf: DtmfReceiver::new(CLOCK_RATE),
         inband: None,
         peer: None,
+        conference: None,
         muted: false,
         playing: None,
         playbacks: 0,
@@ -394,6 +409,7 @@ impl Task {
             Command::StopRecording { reply } => {
                 let _ = reply.send(self.finish_recording(now));
             }
+            Command::Conference(conference) => self.conference = conference,
         }
     }
 
@@ -456,6 +472,9 @@ impl Task {
             Payload::Audio(codec) => {
                 self.detect_inband(codec, packet.payload);
                 self.leg.record(now, Direction::FromLeg, packet.ssrc, packet.timestamp, codec, packet.payload);
+                if !self.muted {
+                    self.to_conference(codec, packet.payload);
+                }
             }
         }
         if let Some(weak) = &self.peer {
@@ -465,6 +484,19 @@ impl Task {
                 // The peer session has ended.
                 None => self.peer = None,
             }
+        }
+    }
+
+    /// The leg's audio, decoded, to the conference it is in.
+    fn to_conference(&self, codec: Codec, payload: &[u8]) {
+        let Some((conference, participant)) = &self.conference else { return };
+        let mut samples = [0i16; MAX_DATAGRAM];
+        let decoded = match codec {
+            Codec::Pcmu => decode_ulaw(payload, &mut samples),
+            Codec::Pcma => decode_alaw(payload, &mut samples),
+        };
+        if let Some(length) = decoded {
+            conference.push(*participant, &samples[..length]);
         }
     }
 
