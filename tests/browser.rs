@@ -162,6 +162,39 @@ impl Browser {
         }
     }
 
+    async fn attribute(&self, css: &str, name: &str) -> String {
+        let element = self.find(css).await;
+        let value =
+            self.command(reqwest::Method::GET, &format!("/element/{element}/attribute/{name}"), Value::Null).await;
+        value.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Logs `username` in and opens `page` (a link in the menu).
+    async fn log_in_to(&self, loket: &support::Loket, username: &str, page: &str) {
+        self.goto(&format!("{}/login", loket.base)).await;
+        self.type_into("#username", username).await;
+        self.type_into("#password", loket.password(username)).await;
+        self.click("form[action='/login'] button[type=submit]").await;
+        self.wait_for_path("/").await;
+        self.click_when_present(&format!("a[href='{page}']")).await;
+        self.wait_for_path(page).await;
+        self.wait_for_text("#connection", "the live connection", |text| text.contains("(live)")).await;
+    }
+
+    /// Connects the page's softphone and waits until it is.
+    async fn connect_softphone(&self) {
+        self.click("#softphone-connect").await;
+        self.wait_for_text("#softphone-state", "the softphone connected", |text| {
+            text.starts_with("Softphone verbonden")
+        })
+        .await;
+    }
+
+    /// The packets the softphone has sent and received, as its counters line shows them.
+    async fn softphone_packets(&self) -> (u64, u64) {
+        packets(&self.text("#softphone-audio-stats").await)
+    }
+
     async fn path(&self) -> String {
         let url = self.command(reqwest::Method::GET, "/url", Value::Null).await;
         let url = url.as_str().unwrap_or_default();
@@ -405,5 +438,65 @@ async fn the_supervisor_watches_the_live_board() {
         agent.get(format!("{}/api/workspace", loket.base)).send().await.expect("state").json().await.expect("json");
     assert_eq!(state["help"], false, "the agent sees that help came");
     browser.close().await;
+    loket.stop();
+}
+
+/// Live coaching from the board: a SIPp citizen talks to an agent on the browser softphone; the
+/// supervisor, on the board with a softphone of their own, listens (their browser receives the
+/// call), whispers, barges in and leaves, and the call goes on; each step shows on the board and
+/// lands on the case's timeline. Who hears whom in each mode is measured with tones in
+/// `media/tests/conference.rs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_coaches_a_call_from_the_board() {
+    let (loket, _flows) = support::start_with_ivr(true, "", &[]);
+    let driver = start_chromedriver().await;
+    let agent = Browser::open(&driver).await;
+    agent.log_in_to(&loket, "agent", "/workspace").await;
+    agent.connect_softphone().await;
+    agent.click("button[name=presence][value=available]").await;
+    agent.wait_for_text("#agent-state", "the agent available", |text| text == "beschikbaar").await;
+    let supervisor = Browser::open(&driver).await;
+    supervisor.log_in_to(&loket, "supervisor", "/board").await;
+    supervisor.connect_softphone().await;
+
+    let caller = support::ivr_caller(&loket, "11285073003328#");
+    agent.wait_for_text("#offer-pop", "the offer's pop", |text| text.contains("Lotte Vermeulen")).await;
+    let case = agent.attribute("#offer-pop a[href^='/cases/']", "href").await;
+    agent.click("#accept-form button").await;
+    agent.wait_for_text("#work-list .call-state", "the call connected", |text| text == "verbonden").await;
+
+    supervisor.wait_for_text("#agent-rows", "the call on the board", |text| text.contains("verbonden")).await;
+    let before = supervisor.softphone_packets().await.1;
+    supervisor.click("#agent-rows .board-coach button[value=listen]").await;
+    supervisor.wait_for_text("#agent-rows", "listening", |text| text.contains("meegeluisterd")).await;
+    supervisor
+        .wait_for_text("#softphone-audio-stats", "the call in the supervisor's browser", |text| {
+            packets(text).1 > before + 50
+        })
+        .await;
+    supervisor.click("#agent-rows .board-coach button[value=whisper]").await;
+    supervisor.wait_for_text("#agent-rows", "whispering", |text| text.contains("ingefluisterd")).await;
+    supervisor.click("#agent-rows .board-coach button[value=barge]").await;
+    supervisor.wait_for_text("#agent-rows", "a three-way call", |text| text.contains("driegesprek")).await;
+    supervisor.screenshot("board-coaching.png").await;
+    supervisor.click("#agent-rows .board-coach button[value=leave]").await;
+    supervisor.wait_for_text("#agent-rows", "the supervisor gone", |text| !text.contains("driegesprek")).await;
+
+    // The call goes on between the citizen and the agent.
+    let heard = agent.softphone_packets().await.1;
+    agent.wait_for_text("#softphone-audio-stats", "the citizen still heard", |text| packets(text).1 > heard + 50).await;
+    assert_eq!(agent.text("#work-list .call-state").await, "verbonden");
+    agent.click("#work-list .call-hangup button").await;
+    support::finish_sipp("ivr-caller-until-bye.xml", caller).await;
+
+    supervisor.goto(&format!("{}{case}", loket.base)).await;
+    let timeline = supervisor
+        .wait_for_text("ol.timeline", "the coaching on the timeline", |text| text.contains("verliet het gesprek"))
+        .await;
+    for step in ["luisterde mee met de oproep", "fluisterde de medewerker in", "nam deel aan het gesprek"] {
+        assert!(timeline.contains(step), "{step:?} on the timeline: {timeline}");
+    }
+    agent.close().await;
+    supervisor.close().await;
     loket.stop();
 }

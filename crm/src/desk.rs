@@ -34,6 +34,37 @@ pub enum CallState {
     Ended,
 }
 
+/// How a supervisor takes part in an agent's call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Coaching {
+    /// The supervisor hears the citizen and the agent; nobody hears the supervisor.
+    Listen,
+    /// As `Listen`, and the agent hears the supervisor; the citizen does not.
+    Whisper,
+    /// A three-way call: everyone hears everyone.
+    Barge,
+}
+
+impl Coaching {
+    pub fn parse(text: &str) -> Option<Coaching> {
+        match text {
+            "listen" => Some(Coaching::Listen),
+            "whisper" => Some(Coaching::Whisper),
+            "barge" => Some(Coaching::Barge),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Coaching::Listen => "listen",
+            Coaching::Whisper => "whisper",
+            Coaching::Barge => "barge",
+        }
+    }
+}
+
 /// Why the browser's softphone could not connect.
 #[derive(Debug, thiserror::Error)]
 #[error("the softphone cannot connect: {0}")]
@@ -43,6 +74,10 @@ pub struct SoftphoneError(pub String);
 pub enum CallError {
     #[error("no call belongs to work item {0}")]
     NoCall(i64),
+    #[error("the call of work item {0} is not between a citizen and an agent now")]
+    NotTalking(i64),
+    #[error("connect your softphone first: coaching happens in the browser")]
+    NoSoftphone,
 }
 
 pub trait Desk: Send + Sync + 'static {
@@ -75,4 +110,9 @@ pub trait Desk: Send + Sync + 'static {
     fn softphone<'a>(&'a self, agent: AgentId, offer: &'a str) -> DeskFuture<'a, Result<String, SoftphoneError>>;
     /// The agent's browser softphone is connected.
     fn has_softphone(&self, agent: AgentId) -> bool;
+    /// `supervisor` coaches the call of `item` through their browser softphone in `mode`, or
+    /// leaves it (`None`) without disturbing it.
+    fn coach(&self, item: WorkItemId, supervisor: AgentId, mode: Option<Coaching>) -> Result<(), CallError>;
+    /// Who coaches the call of `item`, and how.
+    fn coaching(&self, item: WorkItemId) -> Option<(AgentId, Coaching)>;
 }

@@ -30,12 +30,24 @@ function render(board) {
     ...board.agents.map((agent) => {
       const state = text(`state-${agent.state}`) + (agent.away_reason ? ` (${agent.away_reason})` : "");
       const asking = agent.help_seconds === null ? "" : `${text("asks-help")} ${minutes(agent.help_seconds)}`;
-      const tr = row([agent.name, state, agent.items, asking], agent.help_seconds === null ? `agent-${agent.state}` : "alert");
+      const tr = row([agent.name, state, agent.items, asking, call(agent.call)],
+        agent.help_seconds === null ? `agent-${agent.state}` : "alert");
       if (agent.help_seconds !== null) tr.children[3].append(" ", form("helped-template", `/board/agents/${agent.id}/helped`, () => {}));
+      // Coaching happens through the supervisor's own softphone.
+      if (agent.call && board.softphone) {
+        tr.children[4].append(" ", form("coach-template", `/board/items/${agent.call.item}/coach`, () => {}));
+      }
       return tr;
     }),
   );
   renderItems(board);
+}
+
+// A call in progress: its state, and who coaches it how.
+function call(current) {
+  if (!current) return "";
+  const coached = current.coaching ? ` · ${text(`coaching-${current.coaching}`)} (${current.coached_by})` : "";
+  return text(`call-${current.state}`) + coached;
 }
 
 function form(template, action, fill) {
@@ -72,7 +84,8 @@ function renderItems(board) {
 root.addEventListener("submit", async (event) => {
   event.preventDefault();
   const target = event.target;
-  await fetch(target.action, { method: "POST", body: new URLSearchParams(new FormData(target)) });
+  const body = new URLSearchParams(new FormData(target, event.submitter));
+  await fetch(target.action, { method: "POST", body });
   await refresh();
 });
 
@@ -85,18 +98,27 @@ async function refresh() {
   if (response.ok) render(await response.json());
 }
 
+let socket = null;
+loketSoftphone.attach((message) => {
+  if (socket?.readyState !== WebSocket.OPEN) return false;
+  socket.send(JSON.stringify(message));
+  return true;
+});
+
 let retry = 500;
 let pending = null;
 function connect() {
-  const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/board/events`);
+  socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/board/events`);
   const status = document.getElementById("connection");
   socket.onopen = () => {
     retry = 500;
     status.textContent = text("connected");
+    loketSoftphone.onSocketOpen();
   };
   // Changes come in bursts (an offer changes an agent and a queue): one read per burst.
-  socket.onmessage = () => {
-    if (pending === null) pending = setTimeout(() => { pending = null; refresh(); }, 200);
+  socket.onmessage = (event) => {
+    if (event.data !== "changed") loketSoftphone.onSignal(JSON.parse(event.data));
+    else if (pending === null) pending = setTimeout(() => { pending = null; refresh(); }, 200);
   };
   socket.onclose = () => {
     status.textContent = text("reconnecting");

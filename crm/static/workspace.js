@@ -183,130 +183,12 @@ root.addEventListener("submit", async (event) => {
   await refresh();
 });
 
-// The browser softphone: one RTCPeerConnection to loket's media engine, kept while the page is
-// open; loket bridges each call the agent accepts to it. Its offer and loket's answer ride the
-// workspace's socket. Muting stops the microphone's audio in the browser.
-const softphone = { pc: null, stream: null };
-const softphoneState = document.getElementById("softphone-state");
-const muteButton = document.getElementById("softphone-mute");
-const microphone = document.getElementById("microphone");
 let socket = null;
-
-function showSoftphone(key) {
-  softphoneState.textContent = text(`softphone-${key}`);
-  softphoneState.dataset.state = key;
-  muteButton.disabled = key !== "on";
-}
-
-async function openMicrophone() {
-  const audio = microphone.value ? { deviceId: { exact: microphone.value } } : true;
-  return navigator.mediaDevices.getUserMedia({ audio });
-}
-
-// Device names are known once the browser allowed the microphone.
-async function listMicrophones() {
-  const chosen = microphone.value;
-  for (const option of [...microphone.options].slice(1)) option.remove();
-  for (const device of await navigator.mediaDevices.enumerateDevices()) {
-    if (device.kind !== "audioinput" || !device.deviceId) continue;
-    const option = element("option", device.label || device.deviceId);
-    option.value = device.deviceId;
-    microphone.append(option);
-  }
-  microphone.value = chosen;
-}
-
-function sendOffer() {
-  const pc = softphone.pc;
-  if (pc && pc.signalingState === "have-local-offer" && socket?.readyState === WebSocket.OPEN) {
-    socket.send(JSON.stringify({ type: "softphone-offer", sdp: pc.localDescription.sdp }));
-  }
-}
-
-function closeSoftphone() {
-  if (!softphone.pc) return;
-  softphone.pc.close();
-  softphone.stream.getTracks().forEach((track) => track.stop());
-  softphone.pc = null;
-  softphone.stream = null;
-}
-
-async function connectSoftphone() {
-  closeSoftphone();
-  showSoftphone("connecting");
-  let stream;
-  try {
-    stream = await openMicrophone();
-  } catch {
-    showSoftphone("no-microphone");
-    return;
-  }
-  const pc = new RTCPeerConnection();
-  Object.assign(softphone, { pc, stream });
-  for (const track of stream.getAudioTracks()) pc.addTrack(track, stream);
-  pc.ontrack = (event) => {
-    document.getElementById("softphone-audio").srcObject = event.streams[0] ?? new MediaStream([event.track]);
-  };
-  pc.onconnectionstatechange = () => {
-    if (pc !== softphone.pc) return;
-    if (pc.connectionState === "connected") showSoftphone("on");
-    else if (["failed", "closed", "disconnected"].includes(pc.connectionState)) showSoftphone("failed");
-  };
-  // No candidates of the browser's are needed: loket is ICE-lite and learns the address from
-  // the browser's checks, so the offer goes at once.
-  await pc.setLocalDescription(await pc.createOffer());
-  sendOffer();
-  listMicrophones();
-}
-
-async function onSignal(message) {
-  if (message.type === "softphone-answer" && softphone.pc?.signalingState === "have-local-offer") {
-    await softphone.pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
-  } else if (message.type === "softphone-error") {
-    closeSoftphone();
-    showSoftphone("failed");
-  }
-}
-
-document.getElementById("softphone-connect").addEventListener("click", connectSoftphone);
-
-// Another microphone replaces the track in place: the call goes on.
-microphone.addEventListener("change", async () => {
-  const sender = softphone.pc?.getSenders().find((candidate) => candidate.track?.kind === "audio");
-  if (!sender) return;
-  try {
-    const stream = await openMicrophone();
-    const [track] = stream.getAudioTracks();
-    track.enabled = sender.track.enabled;
-    await sender.replaceTrack(track);
-    softphone.stream.getTracks().forEach((old) => old.stop());
-    softphone.stream = stream;
-  } catch {
-    showSoftphone("no-microphone");
-  }
+loketSoftphone.attach((message) => {
+  if (socket?.readyState !== WebSocket.OPEN) return false;
+  socket.send(JSON.stringify(message));
+  return true;
 });
-
-muteButton.addEventListener("click", () => {
-  const track = softphone.stream?.getAudioTracks()[0];
-  if (!track) return;
-  track.enabled = !track.enabled;
-  muteButton.setAttribute("aria-pressed", String(!track.enabled));
-  muteButton.textContent = text(track.enabled ? "mute" : "unmute");
-});
-
-// The audio's counters once a second, so that the agent sees it flow both ways.
-setInterval(async () => {
-  if (!softphone.pc) return;
-  let sent = 0;
-  let received = 0;
-  (await softphone.pc.getStats()).forEach((report) => {
-    if (report.kind !== "audio") return;
-    if (report.type === "outbound-rtp") sent += report.packetsSent;
-    if (report.type === "inbound-rtp") received += report.packetsReceived;
-  });
-  document.getElementById("softphone-audio-stats").textContent =
-    `${sent} ${text("packets-sent")} · ${received} ${text("packets-received")}`;
-}, 1000);
 
 let retry = 500;
 function connect() {
@@ -315,12 +197,11 @@ function connect() {
   socket.onopen = () => {
     retry = 500;
     status.textContent = text("connected");
-    // An offer the previous socket did not answer goes again.
-    sendOffer();
+    loketSoftphone.onSocketOpen();
   };
   socket.onmessage = (event) => {
     if (event.data === "changed") refresh();
-    else onSignal(JSON.parse(event.data));
+    else loketSoftphone.onSignal(JSON.parse(event.data));
   };
   socket.onclose = () => {
     status.textContent = text("reconnecting");

@@ -167,6 +167,7 @@ async fn every_route_admits_exactly_its_roles() {
         check("GET", "/api/board", Allowed::Only(&[Role::Supervisor]), &[], 503),
         check("POST", "/board/items/1/move", Allowed::Only(&[Role::Supervisor]), &[("queue", "population-fr-l1")], 503),
         check("POST", "/board/items/1/priority", Allowed::Only(&[Role::Supervisor]), &[("priority", "2")], 503),
+        check("POST", "/board/items/1/coach", Allowed::Only(&[Role::Supervisor]), &[("mode", "listen")], 503),
         check("GET", "/cases?status=new", case_workers, &[], 200),
         check("GET", "/cases/new", case_workers, &[], 200),
         check(

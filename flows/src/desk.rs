@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use loket_crm::desk::{CallError, CallState, Desk, DeskFuture, SoftphoneError};
+use loket_crm::desk::{CallError, CallState, Coaching, Desk, DeskFuture, SoftphoneError};
 use loket_routing::core::{Action, AgentRecord, Input, WorkItem};
 use loket_routing::engine::Router;
 use loket_routing::error::StoreError;
@@ -106,5 +106,13 @@ impl<S: QueueStore> Desk for RouterDesk<S> {
 
     fn has_softphone(&self, agent: AgentId) -> bool {
         self.voice.has_softphone(agent)
+    }
+
+    fn coach(&self, item: WorkItemId, supervisor: AgentId, mode: Option<Coaching>) -> Result<(), CallError> {
+        self.voice.coach(item, supervisor, mode)
+    }
+
+    fn coaching(&self, item: WorkItemId) -> Option<(AgentId, Coaching)> {
+        self.voice.coaching(item)
     }
 }

@@ -13,6 +13,11 @@ pub fn routes() -> Router<AppState> {
         .route("/static/console.css", get(stylesheet))
         .route("/static/workspace.js", get(workspace_script))
         .route("/static/board.js", get(board_script))
+        .route("/static/softphone.js", get(softphone_script))
+}
+
+async fn softphone_script() -> impl IntoResponse {
+    script(include_str!("../../static/softphone.js"))
 }
 
 async fn board_script() -> impl IntoResponse {

@@ -1,6 +1,7 @@
 //! The supervisor's live board: every queue with its waiting work and longest wait, every agent
 //! with their state, and the waiting items that the supervisor can move to another queue or
-//! raise in priority. Like the workspace, the page reads `/api/board` whenever its WebSocket
+//! raise in priority, and every call in progress, which the supervisor can coach from the browser
+//! softphone (listen, whisper, barge, leave). Like the workspace, the page reads `/api/board` whenever its WebSocket
 //! (`/board/events`) says something changed, and on every reconnection.
 
 use std::sync::Arc;
@@ -18,9 +19,12 @@ use serde::{Deserialize, Serialize};
 
 use super::session::CsrfForm;
 use super::templates::Layout;
-use super::workspace::{Listed, follow, listed, same_origin, shown_state};
+use super::workspace::{Listed, agent_of, follow, listed, same_origin, shown_state};
 use super::{AppState, CurrentUser, WebError};
 use crate::auth::Permission;
+use crate::desk::{CallError, CallState, Coaching};
+use crate::records::audit::{self, AuditEntry};
+use crate::records::timeline::{self, NewEntry, Summary};
 use crate::records::{directory, users};
 
 /// How many waiting items of a queue are counted; beyond, the board says "500+".
@@ -36,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/board/items/{item}/move", post(move_item))
         .route("/board/items/{item}/priority", post(set_priority))
         .route("/board/agents/{agent}/helped", post(helped))
+        .route("/board/items/{item}/coach", post(coach))
 }
 
 async fn page(State(state): State<AppState>, current: CurrentUser) -> Result<Html<String>, WebError> {
@@ -54,6 +59,8 @@ async fn page(State(state): State<AppState>, current: CurrentUser) -> Result<Htm
 struct Board {
     queues: Vec<QueueRow>,
     agents: Vec<AgentRow>,
+    /// The supervisor's own browser softphone is connected: they can coach.
+    softphone: bool,
 }
 
 #[derive(Serialize)]
@@ -79,6 +86,18 @@ struct AgentRow {
     id: i64,
     /// Seconds since the agent asked for help, while they wait for it.
     help_seconds: Option<u64>,
+    /// The agent's call in progress, which a supervisor can coach.
+    call: Option<BoardCall>,
+}
+
+#[derive(Serialize)]
+struct BoardCall {
+    item: u64,
+    #[serde(flatten)]
+    state: CallState,
+    /// Who coaches it, and how.
+    coached_by: Option<String>,
+    coaching: Option<Coaching>,
 }
 
 async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Json<Board>, WebError> {
@@ -101,6 +120,7 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
                 items: 0,
                 id,
                 help_seconds,
+                call: None,
             });
             continue;
         };
@@ -114,7 +134,29 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
         };
         let (id, help_seconds) = (user.id.0, help_since(&state, AgentId(user.id.0)));
         let items = record.work.len();
-        agents.push(AgentRow { name: user.display_name, state: shown, away_reason, items, id, help_seconds });
+        let call = record.work.iter().filter(|held| held.accepted).find_map(|held| {
+            let state = desk.call_state(held.item)?;
+            matches!(state, CallState::Connected { .. } | CallState::Held { .. }).then_some((held.item, state))
+        });
+        let call = match call {
+            Some((item, call_state)) => {
+                let coaching = desk.coaching(item);
+                let coached_by = match coaching {
+                    Some((supervisor, _)) => {
+                        users::get(&state.db, users::UserId(supervisor.0)).await?.map(|user| user.display_name)
+                    }
+                    None => None,
+                };
+                Some(BoardCall {
+                    item: item.0,
+                    state: call_state,
+                    coached_by,
+                    coaching: coaching.map(|(_, mode)| mode),
+                })
+            }
+            None => None,
+        };
+        agents.push(AgentRow { name: user.display_name, state: shown, away_reason, items, id, help_seconds, call });
     }
     let now = Timestamp::now();
     let language = current.language();
@@ -133,7 +175,7 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
             longest_wait_seconds: longest,
         });
     }
-    Ok(Json(Board { queues, agents }))
+    Ok(Json(Board { queues, agents, softphone: desk.has_softphone(agent_of(&current)) }))
 }
 
 fn help_since(state: &AppState, agent: AgentId) -> Option<u64> {
@@ -206,5 +248,66 @@ async fn events(
     if !same_origin(&headers) {
         return Err(WebError::Forbidden);
     }
-    Ok(upgrade.on_upgrade(move |socket| follow(socket, desk, None)).into_response())
+    let supervisor = agent_of(&current);
+    Ok(upgrade.on_upgrade(move |socket| follow(socket, desk, None, supervisor)).into_response())
+}
+
+#[derive(Deserialize)]
+struct CoachForm {
+    /// `listen`, `whisper`, `barge`, or `leave`.
+    mode: String,
+}
+
+/// The supervisor coaches the call of `item` through their softphone, or leaves it. Every
+/// coaching step is written to the audit log and to the case's timeline.
+async fn coach(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(item): Path<u64>,
+    CsrfForm { form, .. }: CsrfForm<CoachForm>,
+) -> Result<Redirect, WebError> {
+    current.require(Permission::Supervise)?;
+    let desk = state.desk()?;
+    let mode = match form.mode.as_str() {
+        "leave" => None,
+        other => Some(Coaching::parse(other).ok_or_else(|| WebError::BadRequest("an unknown coaching mode".into()))?),
+    };
+    let item = WorkItemId(item);
+    desk.coach(item, agent_of(&current), mode).map_err(|error| match error {
+        CallError::NoCall(_) => WebError::NotFound,
+        refused => WebError::BadRequest(refused.to_string()),
+    })?;
+    let case_id = desk
+        .item(item)
+        .await
+        .map_err(|error| WebError::Unavailable(error.to_string()))?
+        .and_then(|item| item.spec.case_id);
+    let action = mode.map_or("leave", Coaching::as_str);
+    let now = state.clock.now();
+    let mut tx = state.db.pool().begin().await?;
+    let entry = AuditEntry {
+        actor: current.actor(),
+        action: &format!("call.coaching.{action}"),
+        subject_type: "work_item",
+        subject_id: Some(item.0.to_string()),
+        purpose: None,
+        detail: case_id.map(|case_id| format!("case {case_id}")),
+    };
+    audit::record(&mut *tx, &entry, now).await?;
+    if let Some(case_id) = case_id {
+        let summary =
+            Summary::new(&format!("timeline-coaching-{action}")).arg("supervisor", &current.user.display_name);
+        let entry = NewEntry {
+            case_id: Some(case_id),
+            contact_id: None,
+            kind: "call",
+            actor_name: &current.user.display_name,
+            public: false,
+            summary,
+            body: None,
+        };
+        timeline::append(&mut tx, &entry, now).await?;
+    }
+    tx.commit().await?;
+    Ok(Redirect::to("/board"))
 }

@@ -51,6 +51,7 @@ impl Templates {
         template!(env, "login.html");
         template!(env, "home.html");
         template!(env, "workspace.html");
+        template!(env, "softphone.html");
         template!(env, "board.html");
         template!(env, "admin/users.html");
         template!(env, "admin/user_new.html");

@@ -63,7 +63,7 @@ pub(crate) struct Accepted {
     case_id: Option<i64>,
 }
 
-fn agent_of(current: &CurrentUser) -> AgentId {
+pub(super) fn agent_of(current: &CurrentUser) -> AgentId {
     AgentId(current.user.id.0)
 }
 
@@ -403,7 +403,7 @@ async fn events(
         return Err(WebError::Forbidden);
     }
     let agent = agent_of(&current);
-    Ok(upgrade.on_upgrade(move |socket| follow(socket, desk, Some(agent))).into_response())
+    Ok(upgrade.on_upgrade(move |socket| follow(socket, desk, Some(agent), agent)).into_response())
 }
 
 /// A browser sends the page's origin with every WebSocket; it must be this host's.
@@ -432,8 +432,8 @@ enum Signal {
 }
 
 /// Says `changed` on `socket` whenever the desk of `only` changes (of any agent without one),
-/// and answers the softphone offers of `only`.
-pub(super) async fn follow(mut socket: WebSocket, desk: Arc<dyn Desk>, only: Option<AgentId>) {
+/// and answers the softphone offers of `user`, whose page it is.
+pub(super) async fn follow(mut socket: WebSocket, desk: Arc<dyn Desk>, only: Option<AgentId>, user: AgentId) {
     let mut changes = desk.changes();
     if socket.send(Message::text("changed")).await.is_err() {
         return;
@@ -449,13 +449,13 @@ pub(super) async fn follow(mut socket: WebSocket, desk: Arc<dyn Desk>, only: Opt
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             },
             _ = ping.tick() => Message::Ping(Vec::new().into()),
-            received = socket.recv() => match (received, only) {
-                (Some(Ok(Message::Text(text))), Some(agent)) => {
-                    let Some(reply) = signal(desk.as_ref(), agent, &text).await else { continue };
+            received = socket.recv() => match received {
+                Some(Ok(Message::Text(text))) => {
+                    let Some(reply) = signal(desk.as_ref(), user, &text).await else { continue };
                     Message::text(serde_json::to_string(&reply).unwrap_or_default())
                 }
-                (Some(Ok(_)), _) => continue,
-                (Some(Err(_)) | None, _) => return,
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return,
             },
         };
         if socket.send(send).await.is_err() {

@@ -15,6 +15,7 @@ use loket_sip::service::CallCommand;
 use tokio::sync::mpsc;
 
 use super::case::{self, Draft};
+use super::coach;
 use super::line::{Heard, Line, Signal};
 use super::{Voice, lock};
 use crate::work::WorkItems;
@@ -367,12 +368,18 @@ impl<W: WorkItems> Voice<W> {
             _ => None,
         };
         let mut transferred = None;
+        let mut coached = None;
         loop {
             let heard = tokio::select! {
                 heard = line.next(None) => heard,
                 () = agent_leg.gone() => Heard::Other(Signal::AgentHungUp),
+                supervisor = coach::gone(&coached) => Heard::Other(Signal::Coach { supervisor, mode: None }),
             };
             match heard {
+                Heard::Other(Signal::Coach { supervisor, mode }) => {
+                    let media = agent_leg.media();
+                    coached = self.apply_coaching(line, item, agent, media, coached.take(), supervisor, mode).await;
+                }
                 Heard::Other(Signal::Transfer(to)) => {
                     transferred = Some(to);
                     agent_leg.hang_up(line);
@@ -399,18 +406,24 @@ impl<W: WorkItems> Voice<W> {
                     }
                     // The browser went: a reloaded page has connected a new softphone, or the
                     // caller goes back to the queue rather than being cut off.
-                    AgentLeg::Softphone(old) => match self.softphone_of(agent) {
-                        Some(new) if !Arc::ptr_eq(old, &new) && line.media.bridge(new.session()).await.is_ok() => {
-                            tracing::info!(item = item.0, "the call moved to the agent's new softphone");
-                            agent_leg = AgentLeg::Softphone(new);
+                    AgentLeg::Softphone(old) => {
+                        let new = self.softphone_of(agent).filter(|new| !Arc::ptr_eq(old, new));
+                        if let Some(coached) = coached.take() {
+                            self.end_coaching(line, item, agent, old.session(), coached, false).await;
                         }
-                        _ => {
-                            tracing::info!(item = item.0, "the agent's softphone went; the caller waits again");
-                            transferred = Some(QueueId::new(queue));
-                            let _ = line.media.resume().await;
-                            break;
+                        match new {
+                            Some(new) if line.media.bridge(new.session()).await.is_ok() => {
+                                tracing::info!(item = item.0, "the call moved to the agent's new softphone");
+                                agent_leg = AgentLeg::Softphone(new);
+                            }
+                            _ => {
+                                tracing::info!(item = item.0, "the agent's softphone went; the caller waits again");
+                                transferred = Some(QueueId::new(queue));
+                                let _ = line.media.resume().await;
+                                break;
+                            }
                         }
-                    },
+                    }
                 },
                 Heard::Other(Signal::HangUp) => {
                     agent_leg.hang_up(line);
@@ -419,6 +432,9 @@ impl<W: WorkItems> Voice<W> {
                 }
                 _ => {}
             }
+        }
+        if let Some(coached) = coached.take() {
+            self.end_coaching(line, item, agent, agent_leg.media(), coached, false).await;
         }
         if let Some(draft) = recording {
             self.keep_recording(line, draft).await;

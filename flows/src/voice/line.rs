@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use loket_crm::desk::Coaching;
 use loket_media::edge::{PlayOptions, Session, SessionEvent};
 use loket_media::playback::Prompt;
 use loket_routing::model::{AgentId, QueueId};
@@ -29,6 +30,11 @@ pub(super) enum Signal {
     Hold(bool),
     /// The console: the agent sends the caller back to wait in this queue.
     Transfer(QueueId),
+    /// The board: a supervisor coaches the call in this mode, or leaves it (`None`).
+    Coach {
+        supervisor: AgentId,
+        mode: Option<Coaching>,
+    },
     AgentRinging,
     AgentAnswered(String),
     AgentFailed(u16),

@@ -14,6 +14,7 @@
 
 mod call;
 mod case;
+mod coach;
 mod line;
 mod prompts;
 
@@ -23,7 +24,7 @@ use std::time::Duration;
 
 use loket_crm::clock::Clock;
 use loket_crm::db::Db;
-use loket_crm::desk::{CallError, CallState};
+use loket_crm::desk::{CallError, CallState, Coaching};
 use loket_crm::register::NationalRegister;
 use loket_ivr::Ivr;
 use loket_media::edge::{MediaEngine, WebRtcError, WebRtcLeg};
@@ -70,6 +71,8 @@ pub struct Voice<W> {
     states: Mutex<HashMap<WorkItemId, (AgentId, CallState)>>,
     /// Agents whose calls changed (the console shows it).
     changes: broadcast::Sender<AgentId>,
+    /// Who coaches which call, and how, as the call's task applied it.
+    coaching: Mutex<HashMap<WorkItemId, (AgentId, Coaching)>>,
     /// The agents' browser softphones, while connected.
     softphones: Arc<Mutex<HashMap<AgentId, Arc<WebRtcLeg>>>>,
 }
@@ -89,6 +92,7 @@ impl<W: WorkItems> Voice<W> {
             states: Mutex::default(),
             // Consoles that lag re-read their whole state; 1,024 covers bursts.
             changes: broadcast::channel(1_024).0,
+            coaching: Mutex::default(),
             softphones: Arc::default(),
         }
     }
@@ -167,6 +171,22 @@ impl<W: WorkItems> Voice<W> {
             }
         });
         Ok(answer)
+    }
+
+    /// `supervisor` coaches the call of `item` in `mode` through their softphone, or leaves it.
+    pub fn coach(&self, item: WorkItemId, supervisor: AgentId, mode: Option<Coaching>) -> Result<(), CallError> {
+        let talking = matches!(self.call_state(item), Some(CallState::Connected { .. } | CallState::Held { .. }));
+        if !talking {
+            return Err(CallError::NotTalking(item.0 as i64));
+        }
+        if mode.is_some() && self.softphone_of(supervisor).is_none() {
+            return Err(CallError::NoSoftphone);
+        }
+        self.signal(item, Signal::Coach { supervisor, mode })
+    }
+
+    pub fn coaching(&self, item: WorkItemId) -> Option<(AgentId, Coaching)> {
+        lock(&self.coaching).get(&item).copied()
     }
 
     pub fn has_softphone(&self, agent: AgentId) -> bool {
