@@ -298,14 +298,7 @@ async fn an_agent_takes_a_call_in_the_workspace() {
     let phone = support::agent_phone(&loket);
     let driver = start_chromedriver().await;
     let browser = Browser::open(&driver).await;
-    browser.goto(&format!("{}/login", loket.base)).await;
-    browser.type_into("#username", "agent").await;
-    browser.type_into("#password", loket.password("agent")).await;
-    browser.click("form[action='/login'] button[type=submit]").await;
-    browser.wait_for_path("/").await;
-    browser.click_when_present("a[href='/workspace']").await;
-    browser.wait_for_path("/workspace").await;
-    browser.wait_for_text("#connection", "the live connection", |text| text == "(live)").await;
+    browser.log_in_to(&loket, "agent", "/workspace").await;
     browser.wait_for_text("#agent-state", "the agent offline", |text| text == "offline").await;
     browser.click("button[name=presence][value=available]").await;
     browser.wait_for_text("#agent-state", "the agent available", |text| text == "beschikbaar").await;
@@ -348,24 +341,14 @@ async fn an_agent_talks_through_the_browser_softphone() {
     let (loket, _flows) = support::start_with_ivr(true, "", &[]);
     let driver = start_chromedriver().await;
     let browser = Browser::open(&driver).await;
-    browser.goto(&format!("{}/login", loket.base)).await;
-    browser.type_into("#username", "agent").await;
-    browser.type_into("#password", loket.password("agent")).await;
-    browser.click("form[action='/login'] button[type=submit]").await;
-    browser.wait_for_path("/").await;
-    browser.click_when_present("a[href='/workspace']").await;
-    browser.wait_for_path("/workspace").await;
-    browser.wait_for_text("#connection", "the live connection", |text| text == "(live)").await;
-    browser.click("#softphone-connect").await;
-    browser
-        .wait_for_text("#softphone-state", "the softphone connected", |text| text.starts_with("Softphone verbonden"))
-        .await;
+    browser.log_in_to(&loket, "agent", "/workspace").await;
+    browser.connect_softphone().await;
     browser.click("button[name=presence][value=available]").await;
     browser.wait_for_text("#agent-state", "the agent available", |text| text == "beschikbaar").await;
 
     let caller = support::ivr_caller(&loket, "11285073003328#");
     browser.wait_for_text("#offer-pop", "the offer's pop", |text| text.contains("Lotte Vermeulen")).await;
-    let received_before = packets(&browser.text("#softphone-audio-stats").await).1;
+    let received_before = browser.softphone_packets().await.1;
     browser.click("#accept-form button").await;
     browser.wait_for_text("#work-list .call-state", "the call connected", |text| text == "verbonden").await;
     // The citizen talks from 12.5 s into the call: their voice reaches the browser through the
@@ -405,14 +388,7 @@ async fn the_supervisor_watches_the_live_board() {
     let loket = start(&[]);
     let driver = start_chromedriver().await;
     let browser = Browser::open(&driver).await;
-    browser.goto(&format!("{}/login", loket.base)).await;
-    browser.type_into("#username", "supervisor").await;
-    browser.type_into("#password", loket.password("supervisor")).await;
-    browser.click("form[action='/login'] button[type=submit]").await;
-    browser.wait_for_path("/").await;
-    browser.click_when_present("a[href='/board']").await;
-    browser.wait_for_path("/board").await;
-    browser.wait_for_text("#connection", "the live connection", |text| text == "(live)").await;
+    browser.log_in_to(&loket, "supervisor", "/board").await;
     browser.wait_for_text("#agent-rows", "the agents", |text| text.contains("Jonas Peeters offline")).await;
     browser
         .wait_for_text("#queue-rows", "the queues", |text| text.contains("population-nl-l1") || !text.is_empty())

@@ -3,11 +3,13 @@
 //! decoded and measured at the three tones, through listen, whisper and barge, switched during
 //! the call, and after the supervisor leaves.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use loket_media::edge::{Codec, Conference, MediaConfig, MediaEngine, RemoteParams, Session};
+use loket_media::edge::{Codec, Conference, Session};
 use loket_media::g711::{decode_ulaw, ulaw_encode};
 use loket_media::mixer::{Coaching, CoachingRoles};
 use loket_media::rtp::{RtpHeader, RtpPacket};
@@ -17,16 +19,6 @@ const CITIZEN_HZ: f64 = 500.0;
 const AGENT_HZ: f64 = 1100.0;
 const SUPERVISOR_HZ: f64 = 1900.0;
 
-fn engine(first_port: u16) -> MediaEngine {
-    MediaEngine::new(MediaConfig {
-        bind: [127, 0, 0, 1].into(),
-        port_min: first_port,
-        port_max: first_port + 19,
-        ..MediaConfig::default()
-    })
-    .unwrap()
-}
-
 /// What a party received: each packet's arrival, sequence number and decoded audio.
 type Received = Arc<Mutex<Vec<(Instant, u16, Vec<i16>)>>>;
 
@@ -34,15 +26,7 @@ type Received = Arc<Mutex<Vec<(Instant, u16, Vec<i16>)>>>;
 /// until the test ends.
 async fn party(session: &Session, hz: f64) -> Received {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let remote = RemoteParams {
-        rtp: socket.local_addr().unwrap(),
-        rtcp: None,
-        rtcp_mux: false,
-        codec: Codec::Pcmu,
-        telephone_event: None,
-        inband_dtmf: false,
-    };
-    session.set_remote(remote).await.unwrap();
+    session.set_remote(common::remote(socket.local_addr().unwrap(), Codec::Pcmu)).await.unwrap();
     let to: SocketAddr = session.sdp_address();
     let received: Received = Arc::default();
     let keep = Arc::clone(&received);
@@ -115,7 +99,7 @@ async fn talk(time: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_whisper_and_barge_reach_exactly_who_they_should() {
-    let engine = engine(13_100);
+    let engine = common::engine(13_100);
     let (citizen, agent, supervisor) =
         (engine.allocate().unwrap(), engine.allocate().unwrap(), engine.allocate().unwrap());
     let (to_citizen, to_agent, to_supervisor) =

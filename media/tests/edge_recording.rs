@@ -2,13 +2,13 @@
 //! a prompt recorded when the session closes, and the refusals. Every wait has a deadline; the
 //! only sleeps pace the phones' packets or let a recording last.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use loket_media::edge::{
-    Codec, MediaConfig, MediaEngine, PlayOptions, RemoteParams, Session, SessionError, SessionEvent, SessionStats,
-};
+use loket_media::edge::{Codec, PlayOptions, RemoteParams, Session, SessionError, SessionEvent, SessionStats};
 use loket_media::g711::{alaw_encode, ulaw_encode};
 use loket_media::playback::Prompt;
 use loket_media::rtp::RtpHeader;
@@ -17,19 +17,8 @@ use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(5);
 
-/// An engine on its own port range, so that tests running in parallel do not share ports.
-fn engine(first_port: u16) -> MediaEngine {
-    MediaEngine::new(MediaConfig {
-        bind: [127, 0, 0, 1].into(),
-        port_min: first_port,
-        port_max: first_port + 39,
-        ..MediaConfig::default()
-    })
-    .unwrap()
-}
-
 fn remote(phone: &Phone, codec: Codec) -> RemoteParams {
-    RemoteParams { rtp: phone.address(), rtcp: None, rtcp_mux: false, codec, telephone_event: None, inband_dtmf: false }
+    common::remote(phone.address(), codec)
 }
 
 /// A folder of this test's own, emptied first.
@@ -136,7 +125,7 @@ fn sound(channel: &[i16]) -> std::ops::Range<usize> {
 
 #[tokio::test]
 async fn a_bridged_call_is_recorded_one_side_per_channel() {
-    let engine = engine(13_000);
+    let engine = common::engine(13_000);
     let folder = folder("bridged");
     let path = folder.join("call.wav");
     let (mut caller, mut agent) = (Phone::new(0xCA11).await, Phone::new(0xA6E7).await);
@@ -189,7 +178,7 @@ async fn a_bridged_call_is_recorded_one_side_per_channel() {
 
 #[tokio::test]
 async fn closing_the_session_finishes_a_recording_with_the_prompt_on_channel_2() {
-    let engine = engine(13_100);
+    let engine = common::engine(13_100);
     let folder = folder("prompt");
     let path = folder.join("ivr.wav");
     let phone = Phone::new(0xB0).await;
@@ -218,7 +207,7 @@ async fn closing_the_session_finishes_a_recording_with_the_prompt_on_channel_2()
 
 #[tokio::test]
 async fn a_dropped_session_finishes_its_recording_too() {
-    let engine = engine(13_200);
+    let engine = common::engine(13_200);
     let folder = folder("dropped");
     let path = folder.join("dropped.wav");
     let session = engine.allocate().unwrap();
@@ -236,7 +225,7 @@ async fn a_dropped_session_finishes_its_recording_too() {
 
 #[tokio::test]
 async fn recordings_are_refused_twice_over_a_file_and_where_no_folder_is() {
-    let engine = engine(13_300);
+    let engine = common::engine(13_300);
     let folder = folder("refusals");
     let (first, second) = (folder.join("first.wav"), folder.join("second.wav"));
     let session = engine.allocate().unwrap();
