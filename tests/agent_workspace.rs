@@ -41,8 +41,13 @@ async fn until(client: &reqwest::Client, base: &str, what: &str, ready: impl Fn(
 
 /// The demo agent logged in, on the workspace: the client and the page's CSRF token.
 async fn agent_session(loket: &support::Loket) -> (reqwest::Client, String) {
+    session_of(loket, "agent").await
+}
+
+/// The demo user `username` logged in, on the workspace: the client and the page's CSRF token.
+async fn session_of(loket: &support::Loket, username: &str) -> (reqwest::Client, String) {
     let client = support::client();
-    support::login(&client, &loket.base, "agent", loket.password("agent")).await;
+    support::login(&client, &loket.base, username, loket.password(username)).await;
     let page = client.get(format!("{}/workspace", loket.base)).send().await.expect("workspace");
     let csrf = support::csrf_of(&page.text().await.expect("page"));
     (client, csrf)
@@ -513,6 +518,52 @@ async fn a_caller_whose_case_cannot_be_written_still_reaches_an_agent() {
     until(&client, &base, "the call connected", |state| state["work"][0]["call"]["state"] == "connected").await;
     post(&client, &base, &format!("/workspace/items/{item}/call/hangup"), &csrf, &[]).await;
     support::finish_sipp("agent-phone.xml", phone).await;
+    support::finish_sipp("ivr-caller-until-bye.xml", caller).await;
+    loket.stop();
+}
+
+/// A blind transfer to another agent: the first agent, on a call, sends the caller to a colleague
+/// who is available (listed for the transfer); the first goes to wrap-up, the colleague is offered
+/// the same item with its case, accepts, and their own desk phone is bridged to the caller.
+#[tokio::test]
+async fn a_call_is_transferred_to_another_agent() {
+    let (loket, _flows) = support::start_with_ivr(true, "", &[("LOKET_SIP_DIGEST_ALGORITHMS", "MD5")]);
+    let base = loket.base.clone();
+    let first_phone = support::agent_phone(&loket);
+    let second_phone = support::phone_of(&loket, "agent2");
+    let (first, first_csrf) = agent_session(&loket).await;
+    post(&first, &base, "/workspace/presence", &first_csrf, &[("presence", "available")]).await;
+    until(&first, &base, "the agent available", |state| state["state"] == "available").await;
+    let caller = support::ivr_caller(&loket, "11285073003328#");
+    let offered = until(&first, &base, "an offer", |state| !state["offer"].is_null()).await;
+    let item = offered["offer"]["pop"]["item"].as_u64().expect("an item id");
+    let case = offered["offer"]["pop"]["case"]["id"].clone();
+    post(&first, &base, &format!("/workspace/items/{item}/accept"), &first_csrf, &[]).await;
+    until(&first, &base, "the call connected", |state| state["work"][0]["call"]["state"] == "connected").await;
+
+    // The colleague (who works the same queue) comes in during the call.
+    let (second, second_csrf) = session_of(&loket, "agent2").await;
+    post(&second, &base, "/workspace/presence", &second_csrf, &[("presence", "available")]).await;
+    let talking = until(&first, &base, "the colleague listed for a transfer", |state| {
+        state["transfer_agents"].as_array().is_some_and(|agents| agents.iter().any(|a| a["name"] == "Camille Dubois"))
+    })
+    .await;
+    let colleague = talking["transfer_agents"]
+        .as_array()
+        .and_then(|agents| agents.iter().find(|agent| agent["name"] == "Camille Dubois"))
+        .expect("listed");
+    let colleague = colleague["id"].to_string();
+
+    post(&first, &base, &format!("/workspace/items/{item}/transfer"), &first_csrf, &[("agent", &colleague)]).await;
+    until(&first, &base, "the first agent in wrap-up", |state| state["state"] == "after_work").await;
+    let offered = until(&second, &base, "the colleague's offer", |state| !state["offer"].is_null()).await;
+    assert_eq!(offered["offer"]["pop"]["item"], item, "the same item");
+    assert_eq!(offered["offer"]["pop"]["case"]["id"], case, "with its case");
+    post(&second, &base, &format!("/workspace/items/{item}/accept"), &second_csrf, &[]).await;
+    until(&second, &base, "the colleague connected", |state| state["work"][0]["call"]["state"] == "connected").await;
+    post(&second, &base, &format!("/workspace/items/{item}/call/hangup"), &second_csrf, &[]).await;
+    support::finish_sipp("agent-phone.xml", first_phone).await;
+    support::finish_sipp("agent-phone.xml", second_phone).await;
     support::finish_sipp("ivr-caller-until-bye.xml", caller).await;
     loket.stop();
 }

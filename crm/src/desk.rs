@@ -65,6 +65,16 @@ impl Coaching {
     }
 }
 
+/// Where a blind transfer sends the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferTarget {
+    /// To wait in this queue, for whoever the router offers them to.
+    Queue(QueueId),
+    /// To this agent: the item is offered to them, and waits in its queue meanwhile (and stays
+    /// there should they not be able to take it).
+    Agent(AgentId),
+}
+
 /// Why the browser's softphone could not connect.
 #[derive(Debug, thiserror::Error)]
 #[error("the softphone cannot connect: {0}")]
@@ -97,9 +107,9 @@ pub trait Desk: Send + Sync + 'static {
     fn connect(&self, item: WorkItemId, agent: AgentId, username: &str) -> Result<(), CallError>;
     /// Ends the call of the voice item `item`.
     fn hang_up(&self, item: WorkItemId) -> Result<(), CallError>;
-    /// Sends the caller of `item` back to wait in `queue` (a blind transfer): the agent's phone
+    /// Sends the caller of `item` to `to` (a blind transfer): the agent's phone
     /// is hung up and the agent goes to wrap-up.
-    fn transfer(&self, item: WorkItemId, queue: QueueId) -> Result<(), CallError>;
+    fn transfer(&self, item: WorkItemId, to: TransferTarget) -> Result<(), CallError>;
     /// Puts the caller of `item` on hold (`true`: music, and the agent no longer hears them) or
     /// takes them off it.
     fn hold(&self, item: WorkItemId, on: bool) -> Result<(), CallError>;

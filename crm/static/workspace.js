@@ -114,17 +114,18 @@ function render(state) {
     const heading = element("h3", text(`channel-${held.pop.channel}`));
     if (held.call) heading.append(" · ", element("span", text(`call-${held.call.state}`), "call-state"));
     card.append(heading, renderPop(held.pop));
-    const state = held.call ? held.call.state : null;
-    if (state === "connected") card.append(callButton(held.pop.item, "hold", "hold", "p"));
-    if (state === "connected" || state === "held") {
+    const callState = held.call ? held.call.state : null;
+    if (callState === "connected") card.append(callButton(held.pop.item, "hold", "hold", "p"));
+    if (callState === "connected" || callState === "held") {
       const transfer = document.getElementById("transfer-template").cloneNode(true);
       transfer.removeAttribute("id");
       transfer.hidden = false;
       transfer.action = `/workspace/items/${held.pop.item}/transfer`;
       card.append(transfer);
+      if (state.transfer_agents.length) card.append(agentTransfer(held.pop.item, state.transfer_agents));
     }
-    if (state === "held") card.append(callButton(held.pop.item, "resume", "resume", "p"));
-    if (state && state !== "ended") card.append(callButton(held.pop.item, "hangup", "hang-up", "h"));
+    if (callState === "held") card.append(callButton(held.pop.item, "resume", "resume", "p"));
+    if (callState && callState !== "ended") card.append(callButton(held.pop.item, "hangup", "hang-up", "h"));
     work.append(card);
   }
   const lists = document.getElementById("queue-lists");
@@ -146,6 +147,30 @@ function render(state) {
     document.getElementById("wrap-up-pop").replaceChildren(renderPop(state.wrap_up));
     document.getElementById("wrap-up-form").action = `/workspace/items/${state.wrap_up.item}/wrap-up`;
   }
+}
+
+// A blind transfer to an agent who is available now.
+function agentTransfer(item, agents) {
+  const form = element("form", undefined, "inline call-transfer-agent");
+  form.method = "post";
+  form.action = `/workspace/items/${item}/transfer`;
+  const token = element("input");
+  token.type = "hidden";
+  token.name = "csrf";
+  token.value = csrf;
+  const label = element("label", `${text("transfer-to-agent")} `);
+  const select = element("select");
+  select.name = "agent";
+  for (const agent of agents) {
+    const option = element("option", agent.name);
+    option.value = agent.id;
+    select.append(option);
+  }
+  label.append(select);
+  const button = element("button", text("transfer"));
+  button.type = "submit";
+  form.append(token, label, button);
+  return form;
 }
 
 // A form with one button about an item, posted like the others: call controls and claims.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use loket_crm::desk::{CallError, CallState, Coaching, Desk, DeskFuture, SoftphoneError};
+use loket_crm::desk::{CallError, CallState, Coaching, Desk, DeskFuture, SoftphoneError, TransferTarget};
 use loket_routing::core::{Action, AgentRecord, Input, WorkItem};
 use loket_routing::engine::Router;
 use loket_routing::error::StoreError;
@@ -86,8 +86,8 @@ impl<S: QueueStore> Desk for RouterDesk<S> {
         self.voice.hang_up(item)
     }
 
-    fn transfer(&self, item: WorkItemId, queue: QueueId) -> Result<(), CallError> {
-        self.voice.transfer(item, queue)
+    fn transfer(&self, item: WorkItemId, to: TransferTarget) -> Result<(), CallError> {
+        self.voice.transfer(item, to)
     }
 
     fn hold(&self, item: WorkItemId, on: bool) -> Result<(), CallError> {

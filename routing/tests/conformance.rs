@@ -312,6 +312,8 @@ async fn supervisor_reassigns_moves_and_boosts<S: QueueStore>(store: &S) {
     let actions = run(store, 16, Input::ItemReassigned { item: second, to: AgentId(8) }).await;
     assert!(actions.contains(&Action::WithdrawItem { item: second, agent: AgentId(7) }));
     assert_eq!(offers(&actions), vec![(second, AgentId(8))]);
+    let actions = run(store, 17, Input::ItemReassigned { item: second, to: AgentId(8) }).await;
+    assert!(actions.is_empty(), "offered to that agent already, nothing changes: {actions:?}");
     let actions = run(store, 17, Input::ItemReassigned { item: first, to: AgentId(7) }).await;
     assert_eq!(offers(&actions), vec![(first, AgentId(7))], "a supervisor may hand over across queues");
 }

@@ -252,11 +252,16 @@ pub fn check_sipp(dir: &TempDir, what: &str, run: std::io::Result<std::process::
 /// `LOKET_SIP_DIGEST_ALGORITHMS=MD5`, SIPp 3.6 knows no other), then answers one call on the same
 /// port with `agent-phone.xml`, echoing its audio, until loket hangs it up.
 pub fn agent_phone(loket: &Loket) -> (Child, TempDir) {
+    phone_of(loket, "agent")
+}
+
+/// The desk phone of the demo user `username`, as `agent_phone`.
+pub fn phone_of(loket: &Loket, username: &str) -> (Child, TempDir) {
     let port = std::net::UdpSocket::bind("127.0.0.1:0").and_then(|socket| socket.local_addr()).expect("a free port");
     let port = port.port().to_string();
     let register_dir = TempDir::new();
-    let password = loket.sip_password("agent");
-    let register = ["-s", "agent", "-au", "agent", "-ap", password, "-key", "domain", "loket.invalid"];
+    let password = loket.sip_password(username);
+    let register = ["-s", username, "-au", username, "-ap", password, "-key", "domain", "loket.invalid"];
     let run = sipp(&register_dir, "register-auth.xml", &register)
         .args(["-auth_uri", "loket.invalid", "-p", &port, &loket.sip_udp])
         .status();

@@ -370,6 +370,7 @@ workspace-resume = Resume
 workspace-call-held = on hold
 workspace-transfer = Transfer
 workspace-transfer-to = To the queue
+workspace-transfer-to-agent = To the agent
 workspace-ask-help = Ask for help
 workspace-help-asked = A supervisor has been asked to help.
 workspace-help-done = No longer needed

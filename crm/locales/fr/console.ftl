@@ -370,6 +370,7 @@ workspace-resume = Reprendre
 workspace-call-held = en attente
 workspace-transfer = Transférer
 workspace-transfer-to = Vers la file
+workspace-transfer-to-agent = Vers l'agent
 workspace-ask-help = Demander de l'aide
 workspace-help-asked = Un superviseur a été appelé à l'aide.
 workspace-help-done = Plus nécessaire

@@ -370,6 +370,7 @@ workspace-resume = Hervatten
 workspace-call-held = in wacht
 workspace-transfer = Doorverbinden
 workspace-transfer-to = Naar de wachtrij
+workspace-transfer-to-agent = Naar de medewerker
 workspace-ask-help = Hulp vragen
 workspace-help-asked = Een supervisor is om hulp gevraagd.
 workspace-help-done = Niet meer nodig

@@ -26,11 +26,11 @@ use super::session::CsrfForm;
 use super::templates::Layout;
 use super::{AppState, CurrentUser, WebError};
 use crate::auth::Permission;
-use crate::desk::{CallState, Desk};
+use crate::desk::{CallState, Desk, TransferTarget};
 use crate::records::cases::{self, CaseFilter, CaseId, CaseStatus};
 use crate::records::contacts::{self, ContactId};
 use crate::records::timeline::{self, NewEntry, Summary};
-use crate::records::{case_types, directory};
+use crate::records::{case_types, directory, users};
 use loket_be::PhoneNumber;
 
 /// Why the pop reads a citizen's data (the audit log's purpose).
@@ -99,6 +99,8 @@ struct DeskState {
     help: bool,
     /// The agent's browser softphone is connected: calls go to it rather than to a phone.
     softphone: bool,
+    /// During a call: the agents available to take it (a blind transfer).
+    transfer_agents: Vec<TransferAgent>,
     /// The queues the agent works, with their first waiting items, to claim from.
     queues: Vec<QueueList>,
 }
@@ -224,6 +226,7 @@ async fn state(State(state): State<AppState>, current: CurrentUser) -> Result<Js
             wrap_up: None,
             help: state.help_asked(agent).is_some(),
             softphone: desk.has_softphone(agent),
+            transfer_agents: Vec::new(),
             queues: Vec::new(),
         }));
     };
@@ -247,6 +250,8 @@ async fn state(State(state): State<AppState>, current: CurrentUser) -> Result<Js
             None => {}
         }
     }
+    let talking =
+        work.iter().any(|held| matches!(held.call, Some(CallState::Connected { .. } | CallState::Held { .. })));
     let shown = shown_state(&record);
     let wrap_up = match (shown, state.last_accepted(agent)) {
         ("after_work", Some(accepted)) => {
@@ -269,6 +274,10 @@ async fn state(State(state): State<AppState>, current: CurrentUser) -> Result<Js
         wrap_up,
         help: state.help_asked(agent).is_some(),
         softphone: desk.has_softphone(agent),
+        transfer_agents: match talking {
+            true => transfer_agents(&state, desk.as_ref(), agent).await?,
+            false => Vec::new(),
+        },
         queues: queue_lists(&state, desk.as_ref(), &record.profile.queues).await?,
     }))
 }
@@ -661,10 +670,15 @@ async fn link_contact(
 
 #[derive(Deserialize)]
 struct TransferForm {
+    #[serde(default)]
     queue: String,
+    /// Another agent's id, in place of a queue.
+    #[serde(default)]
+    agent: Option<i64>,
 }
 
-/// A blind transfer: the caller waits again, in `queue`; the agent goes to wrap-up.
+/// A blind transfer: the caller waits again, in `queue`, or is offered to another agent who is
+/// available now; the agent goes to wrap-up.
 async fn transfer(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -673,13 +687,48 @@ async fn transfer(
 ) -> Result<Redirect, WebError> {
     current.require(Permission::HandleWork)?;
     let desk = state.desk()?;
-    let item = holds(desk.as_ref(), agent_of(&current), item).await?;
-    let queues = directory::queues(&state.db).await?;
-    if !queues.iter().any(|queue| queue.code == form.queue) {
-        return Err(WebError::BadRequest("an unknown queue".into()));
-    }
-    desk.transfer(item, QueueId::new(&form.queue)).map_err(|error| WebError::BadRequest(error.to_string()))?;
+    let me = agent_of(&current);
+    let item = holds(desk.as_ref(), me, item).await?;
+    let to = match form.agent {
+        Some(target) => {
+            let available = transfer_agents(&state, desk.as_ref(), me).await?.iter().any(|agent| agent.id == target);
+            if !available {
+                return Err(WebError::BadRequest("that agent cannot take a call now".into()));
+            }
+            TransferTarget::Agent(AgentId(target))
+        }
+        None => {
+            let queues = directory::queues(&state.db).await?;
+            if !queues.iter().any(|queue| queue.code == form.queue) {
+                return Err(WebError::BadRequest("an unknown queue".into()));
+            }
+            TransferTarget::Queue(QueueId::new(&form.queue))
+        }
+    };
+    desk.transfer(item, to).map_err(|error| WebError::BadRequest(error.to_string()))?;
     Ok(Redirect::to("/workspace"))
+}
+
+#[derive(Serialize)]
+struct TransferAgent {
+    id: i64,
+    name: String,
+}
+
+/// The agents other than `me` who are available now: where a call can be transferred.
+async fn transfer_agents(state: &AppState, desk: &dyn Desk, me: AgentId) -> Result<Vec<TransferAgent>, WebError> {
+    let mut agents = Vec::new();
+    for user in users::list(&state.db).await? {
+        let id = AgentId(user.id.0);
+        if user.disabled || id == me {
+            continue;
+        }
+        let record = desk.agent(id).await.map_err(unavailable)?;
+        if record.is_some_and(|record| shown_state(&record) == "available") {
+            agents.push(TransferAgent { id: id.0, name: user.display_name });
+        }
+    }
+    Ok(agents)
 }
 
 /// The item, if the agent holds it (accepted).

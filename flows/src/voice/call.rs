@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use loket_crm::desk::CallState;
+use loket_crm::desk::{CallState, TransferTarget};
 use loket_ivr::{Action, End, Event, Outcome, Session as IvrSession, WaitAction, WaitEvent, Waiting};
 use loket_media::edge::{Codec, RemoteParams, Session, WebRtcLeg};
 use loket_routing::core::Input;
@@ -418,7 +418,7 @@ impl<W: WorkItems> Voice<W> {
                             }
                             _ => {
                                 tracing::info!(item = item.0, "the agent's softphone went; the caller waits again");
-                                transferred = Some(QueueId::new(queue));
+                                transferred = Some(TransferTarget::Queue(QueueId::new(queue)));
                                 let _ = line.media.resume().await;
                                 break;
                             }
@@ -442,14 +442,30 @@ impl<W: WorkItems> Voice<W> {
         agent_leg.release(line).await;
         if let Some(to) = transferred {
             self.set_state(item, agent, CallState::Ended);
-            let input = Input::ItemTransferred { agent, item, to: to.clone() };
-            if let Err(error) = self.parts.work.execute(input).await {
-                tracing::warn!(item = item.0, %error, "the router did not take a transfer");
-            }
-            return Talked::Transferred(to);
+            return Talked::Transferred(self.transferred(item, agent, queue, to).await);
         }
         self.finished(item, agent).await;
         Talked::Ended
+    }
+
+    /// The router takes a blind transfer: the agent goes to wrap-up and the caller waits in the
+    /// target queue, or in the call's queue with the item offered to the target agent. The queue
+    /// the caller now waits in.
+    async fn transferred(&self, item: WorkItemId, agent: AgentId, queue: &str, to: TransferTarget) -> QueueId {
+        let (waits_in, target) = match to {
+            TransferTarget::Queue(to) => (to, None),
+            TransferTarget::Agent(target) => (QueueId::new(queue), Some(target)),
+        };
+        let input = Input::ItemTransferred { agent, item, to: waits_in.clone() };
+        if let Err(error) = self.parts.work.execute(input).await {
+            tracing::warn!(item = item.0, %error, "the router did not take a transfer");
+        }
+        if let Some(target) = target
+            && let Err(error) = self.parts.work.execute(Input::ItemReassigned { item, to: target }).await
+        {
+            tracing::info!(item = item.0, %error, "the agent cannot take a transfer; the caller waits in the queue");
+        }
+        waits_in
     }
 
     /// Records the caller's leg: what they say, and what they hear (the agent, or the music).

@@ -4,10 +4,10 @@
 
 use std::time::Instant;
 
-use loket_crm::desk::Coaching;
+use loket_crm::desk::{Coaching, TransferTarget};
 use loket_media::edge::{PlayOptions, Session, SessionEvent};
 use loket_media::playback::Prompt;
-use loket_routing::model::{AgentId, QueueId};
+use loket_routing::model::AgentId;
 use loket_sip::call::LegId;
 use loket_sip::service::CallCommand;
 use tokio::sync::mpsc;
@@ -28,8 +28,8 @@ pub(super) enum Signal {
     HangUp,
     /// The console: the agent puts the caller on hold (`true`) or takes them off it.
     Hold(bool),
-    /// The console: the agent sends the caller back to wait in this queue.
-    Transfer(QueueId),
+    /// The console: the agent sends the caller to a queue or another agent.
+    Transfer(TransferTarget),
     /// The board: a supervisor coaches the call in this mode, or leaves it (`None`).
     Coach {
         supervisor: AgentId,

@@ -24,11 +24,11 @@ use std::time::Duration;
 
 use loket_crm::clock::Clock;
 use loket_crm::db::Db;
-use loket_crm::desk::{CallError, CallState, Coaching};
+use loket_crm::desk::{CallError, CallState, Coaching, TransferTarget};
 use loket_crm::register::NationalRegister;
 use loket_ivr::Ivr;
 use loket_media::edge::{MediaEngine, WebRtcError, WebRtcLeg};
-use loket_routing::model::{AgentId, QueueId, WorkItemId};
+use loket_routing::model::{AgentId, WorkItemId};
 use loket_sip::call::LegId;
 use loket_sip::service::CallEvent;
 use loket_sip::service::application::ApplicationEnds;
@@ -138,8 +138,8 @@ impl<W: WorkItems> Voice<W> {
         self.signal(item, Signal::HangUp)
     }
 
-    pub fn transfer(&self, item: WorkItemId, queue: QueueId) -> Result<(), CallError> {
-        self.signal(item, Signal::Transfer(queue))
+    pub fn transfer(&self, item: WorkItemId, to: TransferTarget) -> Result<(), CallError> {
+        self.signal(item, Signal::Transfer(to))
     }
 
     pub fn hold(&self, item: WorkItemId, on: bool) -> Result<(), CallError> {

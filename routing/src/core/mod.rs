@@ -613,6 +613,8 @@ impl RouterCore {
     fn item_reassigned(&mut self, now: Timestamp, item: WorkItemId, to: AgentId) -> Result<(), RoutingError> {
         let work_item = self.items.get(&item).ok_or(RoutingError::UnknownItem(item))?;
         let previous = match work_item.state {
+            // Offered to that agent already (the router got there first): nothing to do.
+            ItemState::Offered { agent, .. } if agent == to => return Ok(()),
             ItemState::Waiting => None,
             ItemState::Offered { agent, .. } | ItemState::Assigned { agent } => Some(agent),
         };
