@@ -330,8 +330,8 @@ async fn the_supervisors_board_shows_queues_and_agents_live() {
     let refused = form(format!("/board/items/{item}/move"), ("queue", "no-such-queue")).await.expect("move");
     assert_eq!(refused.status(), 400, "an unknown queue is refused");
 
-    let (client, csrf) = agent_session(&loket).await;
-    post(&client, &base, "/workspace/presence", &csrf, &[("presence", "available")]).await;
+    let (client, agent_csrf) = agent_session(&loket).await;
+    post(&client, &base, "/workspace/presence", &agent_csrf, &[("presence", "available")]).await;
     let deadline = Instant::now() + support::DEADLINE;
     loop {
         let state = board(&supervisor).await;
@@ -342,6 +342,38 @@ async fn the_supervisors_board_shows_queues_and_agents_live() {
         assert!(Instant::now() < deadline, "the offer on the board within the deadline: {state:#}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // A colleague comes in (nothing waits for her); the supervisor hands her the item, then sets
+    // Jonas away for a break.
+    let (colleague, colleague_csrf) = session_of(&loket, "agent2").await;
+    post(&colleague, &base, "/workspace/presence", &colleague_csrf, &[("presence", "available")]).await;
+    let ids = board(&supervisor).await;
+    let id_of = |name: &str| {
+        ids["agents"].as_array().and_then(|agents| agents.iter().find(|agent| agent["name"] == name)).expect(name)["id"]
+            .to_string()
+    };
+    let (jonas, camille, nadia) = (id_of("Jonas Peeters"), id_of("Camille Dubois"), id_of("Nadia El Amrani"));
+    let assign = |agent: String| {
+        supervisor
+            .post(format!("{base}/board/items/{item}/assign"))
+            .form(&[("csrf", csrf.as_str()), ("agent", agent.as_str())])
+            .send()
+    };
+    assert_eq!(assign(camille).await.expect("assign").status(), 200);
+    let handed = until(&colleague, &base, "the item offered to the colleague", |state| !state["offer"].is_null()).await;
+    assert_eq!(handed["offer"]["pop"]["item"], item);
+    assert_eq!(workspace(&client, &base).await["state"], "available", "Jonas's offer was withdrawn");
+    assert_eq!(assign(nadia).await.expect("assign").status(), 400, "an agent who is not logged in takes nothing");
+    let away = supervisor
+        .post(format!("{base}/board/agents/{jonas}/presence"))
+        .form(&[("csrf", csrf.as_str()), ("presence", "away"), ("reason", "break")])
+        .send()
+        .await
+        .expect("away");
+    assert_eq!(away.status(), 200);
+    let state = until(&client, &base, "Jonas away", |state| state["state"] == "away").await;
+    assert_eq!(state["away_reason"], "break");
+
     let status = client.get(format!("{base}/api/board")).send().await.expect("board").status();
     assert_eq!(status, 403, "agents do not see the board");
     loket.stop();

@@ -37,6 +37,10 @@ function render(board) {
       if (agent.call && board.softphone) {
         tr.children[4].append(" ", form("coach-template", `/board/items/${agent.call.item}/coach`, () => {}));
       }
+      // Only an agent who logged in to the workspace has a presence to set.
+      const cell = document.createElement("td");
+      if (agent.state !== "offline") cell.append(form("presence-template", `/board/agents/${agent.id}/presence`, () => {}));
+      tr.append(cell);
       return tr;
     }),
   );
@@ -73,6 +77,20 @@ function renderItems(board) {
       const cell = document.createElement("td");
       cell.append(move);
       tr.append(cell);
+      const available = board.agents.filter((agent) => agent.state === "available");
+      const assignCell = document.createElement("td");
+      if (available.length) {
+        assignCell.append(form("assign-template", `/board/items/${item.item}/assign`, (copy) => {
+          const select = copy.querySelector("select");
+          for (const agent of available) {
+            const option = document.createElement("option");
+            option.value = agent.id;
+            option.textContent = agent.name;
+            select.append(option);
+          }
+        }));
+      }
+      tr.append(assignCell);
       rows.push(tr);
     }
   }

@@ -168,6 +168,14 @@ async fn every_route_admits_exactly_its_roles() {
         check("POST", "/board/items/1/move", Allowed::Only(&[Role::Supervisor]), &[("queue", "population-fr-l1")], 503),
         check("POST", "/board/items/1/priority", Allowed::Only(&[Role::Supervisor]), &[("priority", "2")], 503),
         check("POST", "/board/items/1/coach", Allowed::Only(&[Role::Supervisor]), &[("mode", "listen")], 503),
+        check("POST", "/board/items/1/assign", Allowed::Only(&[Role::Supervisor]), &[("agent", "2")], 503),
+        check(
+            "POST",
+            "/board/agents/2/presence",
+            Allowed::Only(&[Role::Supervisor]),
+            &[("presence", "away"), ("reason", "break")],
+            503,
+        ),
         check("GET", "/cases?status=new", case_workers, &[], 200),
         check("GET", "/cases/new", case_workers, &[], 200),
         check(

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::session::CsrfForm;
 use super::templates::Layout;
-use super::workspace::{Listed, agent_of, follow, listed, same_origin, shown_state};
+use super::workspace::{Listed, PresenceForm, agent_of, follow, listed, same_origin, shown_state};
 use super::{AppState, CurrentUser, WebError};
 use crate::auth::Permission;
 use crate::desk::{CallError, CallState, Coaching};
@@ -41,6 +41,8 @@ pub fn routes() -> Router<AppState> {
         .route("/board/items/{item}/priority", post(set_priority))
         .route("/board/agents/{agent}/helped", post(helped))
         .route("/board/items/{item}/coach", post(coach))
+        .route("/board/items/{item}/assign", post(assign))
+        .route("/board/agents/{agent}/presence", post(set_presence))
 }
 
 async fn page(State(state): State<AppState>, current: CurrentUser) -> Result<Html<String>, WebError> {
@@ -52,7 +54,8 @@ async fn page(State(state): State<AppState>, current: CurrentUser) -> Result<Htm
         .into_iter()
         .map(|queue| (queue.names.get(language).to_owned(), queue.code))
         .collect();
-    Ok(Html(state.templates.render("board.html", &layout, context! { queues })?))
+    let away_reasons = &state.config.away_reasons;
+    Ok(Html(state.templates.render("board.html", &layout, context! { queues, away_reasons })?))
 }
 
 #[derive(Serialize)]
@@ -309,5 +312,45 @@ async fn coach(
         timeline::append(&mut tx, &entry, now).await?;
     }
     tx.commit().await?;
+    Ok(Redirect::to("/board"))
+}
+
+#[derive(Deserialize)]
+struct AssignForm {
+    agent: i64,
+}
+
+/// Hands a waiting or offered item to an agent who can take it now: it is offered to them.
+async fn assign(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(item): Path<u64>,
+    CsrfForm { form, .. }: CsrfForm<AssignForm>,
+) -> Result<Redirect, WebError> {
+    current.require(Permission::Supervise)?;
+    let desk = state.desk()?;
+    let input = Input::ItemReassigned { item: WorkItemId(item), to: AgentId(form.agent) };
+    desk.execute(input)
+        .await
+        .map_err(|error| WebError::BadRequest(format!("the item cannot go to that agent: {error}")))?;
+    Ok(Redirect::to("/board"))
+}
+
+/// Sets a logged-in agent's presence, as the agent would in the workspace.
+async fn set_presence(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(agent): Path<i64>,
+    CsrfForm { form, .. }: CsrfForm<PresenceForm>,
+) -> Result<Redirect, WebError> {
+    current.require(Permission::Supervise)?;
+    let desk = state.desk()?;
+    let presence = form.presence(&state)?;
+    let agent = AgentId(agent);
+    if desk.agent(agent).await.map_err(|error| WebError::Unavailable(error.to_string()))?.is_none() {
+        return Err(WebError::BadRequest("that agent has not logged in to the workspace".into()));
+    }
+    let input = Input::PresenceChanged { agent, presence };
+    desk.execute(input).await.map_err(|error| WebError::BadRequest(format!("the presence cannot change: {error}")))?;
     Ok(Redirect::to("/board"))
 }

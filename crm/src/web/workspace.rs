@@ -490,10 +490,22 @@ async fn signal(desk: &dyn Desk, agent: AgentId, text: &str) -> Option<Signal> {
 }
 
 #[derive(Deserialize)]
-struct PresenceForm {
+pub(super) struct PresenceForm {
     presence: String,
     #[serde(default)]
     reason: String,
+}
+
+impl PresenceForm {
+    /// The presence asked for; away needs one of the configured reasons.
+    pub(super) fn presence(self, state: &AppState) -> Result<Presence, WebError> {
+        match self.presence.as_str() {
+            "available" => Ok(Presence::Available),
+            "offline" => Ok(Presence::Offline),
+            "away" if state.config.away_reasons.contains(&self.reason) => Ok(Presence::Away { reason: self.reason }),
+            _ => Err(WebError::BadRequest("an unknown presence or away reason".into())),
+        }
+    }
 }
 
 async fn presence(
@@ -503,12 +515,7 @@ async fn presence(
 ) -> Result<Redirect, WebError> {
     current.require(Permission::HandleWork)?;
     let desk = state.desk()?;
-    let presence = match form.presence.as_str() {
-        "available" => Presence::Available,
-        "offline" => Presence::Offline,
-        "away" if state.config.away_reasons.contains(&form.reason) => Presence::Away { reason: form.reason },
-        _ => return Err(WebError::BadRequest("an unknown presence or away reason".into())),
-    };
+    let presence = form.presence(&state)?;
     let agent = agent_of(&current);
     let known = desk.agent(agent).await.map_err(unavailable)?.is_some();
     let input = if known {
