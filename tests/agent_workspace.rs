@@ -374,6 +374,27 @@ async fn the_supervisors_board_shows_queues_and_agents_live() {
     let state = until(&client, &base, "Jonas away", |state| state["state"] == "away").await;
     assert_eq!(state["away_reason"], "break");
 
+    // Jonas's queues and skills change live: the router's profile of him has the taxes queue.
+    let page = supervisor.get(format!("{base}/board/agents/{jonas}")).send().await.expect("page");
+    assert!(page.text().await.expect("page").contains("Jonas Peeters"));
+    let routing = |fields: &[(&str, &str)]| {
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        supervisor.post(format!("{base}/board/agents/{jonas}/routing")).form(&form).send()
+    };
+    let fields = [("queue", "population-nl-l1"), ("queue", "taxes-nl-l1"), ("skill:nl", "5"), ("skill:taxes", "3")];
+    assert_eq!(routing(&fields).await.expect("routing").status(), 200);
+    let state = workspace(&client, &base).await;
+    let queues: Vec<&str> =
+        state["queues"].as_array().expect("queues").iter().filter_map(|q| q["code"].as_str()).collect();
+    assert_eq!(queues, ["population-nl-l1", "taxes-nl-l1"], "the router has the new queues at once");
+    let refused = routing(&[("queue", "no-such-queue")]).await.expect("routing");
+    assert_eq!(refused.status(), 400, "an unknown queue is refused");
+    let refused = routing(&[("skill:nl", "11")]).await.expect("routing");
+    assert_eq!(refused.status(), 400, "a level above 10 is refused");
+    let state = workspace(&client, &base).await;
+    assert_eq!(state["queues"].as_array().map(Vec::len), Some(2), "nothing changed: {state:#}");
+
     let status = client.get(format!("{base}/api/board")).send().await.expect("board").status();
     assert_eq!(status, 403, "agents do not see the board");
     loket.stop();

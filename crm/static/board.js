@@ -30,8 +30,12 @@ function render(board) {
     ...board.agents.map((agent) => {
       const state = text(`state-${agent.state}`) + (agent.away_reason ? ` (${agent.away_reason})` : "");
       const asking = agent.help_seconds === null ? "" : `${text("asks-help")} ${minutes(agent.help_seconds)}`;
-      const tr = row([agent.name, state, agent.items, asking, call(agent.call)],
+      const tr = row(["", state, agent.items, asking, call(agent.call)],
         agent.help_seconds === null ? `agent-${agent.state}` : "alert");
+      const name = document.createElement("a");
+      name.href = `/board/agents/${agent.id}`;
+      name.textContent = agent.name;
+      tr.children[0].append(name);
       if (agent.help_seconds !== null) tr.children[3].append(" ", form("helped-template", `/board/agents/${agent.id}/helped`, () => {}));
       // Coaching happens through the supervisor's own softphone.
       if (agent.call && board.softphone) {

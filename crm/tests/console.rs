@@ -169,6 +169,8 @@ async fn every_route_admits_exactly_its_roles() {
         check("POST", "/board/items/1/priority", Allowed::Only(&[Role::Supervisor]), &[("priority", "2")], 503),
         check("POST", "/board/items/1/coach", Allowed::Only(&[Role::Supervisor]), &[("mode", "listen")], 503),
         check("POST", "/board/items/1/assign", Allowed::Only(&[Role::Supervisor]), &[("agent", "2")], 503),
+        check("GET", "/board/agents/1", Allowed::Only(&[Role::Supervisor]), &[], 200),
+        check("POST", "/board/agents/1/routing", Allowed::Only(&[Role::Supervisor]), &[("skill:nl", "3")], 503),
         check(
             "POST",
             "/board/agents/2/presence",

@@ -179,3 +179,24 @@ db_test!(national_numbers_are_stored_as_digits_for_exact_lookup, async |db: Db| 
         .unwrap();
     assert_eq!(found.as_deref(), Some("Claes"));
 });
+
+db_test!(a_users_skills_and_queues_are_replaced_whole_or_not_at_all, async |db: Db| {
+    loket_crm::demo::seed(&db, T0, 2026).await.unwrap();
+    let agent: i64 =
+        sqlx::query_scalar("SELECT id FROM users WHERE username = 'agent'").fetch_one(db.pool()).await.unwrap();
+    let skills = vec![("fr".to_owned(), 4), ("taxes".to_owned(), 2)];
+    let queues = vec!["taxes-fr-l1".to_owned()];
+    let mut tx = db.pool().begin().await.unwrap();
+    directory::replace_user_routing(&mut tx, agent, &skills, &queues).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(directory::user_routing(&db, agent).await.unwrap(), (skills.clone(), queues.clone()));
+
+    // An unknown queue fails, and the transaction leaves the earlier routing as it was.
+    let mut tx = db.pool().begin().await.unwrap();
+    let failed = directory::replace_user_routing(&mut tx, agent, &[], &["no-such-queue".to_owned()]).await;
+    assert!(failed.is_err(), "an unknown queue is refused");
+    drop(tx);
+    assert_eq!(directory::user_routing(&db, agent).await.unwrap(), (skills, queues));
+    let codes: Vec<String> = directory::skills(&db).await.unwrap().into_iter().map(|(code, _)| code).collect();
+    assert!(codes.contains(&"taxes".to_owned()) && codes.contains(&"nl".to_owned()), "{codes:?}");
+});

@@ -141,6 +141,38 @@ pub async fn add_user_queue(conn: &mut AnyConnection, user_id: i64, queue: &str)
         .map(|_| ())
 }
 
+/// Replaces what a user works: their skills with levels, and their queues. Unknown skill or
+/// queue codes fail on the foreign keys, and the caller's transaction leaves nothing half done.
+pub async fn replace_user_routing(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    skills: &[(String, i64)],
+    queues: &[String],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM user_skills WHERE user_id = $1").bind(user_id).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM user_queues WHERE user_id = $1").bind(user_id).execute(&mut *conn).await?;
+    for (skill, level) in skills {
+        set_user_skill(conn, user_id, skill, *level).await?;
+    }
+    for queue in queues {
+        add_user_queue(conn, user_id, queue).await?;
+    }
+    Ok(())
+}
+
+/// Every skill, by code, with its names.
+pub async fn skills(db: &Db) -> Result<Vec<(String, Names)>, sqlx::Error> {
+    sqlx::query("SELECT code, name_nl, name_fr, name_en FROM skills ORDER BY kind, code")
+        .fetch_all(db.pool())
+        .await?
+        .iter()
+        .map(|row| {
+            let names = Names { nl: row.try_get("name_nl")?, fr: row.try_get("name_fr")?, en: row.try_get("name_en")? };
+            Ok((row.try_get("code")?, names))
+        })
+        .collect()
+}
+
 /// What the router needs to know of a user: skills with their levels, and the queues they work.
 pub async fn user_routing(db: &Db, user_id: i64) -> Result<(Vec<(String, i64)>, Vec<String>), sqlx::Error> {
     let skills = sqlx::query("SELECT skill_code, level FROM user_skills WHERE user_id = $1 ORDER BY skill_code")

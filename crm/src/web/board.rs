@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::session::CsrfForm;
 use super::templates::Layout;
-use super::workspace::{Listed, PresenceForm, agent_of, follow, listed, same_origin, shown_state};
+use super::workspace::{Listed, PresenceForm, agent_of, follow, listed, profile, same_origin, shown_state};
 use super::{AppState, CurrentUser, WebError};
 use crate::auth::Permission;
 use crate::desk::{CallError, CallState, Coaching};
@@ -43,6 +43,8 @@ pub fn routes() -> Router<AppState> {
         .route("/board/items/{item}/coach", post(coach))
         .route("/board/items/{item}/assign", post(assign))
         .route("/board/agents/{agent}/presence", post(set_presence))
+        .route("/board/agents/{agent}", get(agent_page))
+        .route("/board/agents/{agent}/routing", post(set_routing))
 }
 
 async fn page(State(state): State<AppState>, current: CurrentUser) -> Result<Html<String>, WebError> {
@@ -352,5 +354,99 @@ async fn set_presence(
     }
     let input = Input::PresenceChanged { agent, presence };
     desk.execute(input).await.map_err(|error| WebError::BadRequest(format!("the presence cannot change: {error}")))?;
+    Ok(Redirect::to("/board"))
+}
+
+/// The highest skill level; 0 means the agent does not have the skill.
+const MAX_LEVEL: i64 = 10;
+
+/// The queues and skills an agent works with, for the supervisor to change.
+async fn agent_page(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(agent): Path<i64>,
+) -> Result<Html<String>, WebError> {
+    current.require(Permission::Supervise)?;
+    let user = users::get(&state.db, users::UserId(agent)).await?.ok_or(WebError::NotFound)?;
+    let (skills, queues) = directory::user_routing(&state.db, agent).await?;
+    let language = current.language();
+    let all_queues: Vec<_> = directory::queues(&state.db)
+        .await?
+        .into_iter()
+        .map(|queue| {
+            let held = queues.contains(&queue.code);
+            context! { code => queue.code, name => queue.names.get(language), held }
+        })
+        .collect();
+    let all_skills: Vec<_> = directory::skills(&state.db)
+        .await?
+        .into_iter()
+        .map(|(code, names)| {
+            let level = skills.iter().find(|(held, _)| *held == code).map_or(0, |(_, level)| *level);
+            context! { name => names.get(language), code, level }
+        })
+        .collect();
+    let layout = Layout::for_user(&current, "/board");
+    let agent = context! { id => agent, name => user.display_name };
+    let page = context! { agent, queues => all_queues, skills => all_skills };
+    Ok(Html(state.templates.render("board_agent.html", &layout, page)?))
+}
+
+/// Saves an agent's queues and skills in one transaction, audited, and hands the new profile to
+/// the router at once when the agent is logged in: work is routed by it from the next decision.
+async fn set_routing(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(agent): Path<i64>,
+    CsrfForm { form, .. }: CsrfForm<Vec<(String, String)>>,
+) -> Result<Redirect, WebError> {
+    current.require(Permission::Supervise)?;
+    users::get(&state.db, users::UserId(agent)).await?.ok_or(WebError::NotFound)?;
+    let mut queues = Vec::new();
+    let mut skills = Vec::new();
+    for (name, value) in form {
+        if name == "queue" {
+            queues.push(value);
+        } else if let Some(skill) = name.strip_prefix("skill:") {
+            let level = match value.trim() {
+                "" => 0,
+                level => {
+                    level.parse::<i64>().ok().filter(|level| (0..=MAX_LEVEL).contains(level)).ok_or_else(|| {
+                        WebError::BadRequest(format!(
+                            "the level of {skill} must be a whole number from 0 to {MAX_LEVEL}"
+                        ))
+                    })?
+                }
+            };
+            if level > 0 {
+                skills.push((skill.to_owned(), level));
+            }
+        }
+    }
+    let mut tx = state.db.pool().begin().await?;
+    directory::replace_user_routing(&mut tx, agent, &skills, &queues)
+        .await
+        .map_err(|_| WebError::BadRequest("an unknown queue or skill".into()))?;
+    let detail = format!(
+        "queues: {}; skills: {}",
+        queues.join(", "),
+        skills.iter().map(|(skill, level)| format!("{skill} {level}")).collect::<Vec<_>>().join(", ")
+    );
+    let entry = AuditEntry {
+        actor: current.actor(),
+        action: "agent.routing.changed",
+        subject_type: "user",
+        subject_id: Some(agent.to_string()),
+        purpose: None,
+        detail: Some(detail),
+    };
+    audit::record(&mut *tx, &entry, state.clock.now()).await?;
+    tx.commit().await?;
+    let desk = state.desk()?;
+    let agent = AgentId(agent);
+    if desk.agent(agent).await.map_err(|error| WebError::Unavailable(error.to_string()))?.is_some() {
+        let input = Input::ProfileChanged { profile: profile(&state, agent).await? };
+        desk.execute(input).await.map_err(|error| WebError::Unavailable(error.to_string()))?;
+    }
     Ok(Redirect::to("/board"))
 }

@@ -53,6 +53,7 @@ impl Templates {
         template!(env, "workspace.html");
         template!(env, "softphone.html");
         template!(env, "board.html");
+        template!(env, "board_agent.html");
         template!(env, "admin/users.html");
         template!(env, "admin/user_new.html");
         template!(env, "admin/user_edit.html");

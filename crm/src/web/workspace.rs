@@ -529,7 +529,7 @@ async fn presence(
 
 /// The router's view of the agent: skills and queues from the directory, one item at a time,
 /// and the configured wrap-up time after calls.
-async fn profile(state: &AppState, agent: AgentId) -> Result<AgentProfile, WebError> {
+pub(super) async fn profile(state: &AppState, agent: AgentId) -> Result<AgentProfile, WebError> {
     let (skills, queues) = directory::user_routing(&state.db, agent.0).await?;
     let mut profile = AgentProfile::new(agent);
     profile.skills = skills
