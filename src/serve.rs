@@ -211,6 +211,7 @@ async fn start_work(config: &Config, parts: WorkParts) -> anyhow::Result<Work> {
 
 async fn spawn_work<S: QueueStore>(config: &Config, parts: WorkParts, store: S) -> anyhow::Result<Work> {
     let queues = loket_crm::records::directory::queues(&parts.db).await.context("reading the queues")?;
+    let mut targets = std::collections::HashMap::new();
     for queue in &queues {
         let mut routing = QueueConfig::new(QueueId::new(&queue.code));
         routing.default_skills = queue
@@ -221,6 +222,7 @@ async fn spawn_work<S: QueueStore>(config: &Config, parts: WorkParts, store: S) 
                 min_level: u8::try_from(*level).unwrap_or(u8::MAX),
             })
             .collect();
+        targets.insert(routing.id.clone(), routing.service_level.clone());
         store.configure_queue(routing).await.with_context(|| format!("configuring the queue {}", queue.code))?;
     }
     let router = Arc::new(Router::start(Arc::new(store), EngineOptions::default()));
@@ -238,9 +240,9 @@ async fn spawn_work<S: QueueStore>(config: &Config, parts: WorkParts, store: S) 
         documents: parts.documents,
     }));
     let mail = parts.mail.map(|processor| MailIntake::start(processor, Arc::clone(&router)).0);
-    let (desk, forwarder) = RouterDesk::start(router, Arc::clone(&voice));
-    let calls = tokio::spawn(voice.run(parts.ends));
-    Ok(Work { desk: Arc::new(desk), tasks: vec![calls, forwarder], mail })
+    let (desk, mut tasks) = RouterDesk::start(router, Arc::clone(&voice), targets);
+    tasks.push(tokio::spawn(voice.run(parts.ends)));
+    Ok(Work { desk: Arc::new(desk), tasks, mail })
 }
 
 /// Binds the SIP sockets, prints where, and serves them in a task of their own.

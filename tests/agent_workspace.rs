@@ -364,6 +364,25 @@ async fn the_supervisors_board_shows_queues_and_agents_live() {
     assert_eq!(handed["offer"]["pop"]["item"], item);
     assert_eq!(workspace(&client, &base).await["state"], "available", "Jonas's offer was withdrawn");
     assert_eq!(assign(nadia).await.expect("assign").status(), 400, "an agent who is not logged in takes nothing");
+
+    // She takes it: the queue's figures of today count it, by the queue's formula.
+    post(&colleague, &base, &format!("/workspace/items/{item}/accept"), &colleague_csrf, &[]).await;
+    let deadline = Instant::now() + support::DEADLINE;
+    let figures = loop {
+        let state = board(&supervisor).await;
+        let figures = queue(&state).expect("the queue");
+        if figures["answered_today"] == 1 {
+            break figures;
+        }
+        assert!(Instant::now() < deadline, "the answer in today's figures within the deadline: {figures:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(figures["service_level"], 100.0, "answered within 20 s: {figures:#}");
+    assert_eq!(
+        (&figures["service_level_formula"], &figures["service_level_seconds"]),
+        (&"answered_within".into(), &20.into())
+    );
+    assert_eq!(figures["abandoned_today"], 0);
     let away = supervisor
         .post(format!("{base}/board/agents/{jonas}/presence"))
         .form(&[("csrf", csrf.as_str()), ("presence", "away"), ("reason", "break")])

@@ -8,7 +8,8 @@ use std::pin::Pin;
 
 use loket_routing::core::{Action, AgentRecord, Input, WorkItem};
 use loket_routing::error::StoreError;
-use loket_routing::model::{AgentId, QueueId, WorkItemId};
+use loket_routing::event::RoutingEvent;
+use loket_routing::model::{AgentId, QueueId, ServiceLevelTarget, WorkItemId};
 use tokio::sync::broadcast;
 
 pub type DeskFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -125,4 +126,8 @@ pub trait Desk: Send + Sync + 'static {
     fn coach(&self, item: WorkItemId, supervisor: AgentId, mode: Option<Coaching>) -> Result<(), CallError>;
     /// Who coaches the call of `item`, and how.
     fn coaching(&self, item: WorkItemId) -> Option<(AgentId, Coaching)>;
+    /// The router's events of today (Brussels), for the board's figures (`loket_routing::kpi`).
+    fn today(&self) -> Vec<RoutingEvent>;
+    /// The service-level target the router has for `queue`.
+    fn service_level_target(&self, queue: &QueueId) -> Option<ServiceLevelTarget>;
 }

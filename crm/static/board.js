@@ -23,9 +23,13 @@ function minutes(seconds) {
 function render(board) {
   document.getElementById("queue-rows").replaceChildren(
     ...board.queues.map((queue) =>
-      row([queue.name, queue.waiting, queue.waiting ? minutes(queue.longest_wait_seconds) : "–", queue.available],
-        queue.waiting && !queue.available ? "alert" : "")),
+      row([queue.name, queue.waiting, queue.waiting ? minutes(queue.longest_wait_seconds) : "–", queue.available,
+        serviceLevel(queue)], queue.waiting && !queue.available ? "alert" : "")),
   );
+  // The formulas the figures use, each once, so that nobody has to guess what a percentage counts.
+  const formulas = new Set(board.queues.map((queue) =>
+    `${text(`sl-${queue.service_level_formula}`)} (${queue.service_level_seconds} s)`));
+  document.getElementById("sl-formulas").textContent = `${text("sl-is")} ${[...formulas].join("; ")}`;
   document.getElementById("agent-rows").replaceChildren(
     ...board.agents.map((agent) => {
       const state = text(`state-${agent.state}`) + (agent.away_reason ? ` (${agent.away_reason})` : "");
@@ -49,6 +53,12 @@ function render(board) {
     }),
   );
   renderItems(board);
+}
+
+// Today's service level with what it counts.
+function serviceLevel(queue) {
+  const counts = `${queue.answered_today} ${text("answered")}, ${queue.abandoned_today} ${text("abandoned")}`;
+  return queue.service_level === null ? `– (${counts})` : `${Math.round(queue.service_level)} % (${counts})`;
 }
 
 // A call in progress: its state, and who coaches it how.

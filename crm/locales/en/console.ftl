@@ -430,6 +430,14 @@ board-move-to = Move to the queue
 board-help = Help
 board-asks-help = asks for help since
 board-helped = Helped
+board-sl = Service level today
+board-sl-is = Service level =
+board-sl-answered_within = answered within the threshold ÷ answered
+board-sl-answered_or_abandoned_within = (answered + abandoned within the threshold) ÷ (answered + abandoned)
+board-sl-removed_within = (answered + abandoned + moved within the threshold) ÷ all who queued
+board-sl-genesys = answered within the threshold ÷ (answered + abandoned + moved), as Genesys counts
+board-answered = answered
+board-abandoned = abandoned
 board-routing-title = Queues and skills of { $name }
 board-routing-live = Changes apply at once: the router offers work by them from its next decision.
 board-routing-queues = Queues

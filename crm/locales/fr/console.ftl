@@ -430,6 +430,14 @@ board-move-to = Déplacer vers la file
 board-help = Aide
 board-asks-help = demande de l'aide depuis
 board-helped = Aidé
+board-sl = Niveau de service aujourd'hui
+board-sl-is = Niveau de service =
+board-sl-answered_within = répondus dans le seuil ÷ répondus
+board-sl-answered_or_abandoned_within = (répondus + abandonnés dans le seuil) ÷ (répondus + abandonnés)
+board-sl-removed_within = (répondus + abandonnés + déplacés dans le seuil) ÷ tous les appels en file
+board-sl-genesys = répondus dans le seuil ÷ (répondus + abandonnés + déplacés), comme Genesys les compte
+board-answered = répondus
+board-abandoned = abandonnés
 board-routing-title = Files et compétences de { $name }
 board-routing-live = Les changements s'appliquent tout de suite : le routeur attribue le travail selon eux dès sa prochaine décision.
 board-routing-queues = Files d'attente

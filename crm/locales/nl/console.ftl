@@ -430,6 +430,14 @@ board-move-to = Verplaatsen naar de wachtrij
 board-help = Hulp
 board-asks-help = vraagt hulp sinds
 board-helped = Geholpen
+board-sl = Servicegraad vandaag
+board-sl-is = Servicegraad =
+board-sl-answered_within = beantwoord binnen de drempel ÷ beantwoord
+board-sl-answered_or_abandoned_within = (beantwoord + opgehangen binnen de drempel) ÷ (beantwoord + opgehangen)
+board-sl-removed_within = (beantwoord + opgehangen + verplaatst binnen de drempel) ÷ alle wachtenden
+board-sl-genesys = beantwoord binnen de drempel ÷ (beantwoord + opgehangen + verplaatst), zoals Genesys telt
+board-answered = beantwoord
+board-abandoned = opgehangen
 board-routing-title = Wachtrijen en vaardigheden van { $name }
 board-routing-live = Wijzigingen gelden meteen: de router biedt werk aan volgens deze gegevens vanaf zijn volgende beslissing.
 board-routing-queues = Wachtrijen

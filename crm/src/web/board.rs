@@ -13,7 +13,8 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use loket_routing::core::Input;
-use loket_routing::model::{AgentId, Presence, QueueId, Timestamp, WorkItemId};
+use loket_routing::kpi::{self, Scope, SegmentOutcome};
+use loket_routing::model::{AgentId, Presence, QueueConfig, QueueId, ServiceLevelFormula, Timestamp, WorkItemId};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
@@ -78,6 +79,14 @@ struct QueueRow {
     available: usize,
     /// The first waiting items, best first.
     items: Vec<Listed>,
+    /// Today's service level in percent under the queue's formula (`loket_routing::kpi`, as the
+    /// reports); `None` while nothing counts yet.
+    service_level: Option<f64>,
+    /// What the service level counts: the formula and its threshold.
+    service_level_formula: &'static str,
+    service_level_seconds: u64,
+    answered_today: usize,
+    abandoned_today: usize,
 }
 
 #[derive(Serialize)]
@@ -165,13 +174,27 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
     }
     let now = Timestamp::now();
     let language = current.language();
+    let events = desk.today();
+    let segments = kpi::queue_segments(&events);
     let mut queues = Vec::new();
     for queue in directory::queues(&state.db).await? {
         let id = QueueId::new(&queue.code);
+        let target = desk.service_level_target(&id).unwrap_or_else(|| QueueConfig::new(id.clone()).service_level);
+        let outcomes = segments.iter().filter(|segment| segment.queue == id).map(|segment| segment.outcome);
+        let (answered_today, abandoned_today) = outcomes.fold((0, 0), |(answered, abandoned), outcome| match outcome {
+            SegmentOutcome::Answered { .. } => (answered + 1, abandoned),
+            SegmentOutcome::Abandoned { .. } => (answered, abandoned + 1),
+            _ => (answered, abandoned),
+        });
         let waiting = desk.waiting(&id, COUNTED).await.map_err(unavailable)?;
         let longest = waiting.iter().map(|item| now.since(item.queue_entered_at).as_secs()).max().unwrap_or(0);
         let items = listed(&state, desk.as_ref(), &id, LISTED).await?;
         queues.push(QueueRow {
+            service_level: kpi::service_level(&events, &Scope::queue(id.clone()), &target),
+            service_level_formula: formula_key(&target.formula),
+            service_level_seconds: target.threshold.as_secs(),
+            answered_today,
+            abandoned_today,
             items,
             name: queue.names.get(language).to_owned(),
             available: available_in.iter().filter(|other| **other == id).count(),
@@ -181,6 +204,16 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
         });
     }
     Ok(Json(Board { queues, agents, softphone: desk.has_softphone(agent_of(&current)) }))
+}
+
+/// The message key of a service-level formula (`board-sl-<key>`).
+fn formula_key(formula: &ServiceLevelFormula) -> &'static str {
+    match formula {
+        ServiceLevelFormula::AnsweredWithin => "answered_within",
+        ServiceLevelFormula::AnsweredOrAbandonedWithin => "answered_or_abandoned_within",
+        ServiceLevelFormula::RemovedFromQueueWithin => "removed_within",
+        ServiceLevelFormula::Genesys { .. } => "genesys",
+    }
 }
 
 fn help_since(state: &AppState, agent: AgentId) -> Option<u64> {

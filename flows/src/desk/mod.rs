@@ -1,28 +1,49 @@
 //! The console's desk (`loket_crm::desk::Desk`) over the router and the voice flows: what an
 //! agent does in the workspace goes to the router, and to the call when the work is a call.
 
-use std::sync::Arc;
+mod today;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use loket_crm::desk::{CallError, CallState, Coaching, Desk, DeskFuture, SoftphoneError, TransferTarget};
 use loket_routing::core::{Action, AgentRecord, Input, WorkItem};
 use loket_routing::engine::Router;
 use loket_routing::error::StoreError;
-use loket_routing::model::{AgentId, QueueId, WorkItemId};
-use loket_routing::store::QueueStore;
+use loket_routing::event::RoutingEvent;
+use loket_routing::model::{AgentId, QueueId, ServiceLevelTarget, Timestamp, WorkItemId};
+use loket_routing::store::{EventCursor, QueueStore};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use crate::voice::Voice;
+use today::Today;
+
+/// How often the desk reads the router's event log for today's figures.
+const FOLLOW_EVERY: Duration = Duration::from_secs(1);
+/// Events read from the log at a time.
+const READ_BATCH: usize = 1_000;
 
 pub struct RouterDesk<S: QueueStore> {
     router: Arc<Router<S>>,
     voice: Arc<Voice<Router<S>>>,
     changes: broadcast::Sender<AgentId>,
+    /// Each queue's service-level target, as the router was configured.
+    targets: HashMap<QueueId, ServiceLevelTarget>,
+    today: Arc<Mutex<Today>>,
 }
 
 impl<S: QueueStore> RouterDesk<S> {
-    /// The desk, and the task that tells it which agents the router's decisions concern.
-    pub fn start(router: Arc<Router<S>>, voice: Arc<Voice<Router<S>>>) -> (RouterDesk<S>, JoinHandle<()>) {
+    /// The desk, and its tasks: one tells it which agents the router's decisions concern, one
+    /// follows the event log for today's figures.
+    pub fn start(
+        router: Arc<Router<S>>,
+        voice: Arc<Voice<Router<S>>>,
+        targets: HashMap<QueueId, ServiceLevelTarget>,
+    ) -> (RouterDesk<S>, Vec<JoinHandle<()>>) {
+        let today = Arc::new(Mutex::new(Today::default()));
+        let follower = tokio::spawn(follow_events(Arc::clone(&router), Arc::clone(&today)));
         let changes = voice.changes();
         let mut actions = router.subscribe();
         let forward = changes.clone();
@@ -48,8 +69,38 @@ impl<S: QueueStore> RouterDesk<S> {
                 }
             }
         });
-        (RouterDesk { router, voice, changes }, task)
+        (RouterDesk { router, voice, changes, targets, today }, vec![task, follower])
     }
+}
+
+/// Reads the event log into `today`, from its start, then as it grows.
+async fn follow_events<S: QueueStore>(router: Arc<Router<S>>, today: Arc<Mutex<Today>>) {
+    let mut cursor = EventCursor::default();
+    let mut ticks = tokio::time::interval(FOLLOW_EVERY);
+    loop {
+        ticks.tick().await;
+        loop {
+            match router.store().read_events(cursor.clone(), READ_BATCH).await {
+                Ok((events, next)) => {
+                    let full = events.len() == READ_BATCH;
+                    lock(&today).add(Timestamp::now(), events);
+                    cursor = next;
+                    if !full {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the desk could not read the event log; the board's figures wait");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Today holds whole events only: a panic elsewhere leaves it consistent.
+fn lock(today: &Mutex<Today>) -> std::sync::MutexGuard<'_, Today> {
+    today.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl<S: QueueStore> Desk for RouterDesk<S> {
@@ -114,5 +165,13 @@ impl<S: QueueStore> Desk for RouterDesk<S> {
 
     fn coaching(&self, item: WorkItemId) -> Option<(AgentId, Coaching)> {
         self.voice.coaching(item)
+    }
+
+    fn today(&self) -> Vec<RoutingEvent> {
+        lock(&self.today).events(Timestamp::now())
+    }
+
+    fn service_level_target(&self, queue: &QueueId) -> Option<ServiceLevelTarget> {
+        self.targets.get(queue).cloned()
     }
 }
