@@ -69,18 +69,6 @@ async fn party(session: &Session, hz: f64) -> Received {
     received
 }
 
-/// Goertzel power of `frequency` in `samples`, per sample.
-fn power(samples: &[i16], frequency: f64) -> f64 {
-    let coefficient = 2.0 * (2.0 * std::f64::consts::PI * frequency / 8000.0).cos();
-    let (mut s1, mut s2) = (0.0, 0.0);
-    for &sample in samples {
-        let s = f64::from(sample) + coefficient * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    (s1 * s1 + s2 * s2 - coefficient * s1 * s2) / samples.len().max(1) as f64
-}
-
 /// Which of the three tones a party heard in the last `window`: (citizen, agent, supervisor).
 fn heard(received: &Received, window: Duration) -> (bool, bool, bool) {
     let since = Instant::now() - window;
@@ -88,7 +76,7 @@ fn heard(received: &Received, window: Duration) -> (bool, bool, bool) {
         received.lock().unwrap().iter().filter(|(at, ..)| *at >= since).flat_map(|(.., s)| s.clone()).collect();
     assert!(samples.len() >= 8000 * window.as_millis() as usize / 1000 / 2, "audio kept coming");
     // A tone of amplitude 8000 alone gives about 8e6 per sample here; mixing noise stays far below.
-    let loud = |hz| power(&samples, hz) > 1e6;
+    let loud = |hz| common::power(&samples, hz) / samples.len() as f64 > 1e6;
     (loud(CITIZEN_HZ), loud(AGENT_HZ), loud(SUPERVISOR_HZ))
 }
 

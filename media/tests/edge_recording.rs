@@ -104,18 +104,6 @@ fn read_channels(path: &Path) -> (Vec<i16>, Vec<i16>) {
     (samples.iter().step_by(2).copied().collect(), samples.iter().skip(1).step_by(2).copied().collect())
 }
 
-/// The power of `frequency` in `samples` (Goertzel).
-fn power(samples: &[i16], frequency: f64) -> f64 {
-    let coefficient = 2.0 * (2.0 * std::f64::consts::PI * frequency / 8000.0).cos();
-    let (mut s1, mut s2) = (0.0, 0.0);
-    for &sample in samples {
-        let s = f64::from(sample) + coefficient * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    s1 * s1 + s2 * s2 - coefficient * s1 * s2
-}
-
 /// The span from the first to the last sample that is not silence.
 fn sound(channel: &[i16]) -> std::ops::Range<usize> {
     let first = channel.iter().position(|&sample| sample.unsigned_abs() > 100).unwrap_or(0);
@@ -168,8 +156,8 @@ async fn a_bridged_call_is_recorded_one_side_per_channel() {
     assert!(apart <= 640, "channels {apart} samples apart: {caller_sound:?} {agent_sound:?}");
     let caller_voice = &caller_channel[caller_sound];
     let agent_voice = &agent_channel[agent_sound];
-    assert!(power(caller_voice, 440.0) > 100.0 * power(caller_voice, 880.0));
-    assert!(power(agent_voice, 880.0) > 100.0 * power(agent_voice, 440.0));
+    assert!(common::power(caller_voice, 440.0) > 100.0 * common::power(caller_voice, 880.0));
+    assert!(common::power(agent_voice, 880.0) > 100.0 * common::power(agent_voice, 440.0));
 
     a.close().await;
     b.close().await;
@@ -201,7 +189,7 @@ async fn closing_the_session_finishes_a_recording_with_the_prompt_on_channel_2()
     // Half a second of prompt, as the phone heard it (A-law, transcoded from the µ-law prompt).
     assert!(played.len() >= 3840 && played.len() <= 4000, "{played:?}");
     let heard = &to_phone[played];
-    assert!(power(heard, 880.0) > 100.0 * power(heard, 440.0));
+    assert!(common::power(heard, 880.0) > 100.0 * common::power(heard, 440.0));
     let _ = std::fs::remove_dir_all(folder);
 }
 
