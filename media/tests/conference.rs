@@ -87,7 +87,7 @@ async fn talk(time: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_whisper_and_barge_reach_exactly_who_they_should() {
-    let engine = common::engine(13_100);
+    let engine = common::engine(13_400);
     let (citizen, agent, supervisor) =
         (engine.allocate().unwrap(), engine.allocate().unwrap(), engine.allocate().unwrap());
     let (to_citizen, to_agent, to_supervisor) =

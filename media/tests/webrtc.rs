@@ -99,7 +99,7 @@ async fn phone_socket() -> (UdpSocket, SocketAddr) {
 
 #[tokio::test]
 async fn a_browser_and_a_phone_hear_each_other_through_the_leg() {
-    let engine = common::engine(13_000);
+    let engine = common::engine(13_500);
     let all = engine.free_port_pairs();
     let (leg, mut heard) = browser(&engine, vec![0x11; 160]).await;
     let (phone, phone_address) = phone_socket().await;
@@ -152,7 +152,7 @@ async fn a_browser_and_a_phone_hear_each_other_through_the_leg() {
 
 #[tokio::test]
 async fn an_unusable_offer_is_refused_and_holds_no_port() {
-    let engine = common::engine(13_040);
+    let engine = common::engine(13_540);
     let free = engine.free_port_pairs();
     let error = engine.accept_webrtc("v=0\r\nthis is no SDP\r\n").await.unwrap_err();
     assert!(matches!(error, WebRtcError::Offer(_)), "{error:?}");
