@@ -287,6 +287,12 @@ async fn an_agent_finds_a_citizen_and_sees_the_360_view() {
     loket.stop();
 }
 
+/// The desk phone loket rings when the agent accepts a call.
+enum DeskPhone {
+    Sipp((std::process::Child, support::TempDir)),
+    Baresip(support::Baresip),
+}
+
 /// The workspace in the browser: the agent goes available with a click, a SIPp citizen's call
 /// through the IVR pops with the contact the register gave and the IVR path, the agent accepts
 /// (loket rings the agent's SIPp desk phone and bridges the call), hangs up from the page, wraps
@@ -295,15 +301,30 @@ async fn an_agent_finds_a_citizen_and_sees_the_360_view() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_takes_a_call_in_the_workspace() {
     let (loket, _flows) = support::start_with_ivr(true, "", &[("LOKET_SIP_DIGEST_ALGORITHMS", "MD5")]);
-    let phone = support::agent_phone(&loket);
+    let phone = DeskPhone::Sipp(support::agent_phone(&loket));
+    take_a_call_in_the_workspace(&loket, phone).await;
+    loket.stop();
+}
+
+/// The same path with baresip registered as the agent's phone: it rings, answers, and is hung up
+/// by loket when the agent hangs up in the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_takes_a_call_on_a_baresip_desk_phone() {
+    let (loket, _flows) = support::start_with_ivr(true, "", &[("LOKET_SIP_DIGEST_ALGORITHMS", "MD5")]);
+    let phone = tokio::task::block_in_place(|| support::Baresip::register(&loket, "agent"));
+    take_a_call_in_the_workspace(&loket, DeskPhone::Baresip(phone)).await;
+    loket.stop();
+}
+
+async fn take_a_call_in_the_workspace(loket: &support::Loket, phone: DeskPhone) {
     let driver = start_chromedriver().await;
     let browser = Browser::open(&driver).await;
-    browser.log_in_to(&loket, "agent", "/workspace").await;
+    browser.log_in_to(loket, "agent", "/workspace").await;
     browser.wait_for_text("#agent-state", "the agent offline", |text| text == "offline").await;
     browser.click("button[name=presence][value=available]").await;
     browser.wait_for_text("#agent-state", "the agent available", |text| text == "beschikbaar").await;
 
-    let caller = support::ivr_caller(&loket, "11285073003328#");
+    let caller = support::ivr_caller(loket, "11285073003328#");
     let pop = browser.wait_for_text("#offer-pop", "the offer's pop", |text| text.contains("Lotte Vermeulen")).await;
     for expected in
         ["Bevolking · Paspoort", "population-nl-l1", "+32470000001", "population-request 2", "85.07.30-***.**"]
@@ -321,14 +342,19 @@ async fn an_agent_takes_a_call_in_the_workspace() {
     browser.click("#work-list .call-resume button").await;
     browser.wait_for_text("#work-list .call-state", "the call resumed", |text| text == "verbonden").await;
     browser.click("#work-list .call-hangup button").await;
-    support::finish_sipp("agent-phone.xml", phone).await;
+    match phone {
+        DeskPhone::Sipp(phone) => support::finish_sipp("agent-phone.xml", phone).await,
+        DeskPhone::Baresip(mut phone) => tokio::task::block_in_place(|| {
+            phone.wait_for("the call established", |line| line.contains("Call established"));
+            phone.wait_for("the call closed by loket", |line| line.contains("session closed"));
+        }),
+    }
     support::finish_sipp("ivr-caller-until-bye.xml", caller).await;
     browser.wait_for_text("#wrap-up-pop", "the wrap-up", |text| text.contains("Lotte Vermeulen")).await;
     browser.type_into("#wrap-up-note", "Paspoort: afspraak gemaakt").await;
     browser.click("#wrap-up-form button").await;
     browser.wait_for_text("#agent-state", "the agent available again", |text| text == "beschikbaar").await;
     browser.close().await;
-    loket.stop();
 }
 
 /// The browser softphone: the agent connects it (WebRTC to loket's media engine, Chromium's fake

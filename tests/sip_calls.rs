@@ -6,8 +6,6 @@
 
 mod support;
 
-use std::process::Command;
-
 /// The demo number as in the defaults, one that rings (for CANCEL), one loket hangs up, and one
 /// that reaches the demo agent's phones through the B2BUA.
 const NUMBERS: &str = r#"
@@ -80,59 +78,10 @@ fn sipp_caller_reaches_a_sipp_agent_through_the_b2bua() {
 #[test]
 fn sipp_caller_reaches_baresip_as_the_agent() {
     let loket = support::start_with_config(NUMBERS, &[("LOKET_SIP_DIGEST_ALGORITHMS", "MD5")]);
-    let password = loket.sip_password("agent").to_owned();
-    let free_port =
-        || std::net::UdpSocket::bind("127.0.0.1:0").and_then(|socket| socket.local_addr()).expect("a free port").port();
-    let dir = support::TempDir::new();
-    // No sound devices: aubridge passes audio between baresip's own source and player.
-    let config = format!(
-        "poll_method epoll\nsip_listen 127.0.0.1:{}\nnet_interface 127.0.0.1\naudio_player aubridge,nil\n\
-         audio_source aubridge,nil\naudio_alert aubridge,nil\naudio_srate 8000\naudio_channels 1\n\
-         rtp_ports 20000-20999\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aubridge.so\n\
-         module account.so\nmodule menu.so\nmodule cons.so\ncons_listen 127.0.0.1:{}\n",
-        free_port(),
-        free_port()
-    );
-    std::fs::write(dir.0.join("config"), config).expect("baresip config");
-    let account = format!(
-        "<sip:agent@loket.invalid>;auth_pass={password};outbound=\"sip:{}\";regint=300;answermode=auto;\
-         audio_codecs=PCMU,PCMA\n",
-        loket.sip_udp
-    );
-    std::fs::write(dir.0.join("accounts"), account).expect("baresip accounts");
-    let mut baresip = Command::new("baresip")
-        .args(["-f", &dir.0.to_string_lossy(), "-v"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap_or_else(|error| {
-            panic!("this test needs baresip (`apt-get install baresip`, or run scripts/test): {error}")
-        });
-    let lines = support::lines_of(baresip.stdout.take().expect("baresip stdout"));
-    let mut seen = Vec::new();
-    let mut wait_for = |what: &str, matches: &dyn Fn(&str) -> bool| {
-        let deadline = std::time::Instant::now() + support::DEADLINE;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match lines.recv_timeout(left) {
-                Ok(line) => {
-                    let found = matches(&line);
-                    seen.push(line);
-                    if found {
-                        return;
-                    }
-                }
-                Err(_) => panic!("baresip did not report {what} within the deadline:\n{}", seen.join("\n")),
-            }
-        }
-    };
-    wait_for("its registration", &|line| line.contains("agent@loket.invalid") && line.contains("200 OK"));
+    let mut baresip = support::Baresip::register(&loket, "agent");
     call("call-caller-hangs-up.xml", &loket, "+3225550103");
-    wait_for("the call established", &|line| line.contains("Call established"));
+    baresip.wait_for("the call established", |line| line.contains("Call established"));
     // libre reports the peer's BYE as "session closed: Connection reset by peer".
-    wait_for("the call closed by the BYE", &|line| line.contains("session closed"));
-    let _ = baresip.kill();
-    let _ = baresip.wait();
+    baresip.wait_for("the call closed by the BYE", |line| line.contains("session closed"));
     loket.stop();
 }

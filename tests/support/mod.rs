@@ -292,3 +292,77 @@ pub async fn finish_sipp(what: &str, (child, dir): (Child, TempDir)) {
     .expect("waiting for sipp");
     check_sipp(&dir, what, run);
 }
+
+/// baresip registered as the desk phone of a demo user, answering automatically; no sound
+/// devices (aubridge passes audio between its own source and player). Killed with the test.
+pub struct Baresip {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    _dir: TempDir,
+}
+
+impl Baresip {
+    /// Starts baresip as `username`'s phone and waits until loket accepted its registration.
+    pub fn register(loket: &Loket, username: &str) -> Baresip {
+        let free_port = || {
+            std::net::UdpSocket::bind("127.0.0.1:0").and_then(|socket| socket.local_addr()).expect("a free port").port()
+        };
+        let dir = TempDir::new();
+        let config = format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:{}\nnet_interface 127.0.0.1\naudio_player aubridge,nil\n\
+             audio_source aubridge,nil\naudio_alert aubridge,nil\naudio_srate 8000\naudio_channels 1\n\
+             rtp_ports 20000-20999\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aubridge.so\n\
+             module account.so\nmodule menu.so\nmodule cons.so\ncons_listen 127.0.0.1:{}\n",
+            free_port(),
+            free_port()
+        );
+        std::fs::write(dir.0.join("config"), config).expect("baresip config");
+        let account = format!(
+            "<sip:{username}@loket.invalid>;auth_pass={};outbound=\"sip:{}\";regint=300;answermode=auto;\
+             audio_codecs=PCMU,PCMA\n",
+            loket.sip_password(username),
+            loket.sip_udp
+        );
+        std::fs::write(dir.0.join("accounts"), account).expect("baresip accounts");
+        let mut child = Command::new("baresip")
+            .args(["-f", &dir.0.to_string_lossy(), "-v"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!("this test needs baresip (`apt-get install baresip`, or run scripts/test): {error}")
+            });
+        let lines = lines_of(child.stdout.take().expect("baresip stdout"));
+        let mut baresip = Baresip { child, lines, seen: Vec::new(), _dir: dir };
+        let account = format!("{username}@loket.invalid");
+        baresip.wait_for("its registration", |line| line.contains(&account) && line.contains("200 OK"));
+        baresip
+    }
+
+    /// Waits, with a deadline, until baresip prints a line that `matches`; blocks the thread.
+    pub fn wait_for(&mut self, what: &str, matches: impl Fn(&str) -> bool) {
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = matches(&line);
+                    self.seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(_) => panic!("baresip did not report {what} within the deadline:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
