@@ -23,7 +23,7 @@ use loket_flows::voice::{Prompts, Voice};
 use loket_ivr::Ivr;
 use loket_media::edge::MediaEngine;
 use loket_routing::engine::{EngineOptions, Router};
-use loket_routing::model::{QueueConfig, QueueId, RouterSettings, Skill, SkillRequirement};
+use loket_routing::model::RouterSettings;
 use loket_routing::store::QueueStore;
 use loket_sip::digest::StoredHa1;
 use loket_sip::registrar::redis::RedisStore;
@@ -210,21 +210,7 @@ async fn start_work(config: &Config, parts: WorkParts) -> anyhow::Result<Work> {
 }
 
 async fn spawn_work<S: QueueStore>(config: &Config, parts: WorkParts, store: S) -> anyhow::Result<Work> {
-    let queues = loket_crm::records::directory::queues(&parts.db).await.context("reading the queues")?;
-    let mut targets = std::collections::HashMap::new();
-    for queue in &queues {
-        let mut routing = QueueConfig::new(QueueId::new(&queue.code));
-        routing.default_skills = queue
-            .skills
-            .iter()
-            .map(|(skill, level)| SkillRequirement {
-                skill: Skill(skill.as_str().into()),
-                min_level: u8::try_from(*level).unwrap_or(u8::MAX),
-            })
-            .collect();
-        targets.insert(routing.id.clone(), routing.service_level.clone());
-        store.configure_queue(routing).await.with_context(|| format!("configuring the queue {}", queue.code))?;
-    }
+    let (queues, targets) = loket_flows::work::configure_queues(&store, &parts.db).await?;
     let router = Arc::new(Router::start(Arc::new(store), EngineOptions::default()));
     let voice = Arc::new(Voice::new(loket_flows::voice::Parts {
         db: parts.db,
