@@ -359,7 +359,7 @@ async fn the_supervisors_board_shows_queues_and_agents_live() {
             .form(&[("csrf", csrf.as_str()), ("agent", agent.as_str())])
             .send()
     };
-    assert_eq!(assign(camille).await.expect("assign").status(), 200);
+    assert_eq!(assign(camille.clone()).await.expect("assign").status(), 200);
     let handed = until(&colleague, &base, "the item offered to the colleague", |state| !state["offer"].is_null()).await;
     assert_eq!(handed["offer"]["pop"]["item"], item);
     assert_eq!(workspace(&client, &base).await["state"], "available", "Jonas's offer was withdrawn");
@@ -383,6 +383,41 @@ async fn the_supervisors_board_shows_queues_and_agents_live() {
         (&"answered_within".into(), &20.into())
     );
     assert_eq!(figures["abandoned_today"], 0);
+
+    // She asks for help about it; the supervisor answers and lowers her flag; the case keeps it.
+    let held = workspace(&colleague, &base).await;
+    let case_id = held["work"][0]["pop"]["case"]["id"].as_i64().expect("the e-mail's case");
+    let ask = [("ask", "1"), ("message", "Welk attest heeft de burger nodig")];
+    post(&colleague, &base, "/workspace/help", &colleague_csrf, &ask).await;
+    let answer = supervisor
+        .post(format!("{base}/board/agents/{camille}/help-reply"))
+        .form(&[("csrf", csrf.as_str()), ("text", "Het attest van woonst")])
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(answer.status(), 200);
+    let helped = workspace(&colleague, &base).await;
+    let messages = helped["help"]["messages"].to_string();
+    assert!(messages.contains("Welk attest") && messages.contains("Het attest van woonst"), "{helped:#}");
+    let lowered = supervisor
+        .post(format!("{base}/board/agents/{camille}/helped"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("helped");
+    assert_eq!(lowered.status(), 200);
+    assert!(workspace(&colleague, &base).await["help"].is_null());
+    let case_page =
+        supervisor.get(format!("{base}/cases/{case_id}")).send().await.expect("case").text().await.expect("page");
+    for step in [
+        "vroeg een supervisor om hulp",
+        "Welk attest heeft de burger nodig",
+        "beantwoordde de hulpvraag",
+        "Het attest van woonst",
+        "sloot de hulpvraag af",
+    ] {
+        assert!(case_page.contains(step), "{step:?} on the case's timeline");
+    }
     let away = supervisor
         .post(format!("{base}/board/agents/{jonas}/presence"))
         .form(&[("csrf", csrf.as_str()), ("presence", "away"), ("reason", "break")])

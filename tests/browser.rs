@@ -430,15 +430,29 @@ async fn the_supervisor_watches_the_live_board() {
     browser
         .wait_for_text("#agent-rows", "the agent available", |text| text.contains("Jonas Peeters beschikbaar"))
         .await;
-    let ask = [("csrf", csrf.as_str()), ("ask", "1")];
+    let ask = [("csrf", csrf.as_str()), ("ask", "1"), ("message", "Mag een burger zonder afspraak komen?")];
     agent.post(format!("{}/workspace/help", loket.base)).form(&ask).send().await.expect("ask for help");
-    browser.wait_for_text("#agent-rows", "the agent's hand up", |text| text.contains("vraagt hulp sinds")).await;
+    browser
+        .wait_for_text("#agent-rows", "the agent's hand up", |text| {
+            text.contains("vraagt hulp sinds") && text.contains("Mag een burger zonder afspraak komen?")
+        })
+        .await;
     browser.screenshot("board.png").await;
+    // The supervisor answers; only the agent's workspace shows it.
+    browser.type_into("#agent-rows .board-reply input[name=text]", "Ja, tot 11 uur.").await;
+    browser.click("#agent-rows .board-reply button").await;
+    let workspace = || async {
+        let state = agent.get(format!("{}/api/workspace", loket.base)).send().await.expect("state");
+        state.json::<serde_json::Value>().await.expect("json")
+    };
+    let started = Instant::now();
+    while !workspace().await["help"]["messages"].to_string().contains("Ja, tot 11 uur.") {
+        assert!(started.elapsed() < support::DEADLINE, "the answer reaches the agent within the deadline");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     browser.click("#agent-rows .board-helped button").await;
     browser.wait_for_text("#agent-rows", "the hand down", |text| !text.contains("vraagt hulp")).await;
-    let state: serde_json::Value =
-        agent.get(format!("{}/api/workspace", loket.base)).send().await.expect("state").json().await.expect("json");
-    assert_eq!(state["help"], false, "the agent sees that help came");
+    assert!(workspace().await["help"].is_null(), "the agent sees that help came");
     browser.close().await;
     loket.stop();
 }

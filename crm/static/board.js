@@ -40,7 +40,17 @@ function render(board) {
       name.href = `/board/agents/${agent.id}`;
       name.textContent = agent.name;
       tr.children[0].append(name);
-      if (agent.help_seconds !== null) tr.children[3].append(" ", form("helped-template", `/board/agents/${agent.id}/helped`, () => {}));
+      if (agent.help_seconds !== null) {
+        const messages = document.createElement("ul");
+        messages.className = "help-messages";
+        for (const message of agent.help_messages) {
+          const item = document.createElement("li");
+          item.textContent = `${message.author}: ${message.text}`;
+          messages.append(item);
+        }
+        tr.children[3].append(messages, form("reply-template", `/board/agents/${agent.id}/help-reply`, () => {}),
+          " ", form("helped-template", `/board/agents/${agent.id}/helped`, () => {}));
+      }
       // Coaching happens through the supervisor's own softphone.
       if (agent.call && board.softphone) {
         tr.children[4].append(" ", form("coach-template", `/board/items/${agent.call.item}/coach`, () => {}));

@@ -88,8 +88,12 @@ function renderPop(pop) {
 
 function render(state) {
   document.getElementById("agent-state").textContent = text(`state-${state.state}`);
-  document.getElementById("help-form").hidden = state.help;
-  document.getElementById("helped-form").hidden = !state.help;
+  document.getElementById("help-form").hidden = Boolean(state.help);
+  document.getElementById("help-thread").hidden = !state.help;
+  document.getElementById("help-messages").replaceChildren(
+    ...(state.help?.messages ?? []).map((message) =>
+      element("li", `${message.author}: ${message.text}`, message.supervisor ? "from-supervisor" : "")),
+  );
   const offer = document.getElementById("offer");
   clearInterval(countdown);
   offer.hidden = !state.offer;

@@ -164,6 +164,7 @@ async fn every_route_admits_exactly_its_roles() {
         check("POST", "/workspace/items/1/link", case_workers, &[("contact_id", "1")], 503),
         check("GET", "/board", Allowed::Only(&[Role::Supervisor]), &[], 200),
         check("POST", "/board/agents/1/helped", Allowed::Only(&[Role::Supervisor]), &[], 503),
+        check("POST", "/board/agents/1/help-reply", Allowed::Only(&[Role::Supervisor]), &[("text", "ja")], 503),
         check("GET", "/api/board", Allowed::Only(&[Role::Supervisor]), &[], 503),
         check("POST", "/board/items/1/move", Allowed::Only(&[Role::Supervisor]), &[("queue", "population-fr-l1")], 503),
         check("POST", "/board/items/1/priority", Allowed::Only(&[Role::Supervisor]), &[("priority", "2")], 503),

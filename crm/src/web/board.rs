@@ -18,6 +18,7 @@ use loket_routing::model::{AgentId, Presence, QueueConfig, QueueId, ServiceLevel
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
+use super::help::{self, HelpMessage};
 use super::session::CsrfForm;
 use super::templates::Layout;
 use super::workspace::{Listed, PresenceForm, agent_of, follow, listed, profile, same_origin, shown_state};
@@ -41,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         .route("/board/items/{item}/move", post(move_item))
         .route("/board/items/{item}/priority", post(set_priority))
         .route("/board/agents/{agent}/helped", post(helped))
+        .route("/board/agents/{agent}/help-reply", post(reply))
         .route("/board/items/{item}/coach", post(coach))
         .route("/board/items/{item}/assign", post(assign))
         .route("/board/agents/{agent}/presence", post(set_presence))
@@ -100,6 +102,8 @@ struct AgentRow {
     id: i64,
     /// Seconds since the agent asked for help, while they wait for it.
     help_seconds: Option<u64>,
+    /// The exchange so far: the agent's messages and the supervisors' answers.
+    help_messages: Vec<HelpMessage>,
     /// The agent's call in progress, which a supervisor can coach.
     call: Option<BoardCall>,
 }
@@ -126,8 +130,9 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
         }
         let record = desk.agent(AgentId(user.id.0)).await.map_err(unavailable)?;
         let Some(record) = record else {
-            let (id, help_seconds) = (user.id.0, help_since(&state, AgentId(user.id.0)));
+            let (id, (help_seconds, help_messages)) = (user.id.0, help_of(&state, AgentId(user.id.0)));
             agents.push(AgentRow {
+                help_messages,
                 name: user.display_name,
                 state: "offline",
                 away_reason: None,
@@ -146,7 +151,7 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
             Presence::Away { reason } => Some(reason.clone()),
             _ => None,
         };
-        let (id, help_seconds) = (user.id.0, help_since(&state, AgentId(user.id.0)));
+        let (id, (help_seconds, help_messages)) = (user.id.0, help_of(&state, AgentId(user.id.0)));
         let items = record.work.len();
         let call = record.work.iter().filter(|held| held.accepted).find_map(|held| {
             let state = desk.call_state(held.item)?;
@@ -170,7 +175,8 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
             }
             None => None,
         };
-        agents.push(AgentRow { name: user.display_name, state: shown, away_reason, items, id, help_seconds, call });
+        let name = user.display_name;
+        agents.push(AgentRow { name, state: shown, away_reason, items, id, help_seconds, help_messages, call });
     }
     let now = Timestamp::now();
     let language = current.language();
@@ -216,9 +222,15 @@ fn formula_key(formula: &ServiceLevelFormula) -> &'static str {
     }
 }
 
-fn help_since(state: &AppState, agent: AgentId) -> Option<u64> {
-    let since = state.help_asked(agent)?;
-    Some(u64::try_from(state.clock.now().0.saturating_sub(since.0) / 1000).unwrap_or(0))
+/// How long the agent has waited for help, in seconds, and the exchange so far.
+fn help_of(state: &AppState, agent: AgentId) -> (Option<u64>, Vec<HelpMessage>) {
+    match state.help_asked(agent) {
+        Some(thread) => {
+            let waited = u64::try_from(state.clock.now().0.saturating_sub(thread.since) / 1000).unwrap_or(0);
+            (Some(waited), thread.messages)
+        }
+        None => (None, Vec::new()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -233,7 +245,37 @@ async fn helped(
 ) -> Result<Redirect, WebError> {
     current.require(Permission::Supervise)?;
     let desk = state.desk()?;
-    state.set_help(AgentId(agent), None);
+    if let Some(thread) = state.lower_help(AgentId(agent)) {
+        help::note(&state, &current, thread.case_id, "timeline-help-done", None).await?;
+    }
+    desk.changed(AgentId(agent));
+    Ok(Redirect::to("/board"))
+}
+
+#[derive(Deserialize)]
+struct ReplyForm {
+    text: String,
+}
+
+/// A supervisor's answer to an agent's request for help: only that agent sees it.
+async fn reply(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(agent): Path<i64>,
+    CsrfForm { form, .. }: CsrfForm<ReplyForm>,
+) -> Result<Redirect, WebError> {
+    current.require(Permission::Supervise)?;
+    let desk = state.desk()?;
+    let text = help::message_text(&form.text)?;
+    if text.is_empty() {
+        return Err(WebError::BadRequest("an empty answer".into()));
+    }
+    let message =
+        HelpMessage { author: current.user.display_name.clone(), supervisor: true, text, at: state.clock.now().0 };
+    let thread = state
+        .add_help_message(AgentId(agent), message.clone())
+        .ok_or_else(|| WebError::BadRequest("that agent is not waiting for help".into()))?;
+    help::note(&state, &current, thread.case_id, "timeline-help-reply", Some(&message.text)).await?;
     desk.changed(AgentId(agent));
     Ok(Redirect::to("/board"))
 }

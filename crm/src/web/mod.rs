@@ -18,6 +18,7 @@ mod contacts;
 mod error;
 mod forms;
 mod health;
+mod help;
 mod home;
 mod language;
 mod login;
@@ -98,9 +99,8 @@ pub struct AppInner {
     /// Per agent, the item accepted last: the one their wrap-up is about once its work ended
     /// (the router forgets a finished item).
     last_accepted: std::sync::Mutex<std::collections::HashMap<AgentId, Accepted>>,
-    /// Agents who asked a supervisor for help, since when. In this process: a second node's
-    /// supervisors do not see them (yet).
-    help: std::sync::Mutex<std::collections::HashMap<AgentId, crate::clock::Millis>>,
+    /// Agents who asked a supervisor for help, and the exchange so far (`help`).
+    help: std::sync::Mutex<std::collections::HashMap<AgentId, help::HelpThread>>,
     templates: templates::Templates,
 }
 
@@ -150,18 +150,35 @@ impl AppState {
         self.accepted().remove(&agent);
     }
 
-    /// When `agent` asked for help, if they are waiting for it.
-    pub(crate) fn help_asked(&self, agent: AgentId) -> Option<crate::clock::Millis> {
-        self.0.help.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&agent).copied()
+    fn help_threads(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<AgentId, help::HelpThread>> {
+        // Whole threads are inserted and removed, messages pushed: consistent between statements.
+        self.0.help.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Raises (`Some(since)`) or lowers the help flag of `agent`.
-    pub(crate) fn set_help(&self, agent: AgentId, since: Option<crate::clock::Millis>) {
-        let mut help = self.0.help.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match since {
-            Some(since) => help.insert(agent, since),
-            None => help.remove(&agent),
-        };
+    /// The agent's open request for help, if they wait for it.
+    pub(crate) fn help_asked(&self, agent: AgentId) -> Option<help::HelpThread> {
+        self.help_threads().get(&agent).cloned()
+    }
+
+    /// Raises the help flag of `agent`, or adds to it when it is up already.
+    pub(crate) fn ask_help(&self, agent: AgentId, thread: help::HelpThread) -> help::HelpThread {
+        let mut threads = self.help_threads();
+        let open = threads.entry(agent).or_insert_with(|| help::HelpThread { messages: Vec::new(), ..thread.clone() });
+        open.messages.extend(thread.messages);
+        open.clone()
+    }
+
+    /// Adds a message to the agent's open request; `None` when there is none.
+    pub(crate) fn add_help_message(&self, agent: AgentId, message: help::HelpMessage) -> Option<help::HelpThread> {
+        let mut threads = self.help_threads();
+        let open = threads.get_mut(&agent)?;
+        open.messages.push(message);
+        Some(open.clone())
+    }
+
+    /// Lowers the help flag of `agent`; the request it was, if any.
+    pub(crate) fn lower_help(&self, agent: AgentId) -> Option<help::HelpThread> {
+        self.help_threads().remove(&agent)
     }
 
     pub fn desk(&self) -> Result<&Arc<dyn Desk>, WebError> {

@@ -22,6 +22,7 @@ use loket_routing::model::{AgentId, AgentProfile, Channel, Presence, QueueId, Sk
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
+use super::help::{self, HelpMessage, HelpThread};
 use super::session::CsrfForm;
 use super::templates::Layout;
 use super::{AppState, CurrentUser, WebError};
@@ -95,8 +96,8 @@ struct DeskState {
     work: Vec<InHand>,
     /// The item whose wrap-up is due (after its work ended).
     wrap_up: Option<Pop>,
-    /// The agent asked a supervisor for help and waits for it.
-    help: bool,
+    /// The agent's open request for help, with the supervisor's answers.
+    help: Option<HelpThread>,
     /// The agent's browser softphone is connected: calls go to it rather than to a phone.
     softphone: bool,
     /// During a call: the agents available to take it (a blind transfer).
@@ -224,7 +225,7 @@ async fn state(State(state): State<AppState>, current: CurrentUser) -> Result<Js
             offer: None,
             work: Vec::new(),
             wrap_up: None,
-            help: state.help_asked(agent).is_some(),
+            help: state.help_asked(agent),
             softphone: desk.has_softphone(agent),
             transfer_agents: Vec::new(),
             queues: Vec::new(),
@@ -272,7 +273,7 @@ async fn state(State(state): State<AppState>, current: CurrentUser) -> Result<Js
         offer,
         work,
         wrap_up,
-        help: state.help_asked(agent).is_some(),
+        help: state.help_asked(agent),
         softphone: desk.has_softphone(agent),
         transfer_agents: match talking {
             true => transfer_agents(&state, desk.as_ref(), agent).await?,
@@ -626,11 +627,14 @@ async fn control(
 
 #[derive(Deserialize)]
 struct HelpForm {
-    /// Present: ask for help; absent: the agent no longer needs it.
+    /// Present: ask for help (again, with another message); absent: no longer needed.
     ask: Option<String>,
+    #[serde(default)]
+    message: String,
 }
 
-/// The agent's hand up (or down again): supervisors see it on the board.
+/// The agent's hand up, with a message about the work in hand, or down again: supervisors see
+/// it on the board, and the case's timeline keeps the exchange.
 async fn ask_help(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -639,7 +643,33 @@ async fn ask_help(
     current.require(Permission::HandleWork)?;
     let desk = state.desk()?;
     let agent = agent_of(&current);
-    state.set_help(agent, form.ask.is_some().then(|| state.clock.now()));
+    let message = help::message_text(&form.message)?;
+    if form.ask.is_none() {
+        if let Some(thread) = state.lower_help(agent) {
+            help::note(&state, &current, thread.case_id, "timeline-help-done", None).await?;
+        }
+        desk.changed(agent);
+        return Ok(Redirect::to("/workspace"));
+    }
+    let now = state.clock.now();
+    let case_id = match desk.agent(agent).await.map_err(unavailable)? {
+        Some(record) => match record.work.iter().find(|held| held.accepted) {
+            Some(held) => desk.item(held.item).await.map_err(unavailable)?.and_then(|item| item.spec.case_id),
+            None => None,
+        },
+        None => None,
+    };
+    let messages = match message.is_empty() {
+        true => Vec::new(),
+        false => vec![HelpMessage {
+            author: current.user.display_name.clone(),
+            supervisor: false,
+            text: message.clone(),
+            at: now.0,
+        }],
+    };
+    let thread = state.ask_help(agent, HelpThread { since: now.0, case_id, messages });
+    help::note(&state, &current, thread.case_id, "timeline-help-asked", Some(&message)).await?;
     desk.changed(agent);
     Ok(Redirect::to("/workspace"))
 }
