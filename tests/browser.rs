@@ -430,6 +430,15 @@ async fn the_supervisor_watches_the_live_board() {
     browser
         .wait_for_text("#agent-rows", "the agent available", |text| text.contains("Jonas Peeters beschikbaar"))
         .await;
+    // The filters narrow the board on the page: offline agents only, then everyone again.
+    browser.click("#board-filters select[name=state] option[value=offline]").await;
+    browser
+        .wait_for_text("#agent-rows", "offline agents only", |text| {
+            !text.contains("Jonas Peeters") && text.contains("Camille Dubois")
+        })
+        .await;
+    browser.click("#board-filters select[name=state] option[value='']").await;
+    browser.wait_for_text("#agent-rows", "everyone again", |text| text.contains("Jonas Peeters")).await;
     let ask = [("csrf", csrf.as_str()), ("ask", "1"), ("message", "Mag een burger zonder afspraak komen?")];
     agent.post(format!("{}/workspace/help", loket.base)).form(&ask).send().await.expect("ask for help");
     browser

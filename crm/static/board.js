@@ -20,7 +20,28 @@ function minutes(seconds) {
   return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
 }
 
-function render(board) {
+// The board as last read, and the filters that narrow what it shows (on this page only).
+let latest = null;
+const filters = document.getElementById("board-filters");
+filters.addEventListener("change", () => latest && render(latest));
+
+function shownQueue(queue) {
+  const chosen = new FormData(filters);
+  return (!chosen.get("service") || queue.service === chosen.get("service"))
+    && (!chosen.get("line") || String(queue.line) === chosen.get("line"));
+}
+
+function render(everything) {
+  latest = everything;
+  const chosen = new FormData(filters);
+  const board = {
+    ...everything,
+    queues: everything.queues.filter(shownQueue).map((queue) => ({
+      ...queue,
+      items: queue.items.filter((item) => !chosen.get("channel") || item.channel === chosen.get("channel")),
+    })),
+    agents: everything.agents.filter((agent) => !chosen.get("state") || agent.state === chosen.get("state")),
+  };
   document.getElementById("queue-rows").replaceChildren(
     ...board.queues.map((queue) =>
       row([queue.name, queue.waiting, queue.waiting ? minutes(queue.longest_wait_seconds) : "–", queue.available,
@@ -101,7 +122,7 @@ function renderItems(board) {
       const cell = document.createElement("td");
       cell.append(move);
       tr.append(cell);
-      const available = board.agents.filter((agent) => agent.state === "available");
+      const available = latest.agents.filter((agent) => agent.state === "available");
       const assignCell = document.createElement("td");
       if (available.length) {
         assignCell.append(form("assign-template", `/board/items/${item.item}/assign`, (copy) => {

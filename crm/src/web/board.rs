@@ -60,7 +60,16 @@ async fn page(State(state): State<AppState>, current: CurrentUser) -> Result<Htm
         .map(|queue| (queue.names.get(language).to_owned(), queue.code))
         .collect();
     let away_reasons = &state.config.away_reasons;
-    Ok(Html(state.templates.render("board.html", &layout, context! { queues, away_reasons })?))
+    let services: Vec<(String, String)> = directory::services(&state.db)
+        .await?
+        .into_iter()
+        .map(|service| (service.names.get(language).to_owned(), service.code))
+        .collect();
+    let mut lines: Vec<i64> = directory::queues(&state.db).await?.iter().map(|queue| queue.support_line).collect();
+    lines.sort_unstable();
+    lines.dedup();
+    let page = context! { queues, away_reasons, services, lines };
+    Ok(Html(state.templates.render("board.html", &layout, page)?))
 }
 
 #[derive(Serialize)]
@@ -75,6 +84,9 @@ struct Board {
 struct QueueRow {
     code: String,
     name: String,
+    /// For the board's filters.
+    service: String,
+    line: i64,
     waiting: usize,
     longest_wait_seconds: u64,
     /// Agents of the queue who are available now.
@@ -203,6 +215,8 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
             abandoned_today,
             items,
             name: queue.names.get(language).to_owned(),
+            service: queue.service_code,
+            line: queue.support_line,
             available: available_in.iter().filter(|other| **other == id).count(),
             code: queue.code,
             waiting: waiting.len(),
