@@ -427,6 +427,17 @@ async fn the_supervisors_board_shows_queues_and_agents_live() {
     assert_eq!(away.status(), 200);
     let state = until(&client, &base, "Jonas away", |state| state["state"] == "away").await;
     assert_eq!(state["away_reason"], "break");
+    // The board says since when, from the event log the desk follows.
+    let deadline = Instant::now() + support::DEADLINE;
+    loop {
+        let state = board(&supervisor).await;
+        let jonas = agent(&state).expect("Jonas on the board");
+        if jonas["state"] == "away" && jonas["state_seconds"].is_u64() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the time in state on the board within the deadline: {jonas:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Jonas's queues and skills change live: the router's profile of him has the taxes queue.
     let page = supervisor.get(format!("{base}/board/agents/{jonas}")).send().await.expect("page");

@@ -53,7 +53,8 @@ function render(everything) {
   document.getElementById("sl-formulas").textContent = `${text("sl-is")} ${[...formulas].join("; ")}`;
   document.getElementById("agent-rows").replaceChildren(
     ...board.agents.map((agent) => {
-      const state = text(`state-${agent.state}`) + (agent.away_reason ? ` (${agent.away_reason})` : "");
+      const state = text(`state-${agent.state}`) + (agent.away_reason ? ` (${agent.away_reason})` : "")
+        + (agent.state_seconds === null ? "" : ` · ${minutes(agent.state_seconds)}`);
       const asking = agent.help_seconds === null ? "" : `${text("asks-help")} ${minutes(agent.help_seconds)}`;
       const tr = row(["", state, agent.items, asking, call(agent.call)],
         agent.help_seconds === null ? `agent-${agent.state}` : "alert");

@@ -13,6 +13,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use loket_routing::core::Input;
+use loket_routing::event::EventKind;
 use loket_routing::kpi::{self, Scope, SegmentOutcome};
 use loket_routing::model::{AgentId, Presence, QueueConfig, QueueId, ServiceLevelFormula, Timestamp, WorkItemId};
 use minijinja::context;
@@ -114,6 +115,8 @@ struct AgentRow {
     id: i64,
     /// Seconds since the agent asked for help, while they wait for it.
     help_seconds: Option<u64>,
+    /// Seconds in the current state, when it began today.
+    state_seconds: Option<u64>,
     /// The exchange so far: the agent's messages and the supervisors' answers.
     help_messages: Vec<HelpMessage>,
     /// The agent's call in progress, which a supervisor can coach.
@@ -134,6 +137,15 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
     current.require(Permission::Supervise)?;
     let desk = state.desk()?;
     let unavailable = |error: loket_routing::error::StoreError| WebError::Unavailable(error.to_string());
+    let now = Timestamp::now();
+    let events = desk.today();
+    // When each agent's state last changed today, from the event log.
+    let mut changed_at = std::collections::HashMap::new();
+    for event in &events {
+        if let (EventKind::AgentStateChanged { .. }, Some(agent)) = (&event.kind, event.agent) {
+            changed_at.insert(agent, event.at);
+        }
+    }
     let mut agents = Vec::new();
     let mut available_in: Vec<QueueId> = Vec::new();
     for user in users::list(&state.db).await? {
@@ -151,6 +163,7 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
                 items: 0,
                 id,
                 help_seconds,
+                state_seconds: None,
                 call: None,
             });
             continue;
@@ -187,12 +200,20 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
             }
             None => None,
         };
-        let name = user.display_name;
-        agents.push(AgentRow { name, state: shown, away_reason, items, id, help_seconds, help_messages, call });
+        let state_seconds = changed_at.get(&AgentId(id)).map(|at| now.since(*at).as_secs());
+        agents.push(AgentRow {
+            name: user.display_name,
+            state: shown,
+            away_reason,
+            items,
+            id,
+            help_seconds,
+            help_messages,
+            state_seconds,
+            call,
+        });
     }
-    let now = Timestamp::now();
     let language = current.language();
-    let events = desk.today();
     let segments = kpi::queue_segments(&events);
     let mut queues = Vec::new();
     for queue in directory::queues(&state.db).await? {
