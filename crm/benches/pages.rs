@@ -9,19 +9,10 @@ use std::time::{Duration, Instant};
 
 use loket_crm::auth::Role;
 use loket_crm::db::Backend;
-use loket_crm::testing::{TEST_START, TestApp, TestDb};
+use loket_crm::testing::{TEST_START, TestApp, TestDb, env_or, percentile};
 
 /// The path of the n-th request to a page.
 type PathFor<'a> = Box<dyn Fn(usize) -> String + 'a>;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");

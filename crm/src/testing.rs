@@ -388,3 +388,14 @@ pub fn multipart(fields: &[(&str, &str)], file_field: &str, files: &[(&str, &[u8
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
+
+/// A benchmark's size from the environment variable `name`, else `default`.
+pub fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
+}
+
+/// The `p`-th quantile (0–1) of durations sorted in ascending order.
+pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}

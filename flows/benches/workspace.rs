@@ -20,7 +20,7 @@ use loket_crm::db::Backend;
 use loket_crm::records::directory;
 use loket_crm::records::documents::DiskStore;
 use loket_crm::register::LocalRegister;
-use loket_crm::testing::{TEST_START, TestApp, TestDb};
+use loket_crm::testing::{TEST_START, TestApp, TestDb, env_or, percentile};
 use loket_flows::desk::RouterDesk;
 use loket_flows::voice::{Parts, Prompts, Voice};
 use loket_media::edge::{MediaConfig, MediaEngine};
@@ -28,15 +28,6 @@ use loket_routing::core::Input;
 use loket_routing::engine::{EngineOptions, Router};
 use loket_routing::model::{AgentId, Channel, NewWorkItem, QueueId, RouterSettings};
 use loket_routing::store::memory::MemoryStore;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
