@@ -89,6 +89,10 @@ pub enum CallError {
     NotTalking(i64),
     #[error("connect your softphone first: coaching happens in the browser")]
     NoSoftphone,
+    #[error("another supervisor coaches this call")]
+    CoachedByAnother,
+    #[error("you are not coaching this call")]
+    NotCoaching,
 }
 
 pub trait Desk: Send + Sync + 'static {

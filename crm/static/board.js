@@ -162,33 +162,8 @@ async function refresh() {
   if (response.ok) render(await response.json());
 }
 
-let socket = null;
-loketSoftphone.attach((message) => {
-  if (socket?.readyState !== WebSocket.OPEN) return false;
-  socket.send(JSON.stringify(message));
-  return true;
-});
-
-let retry = 500;
+// Changes come in bursts (an offer changes an agent and a queue): one read per burst.
 let pending = null;
-function connect() {
-  socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/board/events`);
-  const status = document.getElementById("connection");
-  socket.onopen = () => {
-    retry = 500;
-    status.textContent = text("connected");
-    loketSoftphone.onSocketOpen();
-  };
-  // Changes come in bursts (an offer changes an agent and a queue): one read per burst.
-  socket.onmessage = (event) => {
-    if (event.data !== "changed") loketSoftphone.onSignal(JSON.parse(event.data));
-    else if (pending === null) pending = setTimeout(() => { pending = null; refresh(); }, 200);
-  };
-  socket.onclose = () => {
-    status.textContent = text("reconnecting");
-    setTimeout(connect, retry);
-    retry = Math.min(retry * 2, 10000);
-  };
-}
-
-connect();
+followLive("/board/events", () => {
+  if (pending === null) pending = setTimeout(() => { pending = null; refresh(); }, 200);
+}, text);

@@ -212,31 +212,4 @@ root.addEventListener("submit", async (event) => {
   await refresh();
 });
 
-let socket = null;
-loketSoftphone.attach((message) => {
-  if (socket?.readyState !== WebSocket.OPEN) return false;
-  socket.send(JSON.stringify(message));
-  return true;
-});
-
-let retry = 500;
-function connect() {
-  socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/workspace/events`);
-  const status = document.getElementById("connection");
-  socket.onopen = () => {
-    retry = 500;
-    status.textContent = text("connected");
-    loketSoftphone.onSocketOpen();
-  };
-  socket.onmessage = (event) => {
-    if (event.data === "changed") refresh();
-    else loketSoftphone.onSignal(JSON.parse(event.data));
-  };
-  socket.onclose = () => {
-    status.textContent = text("reconnecting");
-    setTimeout(connect, retry);
-    retry = Math.min(retry * 2, 10000);
-  };
-}
-
-connect();
+followLive("/workspace/events", refresh, text);

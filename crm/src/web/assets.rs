@@ -14,6 +14,11 @@ pub fn routes() -> Router<AppState> {
         .route("/static/workspace.js", get(workspace_script))
         .route("/static/board.js", get(board_script))
         .route("/static/softphone.js", get(softphone_script))
+        .route("/static/live.js", get(live_script))
+}
+
+async fn live_script() -> impl IntoResponse {
+    script(include_str!("../../static/live.js"))
 }
 
 async fn softphone_script() -> impl IntoResponse {

@@ -1,8 +1,10 @@
-//! The supervisor's live board: every queue with its waiting work and longest wait, every agent
-//! with their state, and the waiting items that the supervisor can move to another queue or
-//! raise in priority, and every call in progress, which the supervisor can coach from the browser
-//! softphone (listen, whisper, barge, leave). Like the workspace, the page reads `/api/board` whenever its WebSocket
-//! (`/board/events`) says something changed, and on every reconnection.
+//! The supervisor's live board: every queue with its waiting work, longest wait and today's
+//! service level; every agent with their state and time in it, help requests to answer, presence
+//! to set, queues and skills to change (`/board/agents/{id}`), and the call in progress, which the
+//! supervisor coaches from their browser softphone (listen, whisper, barge, leave); and the
+//! waiting items to move to another queue, raise in priority or hand to an agent. Like the
+//! workspace, the page reads `/api/board` whenever its WebSocket (`/board/events`) says something
+//! changed, and on every reconnection.
 
 use std::sync::Arc;
 
@@ -55,20 +57,18 @@ async fn page(State(state): State<AppState>, current: CurrentUser) -> Result<Htm
     current.require(Permission::Supervise)?;
     let layout = Layout::for_user(&current, "/board");
     let language = current.language();
-    let queues: Vec<(String, String)> = directory::queues(&state.db)
-        .await?
-        .into_iter()
-        .map(|queue| (queue.names.get(language).to_owned(), queue.code))
-        .collect();
+    let all_queues = directory::queues(&state.db).await?;
+    let mut lines: Vec<i64> = all_queues.iter().map(|queue| queue.support_line).collect();
+    lines.sort_unstable();
+    lines.dedup();
+    let queues: Vec<(String, String)> =
+        all_queues.into_iter().map(|queue| (queue.names.get(language).to_owned(), queue.code)).collect();
     let away_reasons = &state.config.away_reasons;
     let services: Vec<(String, String)> = directory::services(&state.db)
         .await?
         .into_iter()
         .map(|service| (service.names.get(language).to_owned(), service.code))
         .collect();
-    let mut lines: Vec<i64> = directory::queues(&state.db).await?.iter().map(|queue| queue.support_line).collect();
-    lines.sort_unstable();
-    lines.dedup();
     let page = context! { queues, away_reasons, services, lines };
     Ok(Html(state.templates.render("board.html", &layout, page)?))
 }

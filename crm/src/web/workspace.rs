@@ -1,8 +1,10 @@
 //! The agent's workspace: presence, the current offer with its screen pop, the work in hand with
-//! call control, and wrap-up. The page is a shell; `workspace.js` reads the state from
-//! `/api/workspace` whenever the WebSocket `/workspace/events` says it changed, and on every
+//! call control (hold, blind transfer to a queue or an available colleague, hang-up), wrap-up,
+//! help requests, and the browser softphone. The page is a shell; `workspace.js` reads the state
+//! from `/api/workspace` whenever the WebSocket `/workspace/events` says it changed, and on every
 //! (re)connection: the state lives in the router, so a dropped connection loses no offer and never
-//! leaves the screen in a state the agent is not in.
+//! leaves the screen in a state the agent is not in. The same socket carries the softphone's
+//! offer and answer (`Signal`).
 //!
 //! The pop shows a case only to the agent it is offered to or assigned to; reading its contact is
 //! audited with the purpose "screen pop".

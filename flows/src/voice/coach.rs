@@ -43,8 +43,8 @@ fn mixer_mode(mode: Coaching) -> mixer::Coaching {
 
 impl<W: WorkItems> Voice<W> {
     /// A supervisor's request about the call of `item` between `line`'s caller and `agent`
-    /// (on `agent_media`); returns the coaching as it now is. One supervisor at a time: another's
-    /// request waits until the first has left.
+    /// (on `agent_media`); returns the coaching as it now is. One supervisor at a time:
+    /// `Voice::coach` refuses a second one, and a request that raced past it is ignored here.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn apply_coaching(
         &self,

@@ -179,6 +179,13 @@ impl<W: WorkItems> Voice<W> {
         if !talking {
             return Err(CallError::NotTalking(item.0 as i64));
         }
+        // Refused here rather than ignored by the call, so that the board writes nothing false
+        // on the audit log and the timeline.
+        match (self.coaching(item), mode) {
+            (Some((coach, _)), _) if coach != supervisor => return Err(CallError::CoachedByAnother),
+            (None, None) => return Err(CallError::NotCoaching),
+            _ => {}
+        }
         if mode.is_some() && self.softphone_of(supervisor).is_none() {
             return Err(CallError::NoSoftphone);
         }

@@ -100,8 +100,8 @@ impl Conference {
         Conference { shared, _stop: stop, task }
     }
 
-    /// Takes `session` into the conference, hearing nobody until `set_coaching` or `set_hears`
-    /// says otherwise. The session must not be bridged: unbridge it first.
+    /// Takes `session` into the conference, hearing nobody until `set_coaching` says
+    /// otherwise. The session must not be bridged: unbridge it first.
     pub async fn join(&self, session: &Session) -> Result<ParticipantId, SessionError> {
         let id = {
             let mut state = self.shared.lock();
@@ -135,11 +135,6 @@ impl Conference {
     /// Who hears whom in a coached call; takes effect from the next period, without a gap.
     pub fn set_coaching(&self, roles: CoachingRoles, mode: Coaching) {
         self.shared.lock().mixer.set_coaching(roles, mode);
-    }
-
-    /// Sets whether `listener` hears `speaker`.
-    pub fn set_hears(&self, listener: ParticipantId, speaker: ParticipantId, hears: bool) {
-        self.shared.lock().mixer.set_hears(listener, speaker, hears);
     }
 
     /// Stops the mixing and waits for its task. Participants still in it hear nothing more from
