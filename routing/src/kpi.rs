@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::event::{EventKind, RoutingEvent, TransferReason};
+use crate::event::{EventKind, RoutingEvent};
 use crate::model::{
     AgentId, AgentState, Channel, QueueId, ServiceLevelFormula, ServiceLevelTarget, Timestamp, WorkItemId,
 };
@@ -178,7 +178,9 @@ pub fn average_handle_time(events: &[RoutingEvent], scope: &Scope) -> Option<Dur
                 }
             }
             (
-                EventKind::Completed | EventKind::Transferred { reason: TransferReason::AgentTransfer, .. },
+                // A transfer ends the holder's handling, whether the agent sent the item on or a
+                // supervisor took it back.
+                EventKind::Completed | EventKind::Transferred { .. },
                 Some(item),
                 Some(agent),
             ) => {

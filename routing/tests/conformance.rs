@@ -50,6 +50,7 @@ conformance!(
     claim_is_atomic,
     abandon_withdraws_the_offer,
     supervisor_reassigns_moves_and_boosts,
+    supervisor_takes_work_back_from_an_agent,
     skill_change_routes_at_once,
     offline_agent_gives_back_the_offer,
     events_are_logged_in_order,
@@ -316,6 +317,39 @@ async fn supervisor_reassigns_moves_and_boosts<S: QueueStore>(store: &S) {
     assert!(actions.is_empty(), "offered to that agent already, nothing changes: {actions:?}");
     let actions = run(store, 17, Input::ItemReassigned { item: first, to: AgentId(7) }).await;
     assert_eq!(offers(&actions), vec![(first, AgentId(7))], "a supervisor may hand over across queues");
+}
+
+async fn supervisor_takes_work_back_from_an_agent<S: QueueStore>(store: &S) {
+    setup(store, &["population", "taxes"]).await;
+    let mut holder = agent(1, &[("nl", 5)], &["population"]);
+    holder.after_work.insert(Channel::Email, Duration::from_secs(30));
+    login(store, 0, holder).await;
+    let (email, _) = store.enqueue(at(1), item(Channel::Email, "population", "nl", &[])).await.expect("enqueue");
+    run(store, 2, Input::OfferAccepted { agent: AgentId(1), item: email }).await;
+    let actions = run(store, 10, Input::ItemMoved { item: email, to: QueueId::new("population") }).await;
+    assert!(actions.contains(&Action::WithdrawItem { item: email, agent: AgentId(1) }), "{actions:?}");
+    assert!(offers(&actions).is_empty(), "the agent wraps up first: {actions:?}");
+    assert_eq!(state(store, 1).await, AgentState::AfterWork { until: at(40) });
+    let taken = store.item(email).await.expect("read").expect("the item waits again");
+    assert_eq!(taken.state, ItemState::Waiting);
+    assert_eq!(taken.queue_entered_at, at(10));
+    let waiting = store.waiting(&QueueId::new("population"), 10).await.expect("list");
+    assert_eq!(waiting.iter().map(|item| item.id).collect::<Vec<_>>(), vec![email]);
+    let moved = all_events(store).await.into_iter().any(|event| {
+        event.item == Some(email)
+            && event.agent == Some(AgentId(1))
+            && matches!(event.kind, EventKind::Transferred { reason: TransferReason::SupervisorMove, .. })
+    });
+    assert!(moved, "the log says who the item was taken from");
+    // Taken from the agent's hands: once free, they are not offered it again; a colleague is.
+    let actions = store.expire(at(40)).await.expect("expire");
+    assert!(offers(&actions).is_empty(), "{actions:?}");
+    assert_eq!(state(store, 1).await, AgentState::Available);
+    let actions = login(store, 41, agent(2, &[("nl", 5)], &["population"])).await;
+    assert_eq!(offers(&actions), vec![(email, AgentId(2))]);
+    let actions = run(store, 42, Input::ItemMoved { item: email, to: QueueId::new("taxes") }).await;
+    assert!(actions.contains(&Action::WithdrawItem { item: email, agent: AgentId(2) }));
+    assert_eq!(state(store, 2).await, AgentState::Available, "an offer taken back leaves no wrap-up");
 }
 
 async fn skill_change_routes_at_once<S: QueueStore>(store: &S) {

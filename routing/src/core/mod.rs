@@ -664,18 +664,33 @@ impl RouterCore {
             return Err(RoutingError::UnknownQueue(to));
         }
         let work_item = self.items.get(&item).ok_or(RoutingError::UnknownItem(item))?;
-        let offered_to = match work_item.state {
-            ItemState::Waiting => None,
-            ItemState::Offered { agent, .. } => Some(agent),
-            ItemState::Assigned { .. } => return Err(RoutingError::AlreadyAssigned(item)),
+        let taken_from = match work_item.state {
+            ItemState::Assigned { agent } => Some(agent),
+            _ => None,
         };
-        if let Some(agent) = offered_to {
-            self.withdraw_offer(now, agent, item, None);
+        let holder = match work_item.state {
+            ItemState::Waiting => None,
+            ItemState::Offered { agent, .. } => {
+                self.withdraw_offer(now, agent, item, None);
+                Some(agent)
+            }
+            // The supervisor takes it back from the agent, who wraps up what they did on it.
+            ItemState::Assigned { agent } => {
+                let channel = work_item.spec.channel;
+                self.release(now, agent, item, channel);
+                self.actions.push(Action::WithdrawItem { item, agent });
+                Some(agent)
+            }
+        };
+        self.requeue(now, item, to, holder, TransferReason::SupervisorMove);
+        // Work taken from an agent's hands is not offered back to them.
+        if let (Some(agent), Some(work_item)) = (taken_from, self.items.get_mut(&item)) {
+            work_item.excluded.push(agent);
+            self.reindex_item(item);
         }
-        self.requeue(now, item, to, None, TransferReason::SupervisorMove);
         // The freed agent chooses first: the moved item competes on score with everything else
         // waiting in the agent's queues, instead of going back to the agent just because it moved.
-        if let Some(agent) = offered_to {
+        if let Some(agent) = holder {
             self.reindex_agent(agent);
             self.route_agent(now, agent);
         }
