@@ -439,6 +439,14 @@ async fn the_supervisor_watches_the_live_board() {
         .await;
     browser.click("#board-filters select[name=state] option[value='']").await;
     browser.wait_for_text("#agent-rows", "everyone again", |text| text.contains("Jonas Peeters")).await;
+    // Sorted by name, Camille comes first; by state, the one available agent does.
+    browser
+        .wait_for_text("#agent-rows tr:first-child", "sorted by name", |text| text.starts_with("Camille Dubois"))
+        .await;
+    browser.click("#board-filters select[name=sort_agents] option[value=state]").await;
+    browser
+        .wait_for_text("#agent-rows tr:first-child", "sorted by state", |text| text.starts_with("Jonas Peeters"))
+        .await;
     let ask = [("csrf", csrf.as_str()), ("ask", "1"), ("message", "Mag een burger zonder afspraak komen?")];
     agent.post(format!("{}/workspace/help", loket.base)).form(&ask).send().await.expect("ask for help");
     browser
@@ -469,7 +477,8 @@ async fn the_supervisor_watches_the_live_board() {
 /// Live coaching from the board: a SIPp citizen talks to an agent on the browser softphone; the
 /// supervisor, on the board with a softphone of their own, listens (their browser receives the
 /// call), whispers, barges in and leaves, and the call goes on; each step shows on the board and
-/// lands on the case's timeline. Who hears whom in each mode is measured with tones in
+/// lands on the case's timeline. Then the supervisor takes the call back into its queue and
+/// hands it to the agent again. Who hears whom in each mode is measured with tones in
 /// `media/tests/conference.rs`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_supervisor_coaches_a_call_from_the_board() {
@@ -511,6 +520,32 @@ async fn a_supervisor_coaches_a_call_from_the_board() {
     let heard = agent.softphone_packets().await.1;
     agent.wait_for_text("#softphone-audio-stats", "the citizen still heard", |text| packets(text).1 > heard + 50).await;
     assert_eq!(agent.text("#work-list .call-state").await, "verbonden");
+
+    // The supervisor takes the call back into its queue: the citizen waits again, the agent
+    // wraps up. The board then hands it to the agent again, who takes it and hangs up.
+    supervisor
+        .wait_for_text("#item-rows", "the call in the agent's hands", |text| text.contains("Jonas Peeters"))
+        .await;
+    supervisor.click("#item-rows .board-take-back button").await;
+    agent
+        .wait_for_text("#wrap-up-pop", "the wrap-up after the take-back", |text| text.contains("Lotte Vermeulen"))
+        .await;
+    supervisor
+        .wait_for_text("#item-rows", "the call waiting again", |text| {
+            !text.is_empty() && !text.contains("Jonas Peeters")
+        })
+        .await;
+    agent.click("#wrap-up-form button").await;
+    agent.wait_for_text("#agent-state", "the agent available again", |text| text == "beschikbaar").await;
+    supervisor
+        .wait_for_text("#item-rows .board-assign", "the agent to hand the call to", |text| {
+            text.contains("Jonas Peeters")
+        })
+        .await;
+    supervisor.click("#item-rows .board-assign button").await;
+    agent.wait_for_text("#offer-pop", "the call offered again", |text| text.contains("Lotte Vermeulen")).await;
+    agent.click("#accept-form button").await;
+    agent.wait_for_text("#work-list .call-state", "the call connected again", |text| text == "verbonden").await;
     agent.click("#work-list .call-hangup button").await;
     support::finish_sipp("ivr-caller-until-bye.xml", caller).await;
 

@@ -74,6 +74,9 @@ pub enum TransferTarget {
     /// To this agent: the item is offered to them, and waits in its queue meanwhile (and stays
     /// there should they not be able to take it).
     Agent(AgentId),
+    /// A supervisor takes the call back from its agent: the caller waits in this queue, and the
+    /// router's log says the supervisor moved it (the agent may be offered it again).
+    TakenBack(QueueId),
 }
 
 /// Why the browser's softphone could not connect.
@@ -93,6 +96,8 @@ pub enum CallError {
     CoachedByAnother,
     #[error("you are not coaching this call")]
     NotCoaching,
+    #[error("your softphone is in another call: finish it first")]
+    SoftphoneBusy,
 }
 
 pub trait Desk: Send + Sync + 'static {

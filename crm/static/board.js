@@ -25,22 +25,36 @@ let latest = null;
 const filters = document.getElementById("board-filters");
 filters.addEventListener("change", () => latest && render(latest));
 
-function shownQueue(queue) {
-  const chosen = new FormData(filters);
+function shownQueue(queue, chosen) {
   return (!chosen.get("service") || queue.service === chosen.get("service"))
-    && (!chosen.get("line") || String(queue.line) === chosen.get("line"));
+    && (!chosen.get("line") || String(queue.line) === chosen.get("line"))
+    && (!chosen.get("queue") || queue.code === chosen.get("queue"));
 }
+
+// The order of the agents' table: by name, by state, or longest in their state first.
+const agentOrder = {
+  name: (a, b) => a.name.localeCompare(b.name),
+  state: (a, b) => a.state.localeCompare(b.state) || a.name.localeCompare(b.name),
+  time: (a, b) => (b.state_seconds ?? -1) - (a.state_seconds ?? -1),
+};
 
 function render(everything) {
   latest = everything;
   const chosen = new FormData(filters);
+  const agent = chosen.get("agent");
+  const channel = (item) => !chosen.get("channel") || item.channel === chosen.get("channel");
   const board = {
     ...everything,
-    queues: everything.queues.filter(shownQueue).map((queue) => ({
+    queues: everything.queues.filter((queue) => shownQueue(queue, chosen)).map((queue) => ({
       ...queue,
-      items: queue.items.filter((item) => !chosen.get("channel") || item.channel === chosen.get("channel")),
+      // Waiting items belong to no agent: an agent chosen shows only what they hold.
+      items: agent ? [] : queue.items.filter(channel),
+      held: queue.held.filter((item) => channel(item) && (!agent || String(item.holder_id) === agent)),
     })),
-    agents: everything.agents.filter((agent) => !chosen.get("state") || agent.state === chosen.get("state")),
+    agents: everything.agents
+      .filter((one) => (!chosen.get("state") || one.state === chosen.get("state"))
+        && (!agent || String(one.id) === agent))
+      .sort(agentOrder[chosen.get("sort_agents")] ?? agentOrder.name),
   };
   document.getElementById("queue-rows").replaceChildren(
     ...board.queues.map((queue) =>
@@ -56,7 +70,8 @@ function render(everything) {
       const state = text(`state-${agent.state}`) + (agent.away_reason ? ` (${agent.away_reason})` : "")
         + (agent.state_seconds === null ? "" : ` · ${minutes(agent.state_seconds)}`);
       const asking = agent.help_seconds === null ? "" : `${text("asks-help")} ${minutes(agent.help_seconds)}`;
-      const tr = row(["", state, agent.items, asking, call(agent.call)],
+      const tr = row(["", state, agent.items, agent.capacity ? `${agent.capacity_used} / ${agent.capacity}` : "–",
+        asking, call(agent.call)],
         agent.help_seconds === null ? `agent-${agent.state}` : "alert");
       const name = document.createElement("a");
       name.href = `/board/agents/${agent.id}`;
@@ -70,12 +85,12 @@ function render(everything) {
           item.textContent = `${message.author}: ${message.text}`;
           messages.append(item);
         }
-        tr.children[3].append(messages, form("reply-template", `/board/agents/${agent.id}/help-reply`, () => {}),
+        tr.children[4].append(messages, form("reply-template", `/board/agents/${agent.id}/help-reply`, () => {}),
           " ", form("helped-template", `/board/agents/${agent.id}/helped`, () => {}));
       }
       // Coaching happens through the supervisor's own softphone.
       if (agent.call && board.softphone) {
-        tr.children[4].append(" ", form("coach-template", `/board/items/${agent.call.item}/coach`, () => {}));
+        tr.children[5].append(" ", form("coach-template", `/board/items/${agent.call.item}/coach`, () => {}));
       }
       // Only an agent who logged in to the workspace has a presence to set.
       const cell = document.createElement("td");
@@ -109,37 +124,53 @@ function form(template, action, fill) {
   return copy;
 }
 
+// The order of the work table: longest wait, highest priority, or by queue.
+const itemOrder = {
+  waited: (a, b) => b.item.waited_seconds - a.item.waited_seconds,
+  priority: (a, b) => b.item.priority - a.item.priority || b.item.waited_seconds - a.item.waited_seconds,
+  queue: (a, b) => a.queue.name.localeCompare(b.queue.name) || b.item.waited_seconds - a.item.waited_seconds,
+};
+
 function renderItems(board) {
-  const rows = [];
-  for (const queue of board.queues) {
-    for (const item of queue.items) {
-      const tr = row([queue.name, item.case_number ? `${item.case_number} — ${item.subject}` : item.channel,
-        minutes(item.waited_seconds), item.priority]);
-      const raise = form("priority-template", `/board/items/${item.item}/priority`, (copy) => {
-        copy.querySelector("input[name=priority]").value = item.priority + 1;
-      });
-      tr.children[3].append(" ", raise);
-      const move = form("move-template", `/board/items/${item.item}/move`, () => {});
-      const cell = document.createElement("td");
-      cell.append(move);
-      tr.append(cell);
-      const available = latest.agents.filter((agent) => agent.state === "available");
-      const assignCell = document.createElement("td");
-      if (available.length) {
-        assignCell.append(form("assign-template", `/board/items/${item.item}/assign`, (copy) => {
-          const select = copy.querySelector("select");
-          for (const agent of available) {
-            const option = document.createElement("option");
-            option.value = agent.id;
-            option.textContent = agent.name;
-            select.append(option);
-          }
-        }));
-      }
-      tr.append(assignCell);
-      rows.push(tr);
+  const entries = board.queues.flatMap((queue) => [
+    ...queue.held.map((item) => ({ queue, item, held: true })),
+    ...queue.items.map((item) => ({ queue, item, held: false })),
+  ]);
+  entries.sort(itemOrder[new FormData(filters).get("sort_items")] ?? itemOrder.waited);
+  const available = latest.agents.filter((agent) => agent.state === "available");
+  const rows = entries.map(({ queue, item, held }) => {
+    const holder = held ? `${item.holder} (${text(item.offered ? "offered" : "in-hand")})` : "–";
+    const tr = row([queue.name, item.case_number ? `${item.case_number} — ${item.subject}` : item.channel,
+      holder, minutes(item.waited_seconds), item.priority]);
+    tr.dataset.item = item.item;
+    const raise = form("priority-template", `/board/items/${item.item}/priority`, (copy) => {
+      copy.querySelector("input[name=priority]").value = item.priority + 1;
+    });
+    tr.children[4].append(" ", raise);
+    // Work in an agent's hands is taken back into a queue, its own by default.
+    const move = held
+      ? form("take-back-template", `/board/items/${item.item}/move`, (copy) => {
+        copy.querySelector("select").value = queue.code;
+      })
+      : form("move-template", `/board/items/${item.item}/move`, () => {});
+    const cell = document.createElement("td");
+    cell.append(move);
+    tr.append(cell);
+    const assignCell = document.createElement("td");
+    if (available.length) {
+      assignCell.append(form("assign-template", `/board/items/${item.item}/assign`, (copy) => {
+        const select = copy.querySelector("select");
+        for (const agent of available) {
+          const option = document.createElement("option");
+          option.value = agent.id;
+          option.textContent = agent.name;
+          select.append(option);
+        }
+      }));
     }
-  }
+    tr.append(assignCell);
+    return tr;
+  });
   document.getElementById("items-empty").hidden = rows.length > 0;
   document.getElementById("item-rows").replaceChildren(...rows);
 }

@@ -11,21 +11,14 @@
 //! left out. `cargo bench -p loket-flows --bench workspace`; BENCH_CONTACTS, BENCH_CASES and
 //! BENCH_REQUESTS change the sizes.
 
-use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use loket_crm::auth::Role;
 use loket_crm::db::Backend;
 use loket_crm::records::directory;
-use loket_crm::records::documents::DiskStore;
-use loket_crm::register::LocalRegister;
-use loket_crm::testing::{TEST_START, TestApp, TestDb, env_or, percentile};
-use loket_flows::desk::RouterDesk;
-use loket_flows::voice::{Parts, Prompts, Voice};
-use loket_media::edge::{MediaConfig, MediaEngine};
+use loket_crm::testing::{TEST_START, TestDb, env_or, percentile};
+use loket_flows::testing::desk::DeskApp;
 use loket_routing::core::Input;
-use loket_routing::engine::{EngineOptions, Router};
 use loket_routing::model::{AgentId, Channel, NewWorkItem, QueueId, RouterSettings};
 use loket_routing::store::memory::MemoryStore;
 
@@ -54,29 +47,8 @@ async fn measure(backend: Backend, contacts: usize, cases: usize, requests: usiz
         sqlx::query("VACUUM ANALYZE").execute(db.pool()).await.expect("vacuum analyze");
     }
 
-    let store = MemoryStore::new(RouterSettings::default());
-    let (queues, targets) = loket_flows::work::configure_queues(&store, &db).await.expect("queues");
-    let router = Arc::new(Router::start(Arc::new(store), EngineOptions::default()));
-    let ivr = Arc::new(loket_ivr::Ivr::parse("ivr/demo.toml", loket_ivr::DEMO).expect("the demo IVR"));
-    let prompts_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ivr/prompts");
-    let prompts = Arc::new(Prompts::load(&prompts_dir, &ivr).expect("the demo prompts"));
-    let scratch = std::env::temp_dir().join(format!("loket-bench-workspace-{}", std::process::id()));
-    let voice = Arc::new(Voice::new(Parts {
-        db: db.clone(),
-        ivr,
-        prompts,
-        media: MediaEngine::new(MediaConfig { bind: [127, 0, 0, 1].into(), ..MediaConfig::default() }).expect("media"),
-        register: Arc::new(LocalRegister::demo()),
-        work: Arc::clone(&router),
-        queue_services: queues.into_iter().map(|queue| (queue.code, queue.service_code)).collect(),
-        handle_time: Duration::from_secs(300),
-        record_queues: Default::default(),
-        recordings: scratch.join("recordings"),
-        documents: Arc::new(DiskStore::new(scratch.join("documents"))),
-    }));
-    let (desk, _tasks) = RouterDesk::start(Arc::clone(&router), voice, targets);
-    let app = TestApp::new(db.clone());
-    app.state.set_desk(Arc::new(desk));
+    let desk = DeskApp::start(&db, MemoryStore::new(RouterSettings::default())).await;
+    let (app, router) = (&desk.app, &desk.router);
 
     let (agent, password) = app.create_user("bench.agent", &[Role::Agent]).await;
     let mut conn = db.pool().acquire().await.expect("connection");
@@ -146,6 +118,5 @@ async fn measure(backend: Backend, contacts: usize, cases: usize, requests: usiz
             if p99 < goal { "ok" } else { "MISSED" },
         );
     }
-    let _ = std::fs::remove_dir_all(scratch);
     within
 }

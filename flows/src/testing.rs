@@ -4,6 +4,10 @@
 //!
 //! A missing Dovecot or Python fails the test with what to install: the e-mail suite is only
 //! proven against a real server.
+//!
+//! `desk` holds the console over a real desk, in process, for the board's test and the benchmark.
+
+pub mod desk;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;

@@ -2,7 +2,8 @@
 //! service level; every agent with their state and time in it, help requests to answer, presence
 //! to set, queues and skills to change (`/board/agents/{id}`), and the call in progress, which the
 //! supervisor coaches from their browser softphone (listen, whisper, barge, leave); and the
-//! waiting items to move to another queue, raise in priority or hand to an agent. Like the
+//! items, waiting or held by an agent, to move to another queue (taking them back from their
+//! agent), raise in priority or hand to an agent. Like the
 //! workspace, the page reads `/api/board` whenever its WebSocket (`/board/events`) says something
 //! changed, and on every reconnection.
 
@@ -14,20 +15,22 @@ use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use loket_routing::core::Input;
+use loket_routing::core::{Input, ItemState};
 use loket_routing::event::EventKind;
 use loket_routing::kpi::{self, Scope, SegmentOutcome};
-use loket_routing::model::{AgentId, Presence, QueueConfig, QueueId, ServiceLevelFormula, Timestamp, WorkItemId};
+use loket_routing::model::{
+    AgentId, Channel, Presence, QueueConfig, QueueId, ServiceLevelFormula, Timestamp, WorkItemId,
+};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use super::help::{self, HelpMessage};
 use super::session::CsrfForm;
 use super::templates::Layout;
-use super::workspace::{Listed, PresenceForm, agent_of, follow, listed, profile, same_origin, shown_state};
+use super::workspace::{Listed, PresenceForm, agent_of, follow, list_item, listed, profile, same_origin, shown_state};
 use super::{AppState, CurrentUser, WebError};
 use crate::auth::Permission;
-use crate::desk::{CallError, CallState, Coaching};
+use crate::desk::{CallError, CallState, Coaching, TransferTarget};
 use crate::records::audit::{self, AuditEntry};
 use crate::records::timeline::{self, NewEntry, Summary};
 use crate::records::{directory, users};
@@ -69,7 +72,13 @@ async fn page(State(state): State<AppState>, current: CurrentUser) -> Result<Htm
         .into_iter()
         .map(|service| (service.names.get(language).to_owned(), service.code))
         .collect();
-    let page = context! { queues, away_reasons, services, lines };
+    let agents: Vec<(String, i64)> = users::list(&state.db)
+        .await?
+        .into_iter()
+        .filter(takes_work)
+        .map(|user| (user.display_name, user.id.0))
+        .collect();
+    let page = context! { queues, away_reasons, services, lines, agents };
     Ok(Html(state.templates.render("board.html", &layout, page)?))
 }
 
@@ -94,6 +103,8 @@ struct QueueRow {
     available: usize,
     /// The first waiting items, best first.
     items: Vec<Listed>,
+    /// The items of the queue that agents hold: offered to them or in hand.
+    held: Vec<HeldRow>,
     /// Today's service level in percent under the queue's formula (`loket_routing::kpi`, as the
     /// reports); `None` while nothing counts yet.
     service_level: Option<f64>,
@@ -105,6 +116,16 @@ struct QueueRow {
 }
 
 #[derive(Serialize)]
+struct HeldRow {
+    #[serde(flatten)]
+    item: Listed,
+    holder: String,
+    holder_id: i64,
+    /// Offered and not yet accepted.
+    offered: bool,
+}
+
+#[derive(Serialize)]
 struct AgentRow {
     name: String,
     /// As in the workspace: `offline`, `available`, `away`, `offered`, `busy`, `after_work`.
@@ -112,6 +133,9 @@ struct AgentRow {
     away_reason: Option<String>,
     /// Items offered or in hand.
     items: usize,
+    /// Capacity units the items take, of the agent's capacity.
+    capacity_used: u32,
+    capacity: u32,
     id: i64,
     /// Seconds since the agent asked for help, while they wait for it.
     help_seconds: Option<u64>,
@@ -148,8 +172,10 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
     }
     let mut agents = Vec::new();
     let mut available_in: Vec<QueueId> = Vec::new();
+    // The items agents hold, with their queue, to list under it.
+    let mut held: Vec<(QueueId, HeldRow)> = Vec::new();
     for user in users::list(&state.db).await? {
-        if user.disabled || !user.roles.iter().any(|role| role.grants(Permission::HandleWork)) {
+        if !takes_work(&user) {
             continue;
         }
         let record = desk.agent(AgentId(user.id.0)).await.map_err(unavailable)?;
@@ -161,6 +187,8 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
                 state: "offline",
                 away_reason: None,
                 items: 0,
+                capacity_used: 0,
+                capacity: 0,
                 id,
                 help_seconds,
                 state_seconds: None,
@@ -178,6 +206,16 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
         };
         let (id, (help_seconds, help_messages)) = (user.id.0, help_of(&state, AgentId(user.id.0)));
         let items = record.work.len();
+        for work in &record.work {
+            let Some(item) = desk.item(work.item).await.map_err(unavailable)? else { continue };
+            let row = HeldRow {
+                item: list_item(&state, &item).await?,
+                holder: user.display_name.clone(),
+                holder_id: user.id.0,
+                offered: !work.accepted,
+            };
+            held.push((item.queue, row));
+        }
         let call = record.work.iter().filter(|held| held.accepted).find_map(|held| {
             let state = desk.call_state(held.item)?;
             matches!(state, CallState::Connected { .. } | CallState::Held { .. }).then_some((held.item, state))
@@ -206,6 +244,8 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
             state: shown,
             away_reason,
             items,
+            capacity_used: record.used_capacity(),
+            capacity: record.profile.capacity,
             id,
             help_seconds,
             help_messages,
@@ -228,7 +268,10 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
         let waiting = desk.waiting(&id, COUNTED).await.map_err(unavailable)?;
         let longest = waiting.iter().map(|item| now.since(item.queue_entered_at).as_secs()).max().unwrap_or(0);
         let items = listed(&state, desk.as_ref(), &id, LISTED).await?;
+        let (in_queue, others): (Vec<_>, Vec<_>) = held.into_iter().partition(|(queue, _)| *queue == id);
+        held = others;
         queues.push(QueueRow {
+            held: in_queue.into_iter().map(|(_, row)| row).collect(),
             service_level: kpi::service_level(&events, &Scope::queue(id.clone()), &target),
             service_level_formula: formula_key(&target.formula),
             service_level_seconds: target.threshold.as_secs(),
@@ -245,6 +288,11 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
         });
     }
     Ok(Json(Board { queues, agents, softphone: desk.has_softphone(agent_of(&current)) }))
+}
+
+/// The users the board shows as agents.
+fn takes_work(user: &users::User) -> bool {
+    !user.disabled && user.roles.iter().any(|role| role.grants(Permission::HandleWork))
 }
 
 /// The message key of a service-level formula (`board-sl-<key>`).
@@ -320,7 +368,8 @@ struct MoveForm {
     queue: String,
 }
 
-/// Moves a waiting (or offered) item to another queue.
+/// Moves an item to another queue: a waiting or offered one, or one an agent holds, which the
+/// supervisor takes back. A call taken back waits again with music, its agent's leg hung up.
 async fn move_item(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -329,8 +378,23 @@ async fn move_item(
 ) -> Result<Redirect, WebError> {
     current.require(Permission::Supervise)?;
     let desk = state.desk()?;
-    let input = Input::ItemMoved { item: WorkItemId(item), to: QueueId::new(&form.queue) };
-    desk.execute(input).await.map_err(|error| WebError::BadRequest(format!("the item cannot move: {error}")))?;
+    if !directory::queues(&state.db).await?.iter().any(|queue| queue.code == form.queue) {
+        return Err(WebError::BadRequest("an unknown queue".into()));
+    }
+    let (item, to) = (WorkItemId(item), QueueId::new(&form.queue));
+    let work_item =
+        desk.item(item).await.map_err(|error| WebError::Unavailable(error.to_string()))?.ok_or(WebError::NotFound)?;
+    let call_in_hand =
+        matches!(work_item.state, ItemState::Assigned { .. }) && work_item.spec.channel == Channel::Voice;
+    if call_in_hand {
+        if !matches!(desk.call_state(item), Some(CallState::Connected { .. } | CallState::Held { .. })) {
+            return Err(WebError::BadRequest("the call is being put through; try again in a moment".into()));
+        }
+        desk.transfer(item, TransferTarget::TakenBack(to)).map_err(|error| WebError::BadRequest(error.to_string()))?;
+    } else {
+        let input = Input::ItemMoved { item, to };
+        desk.execute(input).await.map_err(|error| WebError::BadRequest(format!("the item cannot move: {error}")))?;
+    }
     Ok(Redirect::to("/board"))
 }
 

@@ -19,7 +19,7 @@ use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use loket_routing::core::{AgentRecord, Input, ItemState};
+use loket_routing::core::{AgentRecord, Input, ItemState, WorkItem};
 use loket_routing::model::{AgentId, AgentProfile, Channel, Presence, QueueId, Skill, WorkItemId};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
@@ -114,7 +114,7 @@ struct QueueList {
     waiting: Vec<Listed>,
 }
 
-/// A waiting item as the lists show it (the workspace's queues, the supervisor's board).
+/// An item as the lists show it (the workspace's queues, the supervisor's board).
 #[derive(Serialize)]
 pub(super) struct Listed {
     item: u64,
@@ -132,23 +132,27 @@ pub(super) async fn listed(
     queue: &QueueId,
     limit: usize,
 ) -> Result<Vec<Listed>, WebError> {
-    let now = loket_routing::model::Timestamp::now();
     let mut listed = Vec::new();
     for item in desk.waiting(queue, limit).await.map_err(unavailable)? {
-        let case = match item.spec.case_id {
-            Some(case_id) => cases::get(&state.db, CaseId(case_id)).await?,
-            None => None,
-        };
-        listed.push(Listed {
-            item: item.id.0,
-            channel: item.spec.channel,
-            waited_seconds: now.since(item.queue_entered_at).as_secs(),
-            priority: item.spec.priority,
-            case_number: case.as_ref().map(|case| case.number.clone()),
-            subject: case.map(|case| case.subject),
-        });
+        listed.push(list_item(state, &item).await?);
     }
     Ok(listed)
+}
+
+/// A work item as the lists show it, with its case; its wait counts from entering its queue.
+pub(super) async fn list_item(state: &AppState, item: &WorkItem) -> Result<Listed, WebError> {
+    let case = match item.spec.case_id {
+        Some(case_id) => cases::get(&state.db, CaseId(case_id)).await?,
+        None => None,
+    };
+    Ok(Listed {
+        item: item.id.0,
+        channel: item.spec.channel,
+        waited_seconds: loket_routing::model::Timestamp::now().since(item.queue_entered_at).as_secs(),
+        priority: item.spec.priority,
+        case_number: case.as_ref().map(|case| case.number.clone()),
+        subject: case.map(|case| case.subject),
+    })
 }
 
 #[derive(Serialize)]

@@ -452,11 +452,14 @@ impl<W: WorkItems> Voice<W> {
     /// target queue, or in the call's queue with the item offered to the target agent. The queue
     /// the caller now waits in.
     async fn transferred(&self, item: WorkItemId, agent: AgentId, queue: &str, to: TransferTarget) -> QueueId {
-        let (waits_in, target) = match to {
-            TransferTarget::Queue(to) => (to, None),
-            TransferTarget::Agent(target) => (QueueId::new(queue), Some(target)),
+        let (input, waits_in, target) = match to {
+            TransferTarget::Queue(to) => (Input::ItemTransferred { agent, item, to: to.clone() }, to, None),
+            TransferTarget::TakenBack(to) => (Input::ItemMoved { item, to: to.clone() }, to, None),
+            TransferTarget::Agent(target) => {
+                let to = QueueId::new(queue);
+                (Input::ItemTransferred { agent, item, to: to.clone() }, to, Some(target))
+            }
         };
-        let input = Input::ItemTransferred { agent, item, to: waits_in.clone() };
         if let Err(error) = self.parts.work.execute(input).await {
             tracing::warn!(item = item.0, %error, "the router did not take a transfer");
         }

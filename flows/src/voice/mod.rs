@@ -189,7 +189,21 @@ impl<W: WorkItems> Voice<W> {
         if mode.is_some() && self.softphone_of(supervisor).is_none() {
             return Err(CallError::NoSoftphone);
         }
+        if mode.is_some() && self.softphone_busy(supervisor, item) {
+            return Err(CallError::SoftphoneBusy);
+        }
         self.signal(item, Signal::Coach { supervisor, mode })
+    }
+
+    /// The agent's one softphone carries a call other than `item`: their own, or one they coach.
+    fn softphone_busy(&self, agent: AgentId, item: WorkItemId) -> bool {
+        let coaches_another = lock(&self.coaching).iter().any(|(other, (coach, _))| *coach == agent && *other != item);
+        coaches_another
+            || lock(&self.states).iter().any(|(other, (holder, state))| {
+                *holder == agent
+                    && *other != item
+                    && matches!(state, CallState::Ringing | CallState::Connected { .. } | CallState::Held { .. })
+            })
     }
 
     pub fn coaching(&self, item: WorkItemId) -> Option<(AgentId, Coaching)> {
