@@ -112,6 +112,9 @@ pub trait Desk: Send + Sync + 'static {
     fn changes(&self) -> broadcast::Receiver<AgentId>;
     /// Tells the consoles that the desk of `agent` changed outside the router (a help flag).
     fn changed(&self, agent: AgentId);
+    /// The router's event log grew: work came, left or moved in the queues, perhaps with no
+    /// agent concerned (an item that waits, a caller who hangs up). The board reads itself again.
+    fn logged(&self) -> broadcast::Receiver<()>;
     /// Puts the caller of the voice item `item` through to the phones of `agent`, whose user
     /// name is `username`.
     fn connect(&self, item: WorkItemId, agent: AgentId, username: &str) -> Result<(), CallError>;

@@ -47,6 +47,28 @@ async fn the_board_equals_the_event_log_on_redis() {
     cleanup.delete_everything().await.expect("remove the test's keys");
 }
 
+/// Work that concerns no agent — an item that waits, a caller who hangs up — still tells the
+/// board to read itself again, within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_changes_without_agents_reach_the_board() {
+    let test_db = TestDb::new(Backend::Sqlite).await;
+    loket_crm::demo::seed(&test_db.db, TEST_START, 2026).await.expect("demo");
+    let desk = DeskApp::start(&test_db.db, MemoryStore::new(RouterSettings::default())).await;
+    let mut logged = desk.app.state.desk().expect("the desk").logged();
+    let (item, actions) =
+        desk.router.enqueue(NewWorkItem::new(Channel::Voice, QueueId::new(NL))).await.expect("enqueue");
+    assert!(actions.is_empty(), "no agent is concerned: {actions:?}");
+    tokio::time::timeout(Duration::from_secs(1), logged.recv())
+        .await
+        .expect("the board hears of the new item within a second")
+        .expect("the desk is running");
+    desk.router.execute(Input::CallerAbandoned { item }).await.expect("abandon");
+    tokio::time::timeout(Duration::from_secs(1), logged.recv())
+        .await
+        .expect("the board hears of the abandon within a second")
+        .expect("the desk is running");
+}
+
 fn rand_suffix() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|since| since.as_nanos()).unwrap_or(0)
 }

@@ -428,7 +428,8 @@ async fn events(
         return Err(WebError::Forbidden);
     }
     let supervisor = agent_of(&current);
-    Ok(upgrade.on_upgrade(move |socket| follow(socket, desk, None, supervisor)).into_response())
+    let logged = desk.logged();
+    Ok(upgrade.on_upgrade(move |socket| follow(socket, desk, None, Some(logged), supervisor)).into_response())
 }
 
 #[derive(Deserialize)]

@@ -23,6 +23,7 @@ use loket_routing::core::{AgentRecord, Input, ItemState, WorkItem};
 use loket_routing::model::{AgentId, AgentProfile, Channel, Presence, QueueId, Skill, WorkItemId};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 
 use super::help::{self, HelpMessage, HelpThread};
 use super::session::CsrfForm;
@@ -419,7 +420,7 @@ async fn events(
         return Err(WebError::Forbidden);
     }
     let agent = agent_of(&current);
-    Ok(upgrade.on_upgrade(move |socket| follow(socket, desk, Some(agent), agent)).into_response())
+    Ok(upgrade.on_upgrade(move |socket| follow(socket, desk, Some(agent), None, agent)).into_response())
 }
 
 /// A browser sends the page's origin with every WebSocket; it must be this host's.
@@ -449,7 +450,15 @@ enum Signal {
 
 /// Says `changed` on `socket` whenever the desk of `only` changes (of any agent without one),
 /// and answers the softphone offers of `user`, whose page it is.
-pub(super) async fn follow(mut socket: WebSocket, desk: Arc<dyn Desk>, only: Option<AgentId>, user: AgentId) {
+/// Tells the page `changed` when the desk of `only` changes (every agent's, for `None`), and,
+/// with `logged`, whenever the router's event log grows; answers its softphone signalling.
+pub(super) async fn follow(
+    mut socket: WebSocket,
+    desk: Arc<dyn Desk>,
+    only: Option<AgentId>,
+    mut logged: Option<broadcast::Receiver<()>>,
+    user: AgentId,
+) {
     let mut changes = desk.changes();
     if socket.send(Message::text("changed")).await.is_err() {
         return;
@@ -461,8 +470,12 @@ pub(super) async fn follow(mut socket: WebSocket, desk: Arc<dyn Desk>, only: Opt
                 Ok(changed) if only.is_none_or(|agent| agent == changed) => Message::text("changed"),
                 Ok(_) => continue,
                 // Names were missed: read the state again to be sure.
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Message::text("changed"),
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                Err(broadcast::error::RecvError::Lagged(_)) => Message::text("changed"),
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            grew = next_log(&mut logged) => match grew {
+                true => Message::text("changed"),
+                false => return,
             },
             _ = ping.tick() => Message::Ping(Vec::new().into()),
             received = socket.recv() => match received {
@@ -477,6 +490,15 @@ pub(super) async fn follow(mut socket: WebSocket, desk: Arc<dyn Desk>, only: Opt
         if socket.send(send).await.is_err() {
             return;
         }
+    }
+}
+
+/// Waits until the event log grew (`true`; also when growth was missed), or the desk is gone
+/// (`false`). Without a receiver, never.
+async fn next_log(logged: &mut Option<broadcast::Receiver<()>>) -> bool {
+    match logged {
+        Some(receiver) => !matches!(receiver.recv().await, Err(broadcast::error::RecvError::Closed)),
+        None => std::future::pending().await,
     }
 }
 

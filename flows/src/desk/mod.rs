@@ -20,8 +20,9 @@ use tokio::task::JoinHandle;
 use crate::voice::Voice;
 use today::Today;
 
-/// How often the desk reads the router's event log for today's figures.
-const FOLLOW_EVERY: Duration = Duration::from_secs(1);
+/// How often the desk reads the router's event log for today's figures: the board shows a
+/// change within a second, this and its own debounce included.
+const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 /// Events read from the log at a time.
 const READ_BATCH: usize = 1_000;
 
@@ -32,6 +33,7 @@ pub struct RouterDesk<S: QueueStore> {
     /// Each queue's service-level target, as the router was configured.
     targets: HashMap<QueueId, ServiceLevelTarget>,
     today: Arc<Mutex<Today>>,
+    logged: broadcast::Sender<()>,
 }
 
 impl<S: QueueStore> RouterDesk<S> {
@@ -43,7 +45,8 @@ impl<S: QueueStore> RouterDesk<S> {
         targets: HashMap<QueueId, ServiceLevelTarget>,
     ) -> (RouterDesk<S>, Vec<JoinHandle<()>>) {
         let today = Arc::new(Mutex::new(Today::default()));
-        let follower = tokio::spawn(follow_events(Arc::clone(&router), Arc::clone(&today)));
+        let (logged, _) = broadcast::channel(16);
+        let follower = tokio::spawn(follow_events(Arc::clone(&router), Arc::clone(&today), logged.clone()));
         let changes = voice.changes();
         let mut actions = router.subscribe();
         let forward = changes.clone();
@@ -69,12 +72,12 @@ impl<S: QueueStore> RouterDesk<S> {
                 }
             }
         });
-        (RouterDesk { router, voice, changes, targets, today }, vec![task, follower])
+        (RouterDesk { router, voice, changes, targets, today, logged }, vec![task, follower])
     }
 }
 
-/// Reads the event log into `today`, from its start, then as it grows.
-async fn follow_events<S: QueueStore>(router: Arc<Router<S>>, today: Arc<Mutex<Today>>) {
+/// Reads the event log into `today`, from its start, then as it grows, and says when it grew.
+async fn follow_events<S: QueueStore>(router: Arc<Router<S>>, today: Arc<Mutex<Today>>, logged: broadcast::Sender<()>) {
     let mut cursor = EventCursor::default();
     let mut ticks = tokio::time::interval(FOLLOW_EVERY);
     loop {
@@ -83,6 +86,10 @@ async fn follow_events<S: QueueStore>(router: Arc<Router<S>>, today: Arc<Mutex<T
             match router.store().read_events(cursor.clone(), READ_BATCH).await {
                 Ok((events, next)) => {
                     let full = events.len() == READ_BATCH;
+                    if !events.is_empty() {
+                        // Nobody listening is fine: no board is open.
+                        let _ = logged.send(());
+                    }
                     lock(&today).add(Timestamp::now(), events);
                     cursor = next;
                     if !full {
@@ -127,6 +134,10 @@ impl<S: QueueStore> Desk for RouterDesk<S> {
     fn changed(&self, agent: AgentId) {
         // Nobody listening is fine: no console is open.
         let _ = self.changes.send(agent);
+    }
+
+    fn logged(&self) -> broadcast::Receiver<()> {
+        self.logged.subscribe()
     }
 
     fn connect(&self, item: WorkItemId, agent: AgentId, username: &str) -> Result<(), CallError> {
