@@ -40,6 +40,54 @@ async fn start_chromedriver() -> ChromeDriver {
     ChromeDriver { child, url }
 }
 
+/// Replaces the page's microphone with a Web Audio tone of `arguments[0]` Hz.
+const TONE_MICROPHONE: &str = r#"
+const hz = arguments[0];
+navigator.mediaDevices.getUserMedia = async () => {
+  const context = new AudioContext();
+  const tone = context.createOscillator();
+  tone.frequency.value = hz;
+  const gain = context.createGain();
+  gain.gain.value = 0.25;
+  const out = context.createMediaStreamDestination();
+  tone.connect(gain).connect(out);
+  tone.start();
+  return out.stream;
+};
+"#;
+
+/// The level in dB of each frequency of `arguments[0]` in the softphone's audio, from an analyser
+/// on its stream (set up on the first call); null while there is no stream.
+const TONE_ANALYSER: &str = r#"
+const audio = document.getElementById("softphone-audio");
+if (!window.loketTestAnalyser) {
+  if (!audio || !audio.srcObject) return null;
+  const context = new AudioContext();
+  const analyser = context.createAnalyser();
+  analyser.fftSize = 4096;
+  analyser.smoothingTimeConstant = 0;
+  context.createMediaStreamSource(audio.srcObject).connect(analyser);
+  window.loketTestAnalyser = analyser;
+}
+const analyser = window.loketTestAnalyser;
+const levels = new Float32Array(analyser.frequencyBinCount);
+analyser.getFloatFrequencyData(levels);
+const width = analyser.context.sampleRate / analyser.fftSize;
+return arguments[0].map((hz) => {
+  const bin = Math.round(hz / width);
+  return Math.max(levels[bin - 1], levels[bin], levels[bin + 1]);
+});
+"#;
+
+/// A tone louder than this in the softphone's audio is heard. PCMU's quantisation noise and the
+/// other parties' tones stay well below it.
+const TONE_HEARD_DB: f64 = -60.0;
+
+/// The agent's and the supervisor's tones in the coaching test (the citizen's is
+/// `support::CITIZEN_TONE`); none of them is a DTMF frequency.
+const AGENT_TONE: f64 = 1_100.0;
+const SUPERVISOR_TONE: f64 = 1_800.0;
+
 /// One browser session: the few WebDriver commands the tests need.
 struct Browser {
     http: reqwest::Client,
@@ -188,6 +236,49 @@ impl Browser {
             text.starts_with("Softphone verbonden")
         })
         .await;
+    }
+
+    /// Runs `script` in the page (WebDriver's synchronous execute) and gives back what it returns.
+    async fn script(&self, script: &str, args: Value) -> Value {
+        self.command(reqwest::Method::POST, "/execute/sync", json!({"script": script, "args": args})).await
+    }
+
+    /// From now on the page's microphone sends a tone of `hz`: connect the softphone after this.
+    /// The tone comes from Web Audio, which the browser's echo canceller and noise suppressor
+    /// leave alone (they would wear a steady fake-device tone down).
+    async fn microphone_tone(&self, hz: f64) {
+        self.script(TONE_MICROPHONE, json!([hz])).await;
+    }
+
+    /// How loud each of `tones` is, in dB, in what the softphone plays now; `None` before the
+    /// softphone has audio to play.
+    async fn loudness(&self, tones: &[f64]) -> Option<Vec<f64>> {
+        let levels = self.script(TONE_ANALYSER, json!([tones])).await;
+        levels.as_array().map(|levels| levels.iter().map(|level| level.as_f64().unwrap_or(f64::NEG_INFINITY)).collect())
+    }
+
+    /// Waits, with a deadline, until the softphone plays the tone `hz` (`heard`) or no longer does.
+    async fn wait_for_tone(&self, what: &str, hz: f64, heard: bool) {
+        let started = Instant::now();
+        loop {
+            let level = self.loudness(&[hz]).await.map(|levels| levels[0]);
+            if level.is_some_and(|level| (level > TONE_HEARD_DB) == heard) {
+                return;
+            }
+            assert!(started.elapsed() < DEADLINE, "{what}: {hz} Hz at {level:?} dB after {DEADLINE:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Listens for `window` and checks that the softphone played the tone `hz` all along
+    /// (`heard`), or never.
+    async fn keeps_hearing(&self, what: &str, hz: f64, heard: bool, window: Duration) {
+        let started = Instant::now();
+        while started.elapsed() < window {
+            let level = self.loudness(&[hz]).await.expect("the softphone plays audio")[0];
+            assert!((level > TONE_HEARD_DB) == heard, "{what}: {hz} Hz at {level:.0} dB");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The packets the softphone has sent and received, as its counters line shows them.
@@ -401,6 +492,28 @@ async fn an_agent_talks_through_the_browser_softphone() {
     loket.stop();
 }
 
+/// How long each coaching mode is listened to.
+const PHASE: Duration = Duration::from_secs(2);
+
+/// What the citizen heard in the first recording of the call's case (`case` is its path): the
+/// second channel of the WAV, at 8 kHz.
+async fn citizen_heard(loket: &support::Loket, case: &str) -> Vec<i16> {
+    let client = support::client();
+    support::login(&client, &loket.base, "supervisor", loket.password("supervisor")).await;
+    let page = client.get(format!("{}{case}", loket.base)).send().await.expect("case").text().await.expect("body");
+    let link = format!("href=\"{case}/documents/");
+    let first = page
+        .split(&link)
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next()?.parse::<u64>().ok())
+        .min()
+        .unwrap_or_else(|| panic!("no recording on the case: {page}"));
+    let wav = client.get(format!("{}{case}/documents/{first}", loket.base)).send().await.expect("recording");
+    let wav = wav.bytes().await.expect("recording bytes");
+    assert!(wav.starts_with(b"RIFF") && u16::from_le_bytes([wav[22], wav[23]]) == 2, "a two-channel WAV");
+    wav[44..].chunks_exact(4).map(|frame| i16::from_le_bytes([frame[2], frame[3]])).collect()
+}
+
 /// The packets sent and received that the softphone's counters line shows.
 fn packets(stats: &str) -> (u64, u64) {
     let numbers: Vec<u64> = stats.split_whitespace().filter_map(|word| word.parse().ok()).collect();
@@ -475,22 +588,26 @@ async fn the_supervisor_watches_the_live_board() {
 }
 
 /// Live coaching from the board: a SIPp citizen talks to an agent on the browser softphone; the
-/// supervisor, on the board with a softphone of their own, listens (their browser receives the
-/// call), whispers, barges in and leaves, and the call goes on; each step shows on the board and
-/// lands on the case's timeline. Then the supervisor takes the call back into its queue and
-/// hands it to the agent again. Who hears whom in each mode is measured with tones in
-/// `media/tests/conference.rs`.
+/// supervisor, on the board with a softphone of their own, listens, whispers, barges in and
+/// leaves, and the call goes on; each step shows on the board and lands on the case's timeline.
+/// Each party sends a tone of its own, and who hears whom is measured on every audio path: in
+/// the agent's and the supervisor's browsers (Web Audio), and in the call's recording, whose
+/// second channel is what the citizen heard. Then the supervisor takes the call back into its
+/// queue and hands it to the agent again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_supervisor_coaches_a_call_from_the_board() {
-    let (loket, _flows) = support::start_with_ivr(true, "", &[]);
+    let media = "[media]\nrecord_queues = [\"population-nl-l1\"]\n";
+    let (loket, _flows) = support::start_with_ivr(true, media, &[]);
     let driver = start_chromedriver().await;
     let agent = Browser::open(&driver).await;
     agent.log_in_to(&loket, "agent", "/workspace").await;
+    agent.microphone_tone(AGENT_TONE).await;
     agent.connect_softphone().await;
     agent.click("button[name=presence][value=available]").await;
     agent.wait_for_text("#agent-state", "the agent available", |text| text == "beschikbaar").await;
     let supervisor = Browser::open(&driver).await;
     supervisor.log_in_to(&loket, "supervisor", "/board").await;
+    supervisor.microphone_tone(SUPERVISOR_TONE).await;
     supervisor.connect_softphone().await;
 
     let caller = support::ivr_caller(&loket, "11285073003328#");
@@ -498,27 +615,38 @@ async fn a_supervisor_coaches_a_call_from_the_board() {
     let case = agent.attribute("#offer-pop a[href^='/cases/']", "href").await;
     agent.click("#accept-form button").await;
     agent.wait_for_text("#work-list .call-state", "the call connected", |text| text == "verbonden").await;
+    agent.wait_for_tone("the agent hears the citizen", support::CITIZEN_TONE, true).await;
 
+    // Listen: the supervisor hears both sides; nobody hears the supervisor.
     supervisor.wait_for_text("#agent-rows", "the call on the board", |text| text.contains("verbonden")).await;
-    let before = supervisor.softphone_packets().await.1;
     supervisor.click("#agent-rows .board-coach button[value=listen]").await;
     supervisor.wait_for_text("#agent-rows", "listening", |text| text.contains("meegeluisterd")).await;
-    supervisor
-        .wait_for_text("#softphone-audio-stats", "the call in the supervisor's browser", |text| {
-            packets(text).1 > before + 50
-        })
-        .await;
+    supervisor.wait_for_tone("listening, the supervisor hears the citizen", support::CITIZEN_TONE, true).await;
+    supervisor.wait_for_tone("listening, the supervisor hears the agent", AGENT_TONE, true).await;
+    agent.keeps_hearing("listening, the agent hears the supervisor", SUPERVISOR_TONE, false, PHASE).await;
+
+    // Whisper: the agent hears the supervisor too; the citizen does not (see the recording).
     supervisor.click("#agent-rows .board-coach button[value=whisper]").await;
     supervisor.wait_for_text("#agent-rows", "whispering", |text| text.contains("ingefluisterd")).await;
+    agent.wait_for_tone("whispering, the agent hears the supervisor", SUPERVISOR_TONE, true).await;
+    agent.keeps_hearing("whispering, the agent hears the citizen", support::CITIZEN_TONE, true, PHASE).await;
+
+    // Barge: everyone hears everyone, the citizen the supervisor too.
     supervisor.click("#agent-rows .board-coach button[value=barge]").await;
     supervisor.wait_for_text("#agent-rows", "a three-way call", |text| text.contains("driegesprek")).await;
+    let barged = Instant::now();
     supervisor.screenshot("board-coaching.png").await;
+    agent.keeps_hearing("in a three-way call, the agent hears the supervisor", SUPERVISOR_TONE, true, PHASE).await;
+    supervisor
+        .keeps_hearing("in a three-way call, the supervisor hears the citizen", support::CITIZEN_TONE, true, PHASE)
+        .await;
     supervisor.click("#agent-rows .board-coach button[value=leave]").await;
     supervisor.wait_for_text("#agent-rows", "the supervisor gone", |text| !text.contains("driegesprek")).await;
+    let barge = barged.elapsed();
+    agent.wait_for_tone("the supervisor gone, the agent no longer hears them", SUPERVISOR_TONE, false).await;
 
     // The call goes on between the citizen and the agent.
-    let heard = agent.softphone_packets().await.1;
-    agent.wait_for_text("#softphone-audio-stats", "the citizen still heard", |text| packets(text).1 > heard + 50).await;
+    agent.keeps_hearing("the supervisor gone, the agent hears the citizen", support::CITIZEN_TONE, true, PHASE).await;
     assert_eq!(agent.text("#work-list .call-state").await, "verbonden");
 
     // The supervisor takes the call back into its queue: the citizen waits again, the agent
@@ -556,6 +684,24 @@ async fn a_supervisor_coaches_a_call_from_the_board() {
     for step in ["luisterde mee met de oproep", "fluisterde de medewerker in", "nam deel aan het gesprek"] {
         assert!(timeline.contains(step), "{step:?} on the timeline: {timeline}");
     }
+
+    // What the citizen heard, from the recording of the coached part of the call: the agent
+    // throughout, the supervisor only for as long as the three-way call lasted (listening and
+    // whispering took longer than the margin).
+    let heard = citizen_heard(&loket, &case).await;
+    let tenths = heard.chunks_exact(800).collect::<Vec<_>>();
+    let with = |hz: f64| tenths.iter().filter(|tenth| loket_media::tone::amplitude(tenth, hz) > 1_000.0).count();
+    let supervisor_heard = Duration::from_millis(100 * with(SUPERVISOR_TONE) as u64);
+    assert!(
+        supervisor_heard.abs_diff(barge) < Duration::from_secs(1),
+        "the citizen heard the supervisor for {supervisor_heard:?}; the three-way call lasted {barge:?}"
+    );
+    assert!(
+        with(AGENT_TONE) > tenths.len() * 3 / 4,
+        "the citizen heard the agent ({} of {})",
+        with(AGENT_TONE),
+        tenths.len()
+    );
     agent.close().await;
     supervisor.close().await;
     loket.stop();

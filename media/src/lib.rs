@@ -18,6 +18,8 @@
 //! - `mixer`: N participants each hearing a configured set of the others (listen, whisper, barge).
 //! - `rtcp`: sender and receiver reports (RFC 3550 §6.4), parsed and built; reception statistics
 //!   (loss, jitter, LSR/DLSR).
+//! - `tone`: how strongly one frequency sounds in a stretch of audio (Goertzel), for the tests
+//!   that check who hears whom.
 //! - `latch`: symmetric RTP latching, with the rule that keeps a stream from being hijacked.
 //! - `recording`: both directions of a leg onto one stereo timeline (channel 1 from the leg,
 //!   channel 2 to it), placed by RTP timestamp and aligned on arrival, gaps filled with silence.
@@ -43,3 +45,4 @@ pub mod recording;
 pub mod relay;
 pub mod rtcp;
 pub mod rtp;
+pub mod tone;

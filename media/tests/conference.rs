@@ -75,11 +75,10 @@ fn heard(received: &Received, window: Duration) -> (bool, bool, bool) {
     let samples: Vec<i16> =
         received.lock().unwrap().iter().filter(|(at, ..)| *at >= since).flat_map(|(.., s)| s.clone()).collect();
     assert!(samples.len() >= 8000 * window.as_millis() as usize / 1000 / 2, "audio kept coming");
-    // The tone's amplitude, estimated from its Goertzel power (A²·N²/4): each party sends 8,000.
-    // Frames lost or skipped under load splice the tones, which spreads a little energy over
-    // every frequency; an eighth of a tone's amplitude is far above that and far below a tone.
-    let n = samples.len() as f64;
-    let loud = |hz| (4.0 * common::power(&samples, hz) / (n * n)).sqrt() > 1_000.0;
+    // Each party sends a tone of amplitude 8,000. Frames lost or skipped under load splice the
+    // tones, which spreads a little energy over every frequency; an eighth of a tone's amplitude
+    // is far above that and far below a tone.
+    let loud = |hz| loket_media::tone::amplitude(&samples, hz) > 1_000.0;
     (loud(CITIZEN_HZ), loud(AGENT_HZ), loud(SUPERVISOR_HZ))
 }
 

@@ -12,6 +12,7 @@ use loket_media::edge::{Codec, PlayOptions, RemoteParams, Session, SessionError,
 use loket_media::g711::{alaw_encode, ulaw_encode};
 use loket_media::playback::Prompt;
 use loket_media::rtp::RtpHeader;
+use loket_media::tone::power;
 use tokio::net::UdpSocket;
 use tokio::time::timeout;
 
@@ -156,8 +157,8 @@ async fn a_bridged_call_is_recorded_one_side_per_channel() {
     assert!(apart <= 640, "channels {apart} samples apart: {caller_sound:?} {agent_sound:?}");
     let caller_voice = &caller_channel[caller_sound];
     let agent_voice = &agent_channel[agent_sound];
-    assert!(common::power(caller_voice, 440.0) > 100.0 * common::power(caller_voice, 880.0));
-    assert!(common::power(agent_voice, 880.0) > 100.0 * common::power(agent_voice, 440.0));
+    assert!(power(caller_voice, 440.0) > 100.0 * power(caller_voice, 880.0));
+    assert!(power(agent_voice, 880.0) > 100.0 * power(agent_voice, 440.0));
 
     a.close().await;
     b.close().await;
@@ -189,7 +190,7 @@ async fn closing_the_session_finishes_a_recording_with_the_prompt_on_channel_2()
     // Half a second of prompt, as the phone heard it (A-law, transcoded from the µ-law prompt).
     assert!(played.len() >= 3840 && played.len() <= 4000, "{played:?}");
     let heard = &to_phone[played];
-    assert!(common::power(heard, 880.0) > 100.0 * common::power(heard, 440.0));
+    assert!(power(heard, 880.0) > 100.0 * power(heard, 440.0));
     let _ = std::fs::remove_dir_all(folder);
 }
 

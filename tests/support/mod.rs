@@ -267,17 +267,28 @@ pub fn phone_of(loket: &Loket, username: &str) -> (Child, TempDir) {
         .status();
     check_sipp(&register_dir, "register-auth.xml", run);
     let dir = TempDir::new();
-    let phone = sipp(&dir, "agent-phone.xml", &["-p", &port, "-timeout", "90s", "-rtp_echo"]).spawn();
+    let phone = sipp(&dir, "agent-phone.xml", &["-p", &port, "-timeout", "150s", "-rtp_echo"]).spawn();
     (phone.unwrap_or_else(|error| panic!("this test needs SIPp (`apt-get install sip-tester`): {error}")), dir)
 }
 
-/// A citizen who calls the demo number, keys in `digits` after the welcome, then talks (a square
-/// wave in A-law) and stays on the line until loket hangs up (`ivr-caller-until-bye.xml`).
+/// The citizen's voice in the call tests, in Hz: a tone, told apart from the agents' and the
+/// supervisors' test tones.
+pub const CITIZEN_TONE: f64 = 450.0;
+
+/// A citizen who calls the demo number, keys in `digits` after the welcome, then talks (a tone
+/// of `CITIZEN_TONE` in A-law) and stays on the line until loket hangs up
+/// (`ivr-caller-until-bye.xml`).
 pub fn ivr_caller(loket: &Loket, digits: &str) -> (Child, TempDir) {
     let dir = TempDir::new();
-    let voice: Vec<u8> = [0xa2u8, 0x22].repeat(4_000);
+    // A second of the tone, a whole number of periods, so that it loops without a click.
+    let voice: Vec<u8> = (0..8_000)
+        .map(|n| {
+            let phase = 2.0 * std::f64::consts::PI * CITIZEN_TONE * f64::from(n) / 8_000.0;
+            loket_media::g711::alaw_encode((8_000.0 * phase.sin()) as i16)
+        })
+        .collect();
     std::fs::write(dir.0.join("voice.pcma"), voice).expect("write voice.pcma");
-    let args = ["-key", "digits", digits, "-s", "+3225550100", "-p", "0", "-timeout", "90s"];
+    let args = ["-key", "digits", digits, "-s", "+3225550100", "-p", "0", "-timeout", "150s"];
     let caller = sipp(&dir, "ivr-caller-until-bye.xml", &args).arg(&loket.sip_udp).spawn();
     (caller.unwrap_or_else(|error| panic!("this test needs SIPp (`apt-get install sip-tester`): {error}")), dir)
 }

@@ -1,5 +1,5 @@
 //! What the edge's tests share: an engine on a port range of the test's own, so that tests
-//! running in parallel do not share ports, the far end of a plain RTP leg, and a tone's power.
+//! running in parallel do not share ports, and the far end of a plain RTP leg.
 // Each test binary compiles this module and uses a part of it.
 #![allow(dead_code)]
 
@@ -21,16 +21,4 @@ pub fn engine(first_port: u16) -> MediaEngine {
 /// A phone at `rtp` without telephone-events or RTCP multiplexing.
 pub fn remote(rtp: SocketAddr, codec: Codec) -> RemoteParams {
     RemoteParams { rtp, rtcp: None, rtcp_mux: false, codec, telephone_event: None, inband_dtmf: false }
-}
-
-/// The power of `frequency` in `samples` at 8 kHz (Goertzel).
-pub fn power(samples: &[i16], frequency: f64) -> f64 {
-    let coefficient = 2.0 * (2.0 * std::f64::consts::PI * frequency / 8000.0).cos();
-    let (mut s1, mut s2) = (0.0, 0.0);
-    for &sample in samples {
-        let s = f64::from(sample) + coefficient * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    s1 * s1 + s2 * s2 - coefficient * s1 * s2
 }
