@@ -317,25 +317,34 @@ impl Session {
         self.command(Command::Play { playlist, options }).await
     }
 
+    /// Stops what plays, a hold's music included (it does not come back; the leg stays held).
     pub async fn stop_playback(&self) -> Result<(), SessionError> {
         self.command(Command::StopPlayback).await
     }
 
     /// Puts the leg on hold: it hears `music` in a loop, and its own audio no longer reaches a
-    /// bridged peer.
+    /// bridged peer, a conference or the recording. A prompt played during the hold replaces the
+    /// music, which comes back when the prompt ends.
     pub async fn hold(&self, music: Prompt) -> Result<(), SessionError> {
         self.command(Command::Hold(music)).await
     }
 
-    /// Takes the leg off hold: the music stops and the bridge carries audio both ways again.
+    /// Takes the leg off hold: the music stops (a prompt in progress plays on) and the bridge
+    /// carries audio both ways again.
     pub async fn resume(&self) -> Result<(), SessionError> {
         self.command(Command::Resume).await
     }
 
-    /// Relays this session's media to `other` and back, transcoding when the codecs differ.
+    /// Relays this session's media to `other` and back, transcoding when the codecs differ. When
+    /// `other` has ended, this session relays to nobody rather than to a leg nobody reads.
     pub async fn bridge(&self, other: &Session) -> Result<(), SessionError> {
         self.command(Command::Bridge(Arc::downgrade(&other.leg))).await?;
-        other.command(Command::Bridge(Arc::downgrade(&self.leg))).await
+        let bridged = other.command(Command::Bridge(Arc::downgrade(&self.leg))).await;
+        if bridged.is_err() {
+            // Best effort: should this session have ended meanwhile, there is nothing to undo.
+            let _ = self.command(Command::Unbridge).await;
+        }
+        bridged
     }
 
     /// Ends the relay between this session and `other`.

@@ -440,6 +440,61 @@ async fn hold_plays_music_instead_of_the_peer_on_one_line() {
     assert!(resumed.marker);
 }
 
+/// A prompt during a hold (an announcement to the held caller) replaces the music, which comes
+/// back when the prompt ends; a resume then stops the music only, and a prompt playing when the
+/// caller is taken off hold plays to its end.
+#[tokio::test]
+async fn a_prompt_during_hold_gives_way_to_the_music_and_resume_spares_prompts() {
+    let engine = engine(12_960, |_| {});
+    let caller = Phone::new(0xCA12).await;
+    let mut a = engine.allocate().unwrap();
+    a.set_remote(remote(&caller, Codec::Pcmu)).await.unwrap();
+    a.hold(tone_prompt(60.0, 0x2A)).await.unwrap();
+    assert_eq!(caller.receive_rtp().await.1[0], 0x2A);
+    a.play(vec![tone_prompt(0.1, 0x3B)], PlayOptions::default()).await.unwrap();
+    assert_eq!(wait_for(&mut a, |_| true).await, SessionEvent::PlaybackStopped, "the music gave way");
+    let heard = until_payload(&caller, 0x3B).await;
+    assert_eq!(wait_for(&mut a, |_| true).await, SessionEvent::PlaybackFinished);
+    assert!(heard < 10, "the prompt came at once");
+    until_payload(&caller, 0x2A).await;
+
+    // Off hold while a prompt plays: the prompt goes on to its end.
+    a.play(vec![tone_prompt(0.2, 0x3B)], PlayOptions::default()).await.unwrap();
+    assert_eq!(wait_for(&mut a, |_| true).await, SessionEvent::PlaybackStopped, "the music gave way again");
+    until_payload(&caller, 0x3B).await;
+    a.resume().await.unwrap();
+    let mut prompt_frames = 0;
+    loop {
+        let event = timeout(Duration::from_millis(5), a.next_event()).await;
+        if let Ok(Some(event)) = event {
+            assert_ne!(event, SessionEvent::PlaybackStopped, "resume stopped the prompt");
+            if event == SessionEvent::PlaybackFinished {
+                break;
+            }
+        }
+        if let Some(datagram) = caller.receive(Duration::from_millis(1)).await {
+            let packet = RtpPacket::parse(&datagram).unwrap();
+            assert_eq!(packet.payload[0], 0x3B, "nothing but the prompt");
+            prompt_frames += 1;
+        }
+    }
+    assert!(prompt_frames >= 3, "the prompt went on after the resume ({prompt_frames} frames)");
+    // And the music does not come back after it.
+    while let Some(datagram) = caller.receive(Duration::from_millis(100)).await {
+        assert_ne!(RtpPacket::parse(&datagram).unwrap().payload[0], 0x2A, "music after the resume");
+    }
+}
+
+/// Packets until one carries `payload` (frames in flight drain first); how many came before.
+async fn until_payload(phone: &Phone, payload: u8) -> usize {
+    for before in 0..100 {
+        if phone.receive_rtp().await.1[0] == payload {
+            return before;
+        }
+    }
+    panic!("no packet of {payload:#x} in 100");
+}
+
 #[tokio::test]
 async fn prompts_are_paced_at_20_ms_and_a_digit_stops_them() {
     let engine = engine(12_900, |_| {});

@@ -194,6 +194,37 @@ async fn closing_the_session_finishes_a_recording_with_the_prompt_on_channel_2()
     let _ = std::fs::remove_dir_all(folder);
 }
 
+/// On hold nobody hears the caller, so what they say then is not recorded; the music they hear is.
+#[tokio::test]
+async fn a_held_caller_is_not_recorded_but_their_music_is() {
+    let engine = common::engine(13_600);
+    let folder = folder("hold");
+    let path = folder.join("held.wav");
+    let mut caller = Phone::new(0xB1).await;
+    let session = engine.allocate().unwrap();
+    session.set_remote(remote(&caller, Codec::Pcmu)).await.unwrap();
+    session.start_recording(path.clone()).await.unwrap();
+    let music: Vec<i16> = (0..80_000)
+        .map(|index| (8000.0 * (2.0 * std::f64::consts::PI * 880.0 * f64::from(index) / 8000.0).sin()) as i16)
+        .collect();
+    session.hold(Prompt::from_pcm(&music)).await.unwrap();
+    const PACKETS: u64 = 25;
+    let start = tokio::time::Instant::now();
+    for index in 0..PACKETS as u32 {
+        tokio::time::sleep_until(start + Duration::from_millis(20) * index).await;
+        caller.send_tone(session.sdp_address(), Codec::Pcmu, 440.0).await;
+    }
+    until(&session, |stats| stats.received_packets == PACKETS).await;
+    session.stop_recording().await.unwrap().expect("a recording");
+    let (from_caller, to_caller) = read_channels(&path);
+    assert!(from_caller.iter().all(|&sample| sample == 0), "the held caller was recorded");
+    let heard = &to_caller[sound(&to_caller)];
+    assert!(heard.len() >= 3_200, "the music is in the recording: {} samples", heard.len());
+    assert!(power(heard, 880.0) > 100.0 * power(heard, 440.0));
+    session.close().await;
+    let _ = std::fs::remove_dir_all(folder);
+}
+
 #[tokio::test]
 async fn a_dropped_session_finishes_its_recording_too() {
     let engine = common::engine(13_200);

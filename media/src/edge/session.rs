@@ -201,7 +201,12 @@ struct Playing {
     barge_in: bool,
     /// Each playback is a new source to the leg's rewriter, so that it re-anchors the line.
     ssrc: u32,
+    /// This is the music of a hold, which `Resume` stops; any other prompt plays to its end.
+    music: bool,
 }
+
+/// How hold music plays: in a loop, and a digit does not stop it.
+const MUSIC: PlayOptions = PlayOptions { looping: true, barge_in: false };
 
 struct Task {
     leg: Arc<Leg>,
@@ -217,8 +222,10 @@ struct Task {
     peer: Option<Weak<Leg>>,
     /// The conference this leg's audio goes to, in place of a peer.
     conference: Option<(Arc<Shared>, ParticipantId)>,
-    /// On hold: this leg's audio does not reach the peer.
+    /// On hold: this leg's audio does not reach the peer, nor the recording.
     muted: bool,
+    /// The music of the hold in progress: it comes back after a prompt played during the hold.
+    hold_music: Option<Prompt>,
     playing: Option<Playing>,
     playbacks: u32,
     player_ssrc_base: u32,
@@ -252,6 +259,7 @@ pub(super) async fn run(
         peer: None,
         conference: None,
         muted: false,
+        hold_music: None,
         playing: None,
         playbacks: 0,
         player_ssrc_base: rand::random(),
@@ -339,7 +347,7 @@ impl Task {
 
     fn handle_timeout(&mut self, now: Instant) {
         self.dtmf.handle_timeout(now);
-        self.drain_dtmf();
+        self.drain_dtmf(now);
         self.play_due_frames(now);
         if self.remote.is_some() {
             if !self.timed_out && now >= self.last_activity + self.config.media_timeout {
@@ -381,14 +389,23 @@ impl Task {
                 }
                 self.remote = Some(remote);
             }
-            Command::Play { playlist, options } => self.start_playback(now, playlist, options),
-            Command::StopPlayback => self.stop_playback(),
+            Command::Play { playlist, options } => self.start_playback(now, playlist, options, false),
+            Command::StopPlayback => {
+                // Silence asked for: a hold's music does not come back either.
+                self.hold_music = None;
+                self.stop_playback(now);
+            }
             Command::Hold(music) => {
-                self.start_playback(now, vec![music], PlayOptions { looping: true, barge_in: false });
+                self.hold_music = None;
+                self.start_playback(now, vec![music.clone()], MUSIC, true);
+                self.hold_music = Some(music);
                 self.muted = true;
             }
             Command::Resume => {
-                self.stop_playback();
+                self.hold_music = None;
+                if self.playing.as_ref().is_some_and(|playing| playing.music) {
+                    self.stop_playback(now);
+                }
                 self.muted = false;
             }
             Command::Bridge(peer) => self.peer = Some(peer),
@@ -467,12 +484,13 @@ impl Task {
         match payload {
             Payload::Event => {
                 self.dtmf.handle_packet(now, &packet);
-                self.drain_dtmf();
+                self.drain_dtmf(now);
             }
             Payload::Audio(codec) => {
-                self.detect_inband(codec, packet.payload);
-                self.leg.record(now, Direction::FromLeg, packet.ssrc, packet.timestamp, codec, packet.payload);
+                self.detect_inband(now, codec, packet.payload);
+                // On hold nobody hears the leg: what it says then is not recorded either.
                 if !self.muted {
+                    self.leg.record(now, Direction::FromLeg, packet.ssrc, packet.timestamp, codec, packet.payload);
                     self.to_conference(codec, packet.payload);
                 }
             }
@@ -500,7 +518,7 @@ impl Task {
         }
     }
 
-    fn detect_inband(&mut self, codec: Codec, payload: &[u8]) {
+    fn detect_inband(&mut self, now: Instant, codec: Codec, payload: &[u8]) {
         let Some(detector) = &mut self.inband else { return };
         let mut samples = [0i16; MAX_DATAGRAM];
         let decoded = match codec {
@@ -513,7 +531,7 @@ impl Task {
         let mut started = None;
         detector.process(&samples[..length], |digit| started = Some(digit));
         if let Some(digit) = started {
-            self.on_digit(digit, DigitSource::Inband);
+            self.on_digit(now, digit, DigitSource::Inband);
         }
     }
 
@@ -592,24 +610,28 @@ impl Task {
         Some(remote.rtcp.unwrap_or(next_port))
     }
 
-    fn start_playback(&mut self, now: Instant, playlist: Vec<Prompt>, options: PlayOptions) {
-        self.stop_playback();
+    fn start_playback(&mut self, now: Instant, playlist: Vec<Prompt>, options: PlayOptions, music: bool) {
+        // The music a prompt replaces is not resumed here: the prompt's end brings it back.
+        let hold_music = self.hold_music.take();
+        self.stop_playback(now);
+        self.hold_music = hold_music;
         self.playbacks = self.playbacks.wrapping_add(1);
         self.playing = Some(Playing {
             player: Player::new(playlist, options.looping, now),
             barge_in: options.barge_in,
             ssrc: self.player_ssrc_base.wrapping_add(self.playbacks),
+            music,
         });
         self.leg.lock_outbound().playing = true;
         // An empty playlist finishes at once.
-        self.drain_playback();
+        self.drain_playback(now);
     }
 
-    fn stop_playback(&mut self) {
+    fn stop_playback(&mut self, now: Instant) {
         if let Some(playing) = &mut self.playing {
             playing.player.stop();
         }
-        self.drain_playback();
+        self.drain_playback(now);
     }
 
     /// Sends the frames due at `now`. Each becomes an RTP packet of the playback's own source
@@ -630,10 +652,10 @@ impl Task {
             let Ok(packet) = RtpPacket::parse(&datagram[..length]) else { break };
             self.leg.send(now, &packet, Payload::Audio(Codec::Pcmu), true);
         }
-        self.drain_playback();
+        self.drain_playback(now);
     }
 
-    fn drain_playback(&mut self) {
+    fn drain_playback(&mut self, now: Instant) {
         // A player reports once, when it ends.
         while let Some(event) = self.playing.as_mut().and_then(|playing| playing.player.poll_event()) {
             self.emit(match event {
@@ -644,21 +666,25 @@ impl Task {
         if self.playing.as_ref().is_some_and(|playing| playing.player.next_deadline().is_none()) {
             self.playing = None;
             self.leg.lock_outbound().playing = false;
-        }
-    }
-
-    fn drain_dtmf(&mut self) {
-        while let Some(event) = self.dtmf.poll_event() {
-            if let DtmfEvent::Began { digit } = event {
-                self.on_digit(digit, DigitSource::Rfc4733);
+            // A prompt played during a hold ended: the caller, still held, hears the music again.
+            if let Some(music) = self.hold_music.clone().filter(|music| music.frames() > 0) {
+                self.start_playback(now, vec![music], MUSIC, true);
             }
         }
     }
 
-    fn on_digit(&mut self, digit: Digit, source: DigitSource) {
+    fn drain_dtmf(&mut self, now: Instant) {
+        while let Some(event) = self.dtmf.poll_event() {
+            if let DtmfEvent::Began { digit } = event {
+                self.on_digit(now, digit, DigitSource::Rfc4733);
+            }
+        }
+    }
+
+    fn on_digit(&mut self, now: Instant, digit: Digit, source: DigitSource) {
         self.emit(SessionEvent::Digit { digit, source });
         if self.playing.as_ref().is_some_and(|playing| playing.barge_in) {
-            self.stop_playback();
+            self.stop_playback(now);
         }
     }
 
