@@ -58,8 +58,8 @@ function render(everything) {
   };
   document.getElementById("queue-rows").replaceChildren(
     ...board.queues.map((queue) =>
-      row([queue.name, queue.waiting, queue.waiting ? minutes(queue.longest_wait_seconds) : "–", queue.available,
-        serviceLevel(queue)], queue.waiting && !queue.available ? "alert" : "")),
+      row([queue.name, waiting(queue), queue.waiting ? minutes(queue.longest_wait_seconds) : "–", agentCounts(queue),
+        serviceLevel(queue)], queue.waiting && !queue.agents.available ? "alert" : "")),
   );
   // The formulas the figures use, each once, so that nobody has to guess what a percentage counts.
   const formulas = new Set(board.queues.map((queue) =>
@@ -71,7 +71,7 @@ function render(everything) {
         + (agent.state_seconds === null ? "" : ` · ${minutes(agent.state_seconds)}`);
       const asking = agent.help_seconds === null ? "" : `${text("asks-help")} ${minutes(agent.help_seconds)}`;
       const tr = row(["", state, agent.items, agent.capacity ? `${agent.capacity_used} / ${agent.capacity}` : "–",
-        asking, call(agent.call)],
+        work(everything, agent), asking, call(agent.call)],
         agent.help_seconds === null ? `agent-${agent.state}` : "alert");
       const name = document.createElement("a");
       name.href = `/board/agents/${agent.id}`;
@@ -85,12 +85,12 @@ function render(everything) {
           item.textContent = `${message.author}: ${message.text}`;
           messages.append(item);
         }
-        tr.children[4].append(messages, form("reply-template", `/board/agents/${agent.id}/help-reply`, () => {}),
+        tr.children[5].append(messages, form("reply-template", `/board/agents/${agent.id}/help-reply`, () => {}),
           " ", form("helped-template", `/board/agents/${agent.id}/helped`, () => {}));
       }
       // Coaching happens through the supervisor's own softphone.
       if (agent.call && board.softphone) {
-        tr.children[5].append(" ", form("coach-template", `/board/items/${agent.call.item}/coach`, () => {}));
+        tr.children[6].append(" ", form("coach-template", `/board/items/${agent.call.item}/coach`, () => {}));
       }
       // Only an agent who logged in to the workspace has a presence to set.
       const cell = document.createElement("td");
@@ -100,6 +100,26 @@ function render(everything) {
     }),
   );
   renderItems(board);
+}
+
+// How many wait, and of which channel.
+function waiting(queue) {
+  const channels = Object.entries(queue.waiting_by_channel).map(([channel, count]) => `${count} ${text(`channel-${channel}`)}`);
+  return queue.waiting && channels.length ? `${queue.waiting} (${channels.join(", ")})` : String(queue.waiting);
+}
+
+// The queue's logged-in agents per state.
+function agentCounts(queue) {
+  const states = Object.entries(queue.agents).map(([state, count]) => `${count} ${text(`state-${state}`)}`);
+  return states.length ? states.join(" · ") : "–";
+}
+
+// What the agent holds now, from the queues' lists: its case, or its channel.
+function work(board, agent) {
+  return board.queues.flatMap((queue) => queue.held)
+    .filter((item) => item.holder_id === agent.id)
+    .map((item) => item.case_number ?? text(`channel-${item.channel}`))
+    .join(", ");
 }
 
 // Today's service level with what it counts.
@@ -143,10 +163,10 @@ function renderItems(board) {
     const tr = row([queue.name, item.case_number ? `${item.case_number} — ${item.subject}` : item.channel,
       holder, minutes(item.waited_seconds), item.priority]);
     tr.dataset.item = item.item;
-    const raise = form("priority-template", `/board/items/${item.item}/priority`, (copy) => {
-      copy.querySelector("input[name=priority]").value = item.priority + 1;
+    const priority = form("priority-template", `/board/items/${item.item}/priority`, (copy) => {
+      copy.querySelector("input[name=priority]").value = item.priority;
     });
-    tr.children[4].append(" ", raise);
+    tr.children[4].replaceChildren(priority);
     // Work in an agent's hands is taken back into a queue, its own by default.
     const move = held
       ? form("take-back-template", `/board/items/${item.item}/move`, (copy) => {

@@ -140,6 +140,14 @@ async fn scripted_day<S: QueueStore>(store: S) {
     assert_eq!((anna_row["state"].as_str(), number(&anna_row["items"])), (Some("busy"), 1));
     assert_eq!((number(&anna_row["capacity_used"]), number(&anna_row["capacity"])), (1, 1));
     assert_eq!(agent_row(&board, bram)["state"], "away");
+    for code in [NL, FR] {
+        let queue =
+            board["queues"].as_array().expect("queues").iter().find(|queue| queue["code"] == code).expect("queue");
+        assert_eq!(queue["agents"], serde_json::json!({"away": 1, "busy": 1}), "{code}: Anna busy, Bram away");
+    }
+    let priority =
+        app.post(&mut marc, &format!("/board/items/{}/priority", waiting_nl[6]), &[("priority", "10")]).await;
+    assert_eq!(priority.status.as_u16(), 400, "a priority out of range is refused: {}", priority.body);
     let held = held_rows(&board);
     assert_eq!(held.len(), 1, "one item in an agent's hands: {held:?}");
     assert_eq!((number(&held[0]["item"]), number(&held[0]["holder_id"])), (in_hand.0, anna.0 as u64));
@@ -263,8 +271,14 @@ async fn agrees_with_the_log<S: QueueStore>(
         assert_eq!(number(&row["abandoned_today"]), abandoned, "abandoned in {id:?}");
         let level = kpi::service_level(&log, &Scope::queue(id.clone()), &targets[&id]);
         assert_eq!(row["service_level"].as_f64(), level, "service level of {id:?}");
-        let waiting = store.waiting(&id, 500).await.expect("waiting").len() as u64;
-        assert_eq!(number(&row["waiting"]), waiting, "waiting in {id:?}");
+        let waiting = store.waiting(&id, 500).await.expect("waiting");
+        assert_eq!(number(&row["waiting"]), waiting.len() as u64, "waiting in {id:?}");
+        for (channel, count) in row["waiting_by_channel"].as_object().expect("per channel") {
+            let expected = waiting.iter().filter(|item| item.spec.channel.name() == channel).count() as u64;
+            assert_eq!(number(count), expected, "{channel} waiting in {id:?}");
+        }
+        let counted: u64 = row["waiting_by_channel"].as_object().expect("per channel").values().map(number).sum();
+        assert_eq!(counted, waiting.len() as u64, "every waiting item has its channel counted in {id:?}");
         let mut held: Vec<u64> =
             row["held"].as_array().expect("held").iter().map(|item| number(&item["item"])).collect();
         held.sort_unstable();

@@ -83,6 +83,13 @@ impl Phone {
     }
 }
 
+/// `samples` of a tone at `frequency`, amplitude 8,000, at 8 kHz.
+fn sine(frequency: f64, samples: u32) -> Vec<i16> {
+    (0..samples)
+        .map(|index| (8000.0 * (2.0 * std::f64::consts::PI * frequency * f64::from(index) / 8000.0).sin()) as i16)
+        .collect()
+}
+
 /// Polls a session's counters until `condition` holds, within `WAIT`.
 async fn until(session: &Session, condition: impl Fn(&SessionStats) -> bool) {
     let deadline = Instant::now() + WAIT;
@@ -174,10 +181,7 @@ async fn closing_the_session_finishes_a_recording_with_the_prompt_on_channel_2()
     let mut session = engine.allocate().unwrap();
     session.set_remote(remote(&phone, Codec::Pcma)).await.unwrap();
     session.start_recording(path.clone()).await.unwrap();
-    let prompt: Vec<i16> = (0..4000)
-        .map(|index| (8000.0 * (2.0 * std::f64::consts::PI * 880.0 * f64::from(index) / 8000.0).sin()) as i16)
-        .collect();
-    session.play(vec![Prompt::from_pcm(&prompt)], PlayOptions::default()).await.unwrap();
+    session.play(vec![Prompt::from_pcm(&sine(880.0, 4000))], PlayOptions::default()).await.unwrap();
     let finished = timeout(WAIT, session.next_event()).await.expect("the prompt ends in time");
     assert_eq!(finished, Some(SessionEvent::PlaybackFinished));
     // No stop_recording: closing the session finishes the file before `close` returns.
@@ -204,10 +208,7 @@ async fn a_held_caller_is_not_recorded_but_their_music_is() {
     let session = engine.allocate().unwrap();
     session.set_remote(remote(&caller, Codec::Pcmu)).await.unwrap();
     session.start_recording(path.clone()).await.unwrap();
-    let music: Vec<i16> = (0..80_000)
-        .map(|index| (8000.0 * (2.0 * std::f64::consts::PI * 880.0 * f64::from(index) / 8000.0).sin()) as i16)
-        .collect();
-    session.hold(Prompt::from_pcm(&music)).await.unwrap();
+    session.hold(Prompt::from_pcm(&sine(880.0, 80_000))).await.unwrap();
     const PACKETS: u64 = 25;
     let start = tokio::time::Instant::now();
     for index in 0..PACKETS as u32 {

@@ -10,7 +10,7 @@ use common::*;
 use loket_routing::core::{Action, Input, ItemState};
 use loket_routing::error::{RoutingError, StoreError};
 use loket_routing::event::{EventKind, TransferReason};
-use loket_routing::model::{AgentId, AgentState, Channel, Presence, QueueId, WorkItemId};
+use loket_routing::model::{AgentId, AgentState, Channel, Presence, QueueId, Timestamp, WorkItemId};
 use loket_routing::store::{EventCursor, QueueStore};
 
 macro_rules! conformance {
@@ -407,6 +407,11 @@ async fn events_are_logged_in_order<S: QueueStore>(store: &S) {
         cursor = next;
     }
     assert_eq!(read, all_events(store).await, "cursors neither skip nor repeat");
+    // A cursor at a time: from the start of time, everything; from far ahead, nothing.
+    let from_start = store.cursor_at(Timestamp(0)).await.expect("cursor");
+    assert_eq!(store.read_events(from_start, 100).await.expect("read").0, read);
+    let ahead = store.cursor_at(Timestamp(i64::MAX / 2)).await.expect("cursor");
+    assert!(store.read_events(ahead, 100).await.expect("read").0.is_empty());
 }
 
 async fn rejects_invalid_input_without_changes<S: QueueStore>(store: &S) {

@@ -7,6 +7,7 @@
 //! workspace, the page reads `/api/board` whenever its WebSocket (`/board/events`) says something
 //! changed, and on every reconnection.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
@@ -39,6 +40,9 @@ use crate::records::{directory, users};
 const COUNTED: usize = 500;
 /// How many of them are listed, best first, for the supervisor to move.
 const LISTED: usize = 10;
+/// A supervisor sets priorities within ±9; each point is worth a step of waiting (a minute by
+/// default).
+const MAX_PRIORITY: i32 = 9;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -98,9 +102,11 @@ struct QueueRow {
     service: String,
     line: i64,
     waiting: usize,
+    /// The waiting items per channel (`voice`, `email`, …), of those counted.
+    waiting_by_channel: BTreeMap<&'static str, usize>,
     longest_wait_seconds: u64,
-    /// Agents of the queue who are available now.
-    available: usize,
+    /// The queue's logged-in agents per state (`available`, `busy`, `away`, `after_work`, …).
+    agents: BTreeMap<&'static str, usize>,
     /// The first waiting items, best first.
     items: Vec<Listed>,
     /// The items of the queue that agents hold: offered to them or in hand.
@@ -171,7 +177,8 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
         }
     }
     let mut agents = Vec::new();
-    let mut available_in: Vec<QueueId> = Vec::new();
+    // Each logged-in agent's state, once per queue they work.
+    let mut states_in: Vec<(QueueId, &'static str)> = Vec::new();
     // The items agents hold, with their queue, to list under it.
     let mut held: Vec<(QueueId, HeldRow)> = Vec::new();
     for user in users::list(&state.db).await? {
@@ -197,9 +204,7 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
             continue;
         };
         let shown = shown_state(&record);
-        if shown == "available" {
-            available_in.extend(record.profile.queues.iter().cloned());
-        }
+        states_in.extend(record.profile.queues.iter().map(|queue| (queue.clone(), shown)));
         let away_reason = match &record.presence {
             Presence::Away { reason } => Some(reason.clone()),
             _ => None,
@@ -266,6 +271,14 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
             _ => (answered, abandoned),
         });
         let waiting = desk.waiting(&id, COUNTED).await.map_err(unavailable)?;
+        let mut waiting_by_channel = BTreeMap::new();
+        for item in &waiting {
+            *waiting_by_channel.entry(item.spec.channel.name()).or_default() += 1;
+        }
+        let mut agents_by_state = BTreeMap::new();
+        for (_, state) in states_in.iter().filter(|(queue, _)| *queue == id) {
+            *agents_by_state.entry(*state).or_default() += 1;
+        }
         let longest = waiting.iter().map(|item| now.since(item.queue_entered_at).as_secs()).max().unwrap_or(0);
         let items = listed(&state, desk.as_ref(), &id, LISTED).await?;
         let (in_queue, others): (Vec<_>, Vec<_>) = held.into_iter().partition(|(queue, _)| *queue == id);
@@ -281,9 +294,10 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
             name: queue.names.get(language).to_owned(),
             service: queue.service_code,
             line: queue.support_line,
-            available: available_in.iter().filter(|other| **other == id).count(),
+            agents: agents_by_state,
             code: queue.code,
             waiting: waiting.len(),
+            waiting_by_channel,
             longest_wait_seconds: longest,
         });
     }
@@ -411,6 +425,9 @@ async fn set_priority(
 ) -> Result<Redirect, WebError> {
     current.require(Permission::Supervise)?;
     let desk = state.desk()?;
+    if !(-MAX_PRIORITY..=MAX_PRIORITY).contains(&form.priority) {
+        return Err(WebError::BadRequest(format!("a priority is from -{MAX_PRIORITY} to {MAX_PRIORITY}")));
+    }
     let input = Input::PriorityChanged { item: WorkItemId(item), priority: form.priority };
     desk.execute(input).await.map_err(|error| WebError::BadRequest(format!("the priority cannot change: {error}")))?;
     Ok(Redirect::to("/board"))

@@ -76,9 +76,17 @@ impl<S: QueueStore> RouterDesk<S> {
     }
 }
 
-/// Reads the event log into `today`, from its start, then as it grows, and says when it grew.
+/// Reads the event log into `today`, from a day ago, then as it grows, and says when it grew.
 async fn follow_events<S: QueueStore>(router: Arc<Router<S>>, today: Arc<Mutex<Today>>, logged: broadcast::Sender<()>) {
-    let mut cursor = EventCursor::default();
+    // Brussels' day began at most 25 hours ago; an hour more for the nodes' clocks.
+    let day_ago = Timestamp(Timestamp::now().0 - 26 * 3_600_000);
+    let mut cursor = match router.store().cursor_at(day_ago).await {
+        Ok(cursor) => cursor,
+        Err(error) => {
+            tracing::warn!(%error, "the desk reads the event log from its start");
+            EventCursor::default()
+        }
+    };
     let mut ticks = tokio::time::interval(FOLLOW_EVERY);
     loop {
         ticks.tick().await;

@@ -82,6 +82,11 @@ impl QueueStore for MemoryStore {
         Ok(self.lock().core.next_deadline())
     }
 
+    async fn cursor_at(&self, at: Timestamp) -> Result<EventCursor, StoreError> {
+        let state = self.lock();
+        Ok(EventCursor(state.log.partition_point(|event| event.at < at).to_string()))
+    }
+
     async fn read_events(
         &self,
         cursor: EventCursor,

@@ -38,6 +38,10 @@ pub trait QueueStore: Send + Sync + 'static {
 
     fn next_deadline(&self) -> impl Future<Output = Result<Option<Timestamp>, StoreError>> + Send;
 
+    /// A cursor before the first event logged at `at` or later, so that a reader need not go
+    /// through the whole log. Nodes' clocks differ: read from a little earlier to be sure.
+    fn cursor_at(&self, at: Timestamp) -> impl Future<Output = Result<EventCursor, StoreError>> + Send;
+
     /// Events after `cursor`, oldest first, at most `limit`, and the cursor to continue from.
     fn read_events(
         &self,

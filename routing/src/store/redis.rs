@@ -714,6 +714,12 @@ impl QueueStore for RedisStore {
         Ok(first.first().map(|(_, at)| Timestamp(*at as i64)))
     }
 
+    async fn cursor_at(&self, at: Timestamp) -> Result<EventCursor, StoreError> {
+        // Entry ids are the Redis server's milliseconds (`XADD *`): the first entry at or after
+        // `at`, none of its events read yet.
+        Ok(EventCursor(format!("{}-0/0", at.0.max(0))))
+    }
+
     async fn read_events(
         &self,
         cursor: EventCursor,
