@@ -84,9 +84,10 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         Arc::new(Processor::new(db.clone(), Clock::System, documents.clone(), Arc::new(mailboxes), &mail_domain))
     });
     let (ivr, prompts) = (Arc::new(ivr), Arc::new(prompts));
-    let parts = WorkParts { db: db.clone(), ivr, prompts, media, register, ends, mail, documents: documents.clone() };
+    let state = AppState::new(db.clone(), Clock::System, web_config, redis, documents.clone());
+    let work_requests = state.work_requests();
+    let parts = WorkParts { db: db.clone(), ivr, prompts, media, register, ends, mail, documents, work_requests };
     let work = start_work(&config, parts).await?;
-    let state = AppState::new(db.clone(), Clock::System, web_config, redis, documents);
     state.set_desk(work.desk);
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -184,6 +185,8 @@ struct WorkParts {
     ends: ApplicationEnds,
     /// The e-mail intake, when mailboxes are configured.
     mail: Option<Arc<Processor>>,
+    /// Rung by the console when it asked for work (web forms, Facebook comments).
+    work_requests: Arc<tokio::sync::Notify>,
 }
 
 /// The router's side of a running loket: the console's desk, the voice tasks and the mail intake.
@@ -194,8 +197,8 @@ struct Work {
 }
 
 /// Starts the router on its store (Redis with `redis.url`, else in process), with the CRM's
-/// queues; the voice flows and the mail intake that hand it their work; and the desk the console
-/// drives it with.
+/// queues; the voice flows, the mail intake and the console's work requests that hand it their
+/// work; and the desk the console drives it with.
 async fn start_work(config: &Config, parts: WorkParts) -> anyhow::Result<Work> {
     let settings = RouterSettings::default();
     match &config.redis.url {
@@ -212,6 +215,7 @@ async fn start_work(config: &Config, parts: WorkParts) -> anyhow::Result<Work> {
 async fn spawn_work<S: QueueStore>(config: &Config, parts: WorkParts, store: S) -> anyhow::Result<Work> {
     let (queues, targets) = loket_flows::work::configure_queues(&store, &parts.db).await?;
     let router = Arc::new(Router::start(Arc::new(store), EngineOptions::default()));
+    let db = parts.db.clone();
     let voice = Arc::new(Voice::new(loket_flows::voice::Parts {
         db: parts.db,
         ivr: parts.ivr,
@@ -226,8 +230,10 @@ async fn spawn_work<S: QueueStore>(config: &Config, parts: WorkParts, store: S) 
         documents: parts.documents,
     }));
     let mail = parts.mail.map(|processor| MailIntake::start(processor, Arc::clone(&router)).0);
+    let requests = loket_flows::work::follow_requests(db, Clock::System, Arc::clone(&router), parts.work_requests);
     let (desk, mut tasks) = RouterDesk::start(router, Arc::clone(&voice), targets);
     tasks.push(tokio::spawn(voice.run(parts.ends)));
+    tasks.push(tokio::spawn(requests));
     Ok(Work { desk: Arc::new(desk), tasks, mail })
 }
 

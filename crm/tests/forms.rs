@@ -78,13 +78,14 @@ async fn count(db: &Db, sql: &str) -> i64 {
 }
 
 /// Everything a submission could have written.
-async fn footprint(db: &Db) -> [i64; 5] {
+async fn footprint(db: &Db) -> [i64; 6] {
     [
         count(db, "SELECT COUNT(*) FROM contacts").await,
         count(db, "SELECT COUNT(*) FROM cases").await,
         count(db, "SELECT COUNT(*) FROM timeline").await,
         count(db, "SELECT COUNT(*) FROM outbox").await,
         count(db, "SELECT COUNT(*) FROM documents").await,
+        count(db, "SELECT COUNT(*) FROM work_requests").await,
     ]
 }
 
@@ -129,6 +130,14 @@ db_test!(a_valid_submission_becomes_contact_case_timeline_documents_and_acknowle
     .expect("one web form case");
     assert!(done.body.contains(&number), "the confirmation shows the case number: {}", done.body);
     assert!(done.body.contains("Merci"), "in the citizen's language");
+    // The case asks the router for work in the French first-line queue of its service.
+    let request: (String, String, String, String) =
+        sqlx::query_as("SELECT channel, queue_code, skills, language FROM work_requests WHERE case_id = $1")
+            .bind(case_id)
+            .fetch_one(app.state.db.pool())
+            .await
+            .expect("the case's work request");
+    assert_eq!(request, ("web_form".into(), "population-fr-l1".into(), "population".into(), "fr".into()));
     let fields: serde_json::Value = serde_json::from_str(&fields).expect("json");
     assert_eq!(fields["travel_date"], "2027-03-01");
     assert_eq!(fields["urgent"], true);

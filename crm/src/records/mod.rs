@@ -18,3 +18,4 @@ pub mod sessions;
 pub mod sip_credentials;
 pub mod timeline;
 pub mod users;
+pub mod work_requests;

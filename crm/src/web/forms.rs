@@ -8,7 +8,8 @@
 //! limited per client address (`RateLimiter`). Privacy: a national register number is read from
 //! the body only, never shown again, never put in a URL or a log.
 //!
-//! Routing the new case as a work item is not done here: the console does not run a router yet.
+//! The new case asks for a work item in the first-line queue of its service and language, in the
+//! same transaction (`records::work_requests`); the binary's router takes it after the commit.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -39,7 +40,8 @@ use crate::records::contacts::{self, ContactError, ContactId, ContactInput};
 use crate::records::documents::{DocumentError, PendingFiles, Upload};
 use crate::records::outbox::{self, Acknowledgement, AutoSubmitted};
 use crate::records::timeline::{self, NewEntry, Summary};
-use crate::records::{email_templates, inbound_mail};
+use crate::records::work_requests::{self, WorkRequest};
+use crate::records::{directory, email_templates, inbound_mail};
 
 /// The request types a citizen may file on the web, in the order of the index page. A code
 /// without a case type is left out. Kept here rather than on the case type because offering a
@@ -320,6 +322,7 @@ async fn submit(
         return Ok((StatusCode::TOO_MANY_REQUESTS, Html(html)).into_response());
     }
     let number = store(&state, &case_type, &submission, accepted, language).await?;
+    state.work_requested();
     render_confirmation(&state, language, Some(&number))
 }
 
@@ -359,6 +362,8 @@ enum StoreError {
     Contact(#[from] ContactError),
     #[error(transparent)]
     Document(#[from] DocumentError),
+    #[error("the service {0} has no first-line queue to route the request to")]
+    NoQueue(String),
 }
 
 impl From<StoreError> for WebError {
@@ -368,6 +373,7 @@ impl From<StoreError> for WebError {
             | StoreError::Case(CaseError::Database(error))
             | StoreError::Contact(ContactError::Database(error))
             | StoreError::Document(DocumentError::Database(error)) => WebError::Database(error),
+            StoreError::NoQueue(_) => WebError::Unavailable(error.to_string()),
             other => {
                 tracing::error!(error = %other, "storing a web form failed");
                 WebError::BadRequest("the request could not be stored".into())
@@ -396,6 +402,9 @@ async fn store(
     };
     let ack_template = email_templates::get(&state.db, "email_ack", language).await?;
     let subject = format!("{} – {first_name} {last_name}", case_type.name.get(language));
+    let queues = directory::queues(&state.db).await?;
+    let queue = work_requests::first_line_queue(&queues, &case_type.service, language.code())
+        .ok_or_else(|| StoreError::NoQueue(case_type.service.clone()))?;
     let mut files = PendingFiles::new(state.documents.as_ref());
     let mut tx = state.db.pool().begin().await?;
     let result = async {
@@ -415,11 +424,19 @@ async fn store(
             support_line: 1,
             priority: 0,
             owner_id: None,
-            queue_code: None,
+            queue_code: Some(queue.code.clone()),
             subject: subject.clone(),
             custom_fields: accepted.custom_fields.clone(),
         };
         let (case_id, number) = cases::insert(&mut tx, &input, state.year(), ACTOR, now).await?;
+        let request = WorkRequest {
+            case_id: case_id.0,
+            channel: "web_form".to_owned(),
+            queue_code: queue.code.clone(),
+            skills: vec![case_type.service.clone()],
+            language: language.code().to_owned(),
+        };
+        work_requests::add(&mut tx, &request, now).await?;
         let mut body = submission.message.trim().to_owned();
         // A matched contact is not changed by an anonymous form, so the number to call back
         // goes with the message.

@@ -101,6 +101,8 @@ pub struct AppInner {
     last_accepted: std::sync::Mutex<std::collections::HashMap<AgentId, Accepted>>,
     /// Agents who asked a supervisor for help, and the exchange so far (`help`).
     help: std::sync::Mutex<std::collections::HashMap<AgentId, help::HelpThread>>,
+    /// Rung after a commit that asked the router for work (`records::work_requests`).
+    work_requested: Arc<tokio::sync::Notify>,
     templates: templates::Templates,
 }
 
@@ -122,6 +124,7 @@ impl AppState {
             desk: std::sync::OnceLock::new(),
             last_accepted: std::sync::Mutex::default(),
             help: std::sync::Mutex::default(),
+            work_requested: Arc::default(),
             templates: templates::Templates::new(),
         }))
     }
@@ -131,6 +134,15 @@ impl AppState {
         if self.0.desk.set(desk).is_err() {
             tracing::warn!("the desk was set twice; the first one stays");
         }
+    }
+
+    /// What the binary's router waits on to take new work requests at once.
+    pub fn work_requests(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.0.work_requested)
+    }
+
+    pub(crate) fn work_requested(&self) {
+        self.0.work_requested.notify_one();
     }
 
     fn accepted(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<AgentId, Accepted>> {

@@ -1,6 +1,6 @@
 //! The console over a real desk, in process: the router on a given store, configured from the
-//! database's queues; the voice flows on a loopback media engine with the demo IVR; and the
-//! console app with that desk. Only the network and the SIP side are left out. Used by the
+//! database's queues; the voice flows on a loopback media engine with the demo IVR; the console
+//! app with that desk; and the task that routes the console's work requests (web forms). Only the network and the SIP side are left out. Used by the
 //! board's test and the workspace benchmark.
 
 use std::collections::HashMap;
@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use loket_crm::clock::Clock;
 use loket_crm::db::Db;
 use loket_crm::records::documents::DiskStore;
 use loket_crm::register::LocalRegister;
@@ -52,9 +53,12 @@ impl<S: QueueStore> DeskApp<S> {
             recordings: scratch.join("recordings"),
             documents: Arc::new(DiskStore::new(scratch.join("documents"))),
         }));
-        let (desk, tasks) = RouterDesk::start(Arc::clone(&router), voice, targets.clone());
+        let (desk, mut tasks) = RouterDesk::start(Arc::clone(&router), voice, targets.clone());
         let app = TestApp::new(db.clone());
         app.state.set_desk(Arc::new(desk));
+        let requests =
+            crate::work::follow_requests(db.clone(), Clock::System, Arc::clone(&router), app.state.work_requests());
+        tasks.push(tokio::spawn(requests));
         DeskApp { app, router, targets, tasks, scratch }
     }
 }
