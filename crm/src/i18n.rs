@@ -2,6 +2,9 @@
 //!
 //! Dutch and French are the municipality's languages; English is there for developers and for
 //! citizens who ask for it. A key missing in one language is a test failure, not a fallback.
+//! `detect` tells the language of a citizen's text.
+
+pub mod detect;
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -1,8 +1,9 @@
-//! The language of a message whose mailbox does not say: the most frequent language among short,
-//! common words (articles, pronouns, prepositions) of Dutch, French and English. Enough to pick
-//! a queue; an agent can always move the case.
+//! The language of a text whose channel does not say (an e-mail to a mailbox without a language,
+//! a Facebook comment): the most frequent language among short, common words (articles,
+//! pronouns, prepositions) of Dutch, French and English. Enough to pick a queue; an agent can
+//! always move the case.
 
-use loket_crm::i18n::Language;
+use super::Language;
 
 const DUTCH: &[&str] = &[
     "de",
@@ -50,7 +51,7 @@ const ENGLISH: &[&str] = &[
 const MAX_WORDS: usize = 400;
 
 /// `None` when fewer than three common words were found or two languages tie.
-pub fn detect(text: &str) -> Option<Language> {
+pub fn language(text: &str) -> Option<Language> {
     let mut counts = [0usize; 3];
     let words = text
         .split(|c: char| !c.is_alphabetic() && c != '\'')
@@ -96,7 +97,7 @@ mod tests {
             ("2026-000042 12345", None),
         ];
         for (text, expected) in cases {
-            assert_eq!(detect(text), expected, "{text}");
+            assert_eq!(language(text), expected, "{text}");
         }
     }
 }

@@ -20,7 +20,6 @@ use sqlx::AnyConnection;
 
 use super::classify::{self, Noise};
 use super::config::{IntakeConfig, MailboxConfig};
-use super::language;
 use super::message::{InboundMessage, Sender, contact_names};
 use super::thread::{self, Evidence, Thread, ThreadedBy, TokenMatch};
 
@@ -215,7 +214,7 @@ impl Processor {
         files: &mut PendingFiles<'_>,
         now: Millis,
     ) -> Result<Outcome, IntakeError> {
-        let detected = || language::detect(&format!("{}\n{}", message.subject, message.text));
+        let detected = || loket_crm::i18n::detect::language(&format!("{}\n{}", message.subject, message.text));
         let stated = mailbox.language.or_else(detected);
         let contact = match &message.from {
             Some(sender) => Some(self.contact_for(conn, sender, stated, now).await?),

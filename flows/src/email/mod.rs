@@ -3,7 +3,7 @@
 //! case handed to the router as an e-mail work item.
 //!
 //! - `config`: the mailboxes and their rules (service, case type, queue, skills, language).
-//! - `message`, `classify`, `thread`, `language`: pure functions over a message's bytes and the
+//! - `message`, `classify`, `thread`: pure functions over a message's bytes and the
 //!   evidence the caller looked up; tested on their own.
 //! - `intake::Processor`: one message into the CRM, in one transaction.
 //! - `route`: new cases to the router, through `crate::work::WorkItems`.
@@ -16,7 +16,6 @@
 pub mod classify;
 pub mod config;
 pub mod intake;
-pub mod language;
 pub mod message;
 pub mod poller;
 pub mod route;
