@@ -18,9 +18,11 @@ use std::time::{Duration, Instant};
 
 use async_imap::Client;
 use tokio::net::TcpStream;
+use tokio::sync::broadcast;
 
 use loket_crm::testing::free_port;
 
+use crate::email::IntakeEvent;
 use crate::email::config::{MailboxConfig, Security};
 
 /// Every test user's password.
@@ -228,4 +230,29 @@ fn unique_dir(prefix: &str) -> PathBuf {
         NEXT_ID.fetch_add(1, Ordering::Relaxed),
         rand::random::<u32>()
     ))
+}
+
+/// Reads events until `done` says the awaited one came, within `limit`; panics with what was
+/// seen when it does not.
+pub async fn wait_for(
+    events: &mut broadcast::Receiver<IntakeEvent>,
+    what: &str,
+    limit: Duration,
+    mut done: impl FnMut(&IntakeEvent) -> bool,
+) -> Vec<IntakeEvent> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(event)) => {
+                let finished = done(&event);
+                seen.push(event);
+                if finished {
+                    return seen;
+                }
+            }
+            Ok(Err(error)) => panic!("waiting for {what}: the event channel failed: {error}; seen {seen:#?}"),
+            Err(_) => panic!("no {what} within {limit:?}; seen {seen:#?}"),
+        }
+    }
 }

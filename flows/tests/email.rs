@@ -83,27 +83,13 @@ fn rand_suffix() -> u64 {
     RandomState::new().hash_one(std::time::SystemTime::now())
 }
 
-/// Reads events until `done` says the awaited one came; panics with what was seen at the deadline.
+/// Reads events until `done` says the awaited one came (`loket_flows::testing::wait_for`).
 async fn wait_for(
     events: &mut broadcast::Receiver<IntakeEvent>,
     what: &str,
-    mut done: impl FnMut(&IntakeEvent) -> bool,
+    done: impl FnMut(&IntakeEvent) -> bool,
 ) -> Vec<IntakeEvent> {
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Ok(Ok(event)) => {
-                let finished = done(&event);
-                seen.push(event);
-                if finished {
-                    return seen;
-                }
-            }
-            Ok(Err(error)) => panic!("waiting for {what}: the event channel failed: {error}; seen {seen:#?}"),
-            Err(_) => panic!("no {what} within {DEADLINE:?}; seen {seen:#?}"),
-        }
-    }
+    loket_flows::testing::wait_for(events, what, DEADLINE, done).await
 }
 
 /// Waits until `count` messages of `mailbox` are processed and returns their outcomes.
@@ -378,7 +364,7 @@ db_test!(a_restart_reads_nothing_twice_and_loses_nothing, |db: Db| async move {
     .await;
     // …and is read, alone: the two before it are not read again.
     assert_eq!(outcomes.len(), 1, "{outcomes:?}");
-    assert_eq!(outcomes[0].0, 3);
+    assert_eq!(outcomes[0].0, Some(3));
     assert!(matches!(outcomes[0].1, Outcome::NewCase { .. }));
     second_run.stop().await;
     assert_eq!(setup.case_count().await, before + 3);

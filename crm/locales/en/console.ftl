@@ -484,3 +484,8 @@ board-coach-leave = Leave
 board-coaching-listen = listened to
 board-coaching-whisper = whispered to
 board-coaching-barge = three-way
+
+# E-mail intake: attachments over the size limit, told to the citizen (flows::email::intake).
+mail-attachment-not-kept = The attachment "{ $file }" ({ $size } MB) was not kept: an attachment may be at most { $limit } MB. Please send it in smaller parts, or bring it to the counter.
+mail-attachments-notice-subject = Your case { $number }: attachment not kept
+mail-attachments-notice-intro = We have added your e-mail to case { $number }, but not all of its attachments.

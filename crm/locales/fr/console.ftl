@@ -484,3 +484,8 @@ board-coach-leave = Quitter
 board-coaching-listen = écouté
 board-coaching-whisper = soufflé
 board-coaching-barge = à trois
+
+# E-mail intake: attachments over the size limit, told to the citizen (flows::email::intake).
+mail-attachment-not-kept = La pièce jointe « { $file } » ({ $size } Mo) n'a pas été conservée : une pièce jointe peut faire au maximum { $limit } Mo. Envoyez-la en plusieurs parties plus petites, ou apportez-la au guichet.
+mail-attachments-notice-subject = Votre dossier { $number } : pièce jointe non conservée
+mail-attachments-notice-intro = Nous avons ajouté votre e-mail au dossier { $number }, mais pas toutes ses pièces jointes.

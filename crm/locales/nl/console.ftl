@@ -484,3 +484,8 @@ board-coach-leave = Verlaten
 board-coaching-listen = meegeluisterd
 board-coaching-whisper = ingefluisterd
 board-coaching-barge = driegesprek
+
+# E-mail intake: attachments over the size limit, told to the citizen (flows::email::intake).
+mail-attachment-not-kept = De bijlage "{ $file }" ({ $size } MB) is niet bewaard: een bijlage mag hoogstens { $limit } MB groot zijn. Stuur ze in kleinere delen, of breng ze naar het loket.
+mail-attachments-notice-subject = Uw dossier { $number }: bijlage niet bewaard
+mail-attachments-notice-intro = We hebben uw e-mail bij dossier { $number } gevoegd, maar niet al zijn bijlagen.

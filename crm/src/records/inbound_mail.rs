@@ -3,7 +3,8 @@
 //! became. The orchestration that fills these rows is `loket_flows::email`.
 //!
 //! A message is claimed (`claim`), turned into a case or a reply, and its UID recorded
-//! (`advance`) in one transaction: after a crash either all of it happened or none.
+//! (`advance`) in one transaction: after a crash either all of it happened or none. A message the
+//! MX delivered over SMTP is claimed the same way, in the mailbox of its recipient, without a UID.
 
 use sqlx::{AnyConnection, Row};
 
@@ -70,13 +71,15 @@ pub async fn resume_point(db: &Db, mailbox: &str, uid_validity: u32) -> Result<u
 }
 
 /// Records that the message with this key is being processed, as the first write of its
-/// transaction. `false`: it was processed already, from this or another mailbox, and must be
-/// skipped. On PostgreSQL a concurrent claim of the same key waits here for the first to commit.
+/// transaction. `None`: it was processed already, from this or another mailbox or over SMTP, and
+/// must be skipped. On PostgreSQL a concurrent claim of the same key waits here for the first to
+/// commit. `uid` is the message's IMAP UID; a message delivered over SMTP has none and is stored
+/// with 0, which no IMAP message has (UIDs start at 1, RFC 3501 §2.3.1.1).
 pub async fn claim(
     conn: &mut AnyConnection,
     message_key: &str,
     mailbox: &str,
-    uid: u32,
+    uid: Option<u32>,
     outcome: InboundOutcome,
     case_id: Option<i64>,
     now: Millis,
@@ -87,7 +90,7 @@ pub async fn claim(
     )
     .bind(message_key)
     .bind(mailbox)
-    .bind(i64::from(uid))
+    .bind(uid.map_or(0, i64::from))
     .bind(outcome.as_str())
     .bind(case_id)
     .bind(now.0)
@@ -264,6 +267,25 @@ pub async fn contact_by_email(
     };
     audit::record(&mut *conn, &entry, now).await?;
     Ok(Some((id, Language::from_code(&language).unwrap_or_default())))
+}
+
+/// The number of a case and the language its e-mail was routed by, when an e-mail opened it: what
+/// an automatic answer on the case needs.
+pub async fn case_number_and_language(
+    conn: &mut AnyConnection,
+    case_id: i64,
+) -> Result<Option<(String, Option<Language>)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT c.number, i.language FROM cases c
+         LEFT JOIN inbound_mail i ON i.case_id = c.id AND i.outcome = 'case'
+         WHERE c.id = $1 ORDER BY i.id LIMIT 1",
+    )
+    .bind(case_id)
+    .fetch_optional(conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let language: Option<String> = row.try_get("language")?;
+    Ok(Some((row.try_get("number")?, language.as_deref().and_then(Language::from_code))))
 }
 
 /// Moves a case that received a message up in the lists sorted by last change.

@@ -244,13 +244,26 @@ pub async fn acknowledge(
     domain: &str,
     now: Millis,
 ) -> Result<bool, sqlx::Error> {
+    acknowledge_with_note(conn, ack, None, domain, now).await
+}
+
+/// `acknowledge`, with `note` as a last paragraph: what the citizen must know about this request
+/// that the template cannot say (an attachment that was not kept). The note is added after the
+/// template is rendered, so text from the citizen's message in it is never read as template code.
+pub async fn acknowledge_with_note(
+    conn: &mut AnyConnection,
+    ack: &Acknowledgement<'_>,
+    note: Option<&str>,
+    domain: &str,
+    now: Millis,
+) -> Result<bool, sqlx::Error> {
     let context = TemplateContext {
         contact: TemplateContact { first_name: ack.first_name.to_owned(), last_name: ack.last_name.to_owned() },
         case: TemplateCase { number: ack.number.to_owned(), subject: ack.subject.to_owned() },
         agent: TemplateAgent { name: String::new() },
     };
     let template = ack.template;
-    let (subject, body) = match (render(&template.subject, &context), render(&template.body, &context)) {
+    let (subject, mut body) = match (render(&template.subject, &context), render(&template.body, &context)) {
         (Ok(subject), Ok(body)) => (subject, body),
         (Err(error), _) | (_, Err(error)) => {
             tracing::warn!(template = %template.code, language = template.language.code(), %error,
@@ -258,6 +271,9 @@ pub async fn acknowledge(
             return Ok(false);
         }
     };
+    if let Some(note) = note {
+        body = format!("{}\n\n{note}", body.trim_end());
+    }
     let mail = NewMail {
         case_id: Some(ack.case_id),
         to_address: ack.to_address,
@@ -266,16 +282,27 @@ pub async fn acknowledge(
         created_by: ack.actor,
         auto_submitted: Some(ack.auto_submitted),
     };
-    enqueue(&mut *conn, &mail, domain, now).await?;
+    enqueue_on_timeline(conn, &mail, domain, now).await?;
+    Ok(true)
+}
+
+/// Queues `mail` and puts it on its case's timeline (`email_out`), in the caller's transaction.
+pub async fn enqueue_on_timeline(
+    conn: &mut AnyConnection,
+    mail: &NewMail<'_>,
+    domain: &str,
+    now: Millis,
+) -> Result<OutboxMail, sqlx::Error> {
+    let queued = enqueue(&mut *conn, mail, domain, now).await?;
     let entry = NewEntry {
-        case_id: Some(ack.case_id),
+        case_id: mail.case_id,
         contact_id: None,
         kind: "email_out",
-        actor_name: ack.actor,
+        actor_name: mail.created_by,
         public: true,
-        summary: Summary::new("timeline-mail").arg("to", ack.to_address).arg("subject", &subject),
-        body: Some(body),
+        summary: Summary::new("timeline-mail").arg("to", mail.to_address).arg("subject", mail.subject),
+        body: Some(mail.body.to_owned()),
     };
     timeline::append(conn, &entry, now).await?;
-    Ok(true)
+    Ok(queued)
 }

@@ -4,11 +4,13 @@
 //! ```toml
 //! [intake]
 //! ack_template = "email_ack"      # the e-mail template of the acknowledgement
+//! smtp_listen = "0.0.0.0:25"      # optional: an SMTP listener the MX delivers to (see `smtp`)
+//! smtp_max_message_bytes = 26214400   # the largest message it accepts (25 MiB, the default)
 //!
 //! [[mailboxes]]
 //! name = "paspoort"               # the key of its state; never reuse one for another mailbox
-//! address = "paspoort@gemeente.example"
-//! host = "imap.gemeente.example"
+//! address = "paspoort@gemeente.example"   # also the recipient the SMTP listener accepts for it
+//! host = "imap.gemeente.example"  # optional with `smtp_listen`: without it, mail comes by SMTP only
 //! port = 993
 //! security = "tls"                # or "plain" (a server on the same host, tests)
 //! username = "paspoort"
@@ -19,8 +21,12 @@
 //! skills = ["population"]
 //! language = "nl"                 # optional: detected from the text when absent
 //! ```
+//!
+//! `smtp_listen` is an IP address and port; unset, there is no listener and mail is only read
+//! over IMAP. A mailbox may be both polled and delivered to: the Message-ID makes one case.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use loket_crm::db::Db;
@@ -60,8 +66,12 @@ pub struct IntakeSettings {
     /// How long connecting and each IMAP command may take.
     #[serde(with = "seconds")]
     pub timeout: Duration,
-    /// Larger attachments are not kept; the case says so.
+    /// Larger attachments are not kept; the case says so, and so does the answer to the citizen.
     pub max_attachment_bytes: usize,
+    /// Where the SMTP listener accepts the MX's deliveries; `None`: no listener.
+    pub smtp_listen: Option<SocketAddr>,
+    /// The largest message the SMTP listener accepts (announced as `SIZE`, RFC 1870).
+    pub smtp_max_message_bytes: usize,
 }
 
 impl Default for IntakeSettings {
@@ -75,6 +85,8 @@ impl Default for IntakeSettings {
             max_backoff: Duration::from_secs(15 * 60),
             timeout: Duration::from_secs(60),
             max_attachment_bytes: 20 * 1024 * 1024,
+            smtp_listen: None,
+            smtp_max_message_bytes: 25 * 1024 * 1024,
         }
     }
 }
@@ -83,13 +95,20 @@ impl Default for IntakeSettings {
 #[serde(deny_unknown_fields)]
 pub struct MailboxConfig {
     pub name: String,
-    /// The mailbox's own address: mail from it (or any other configured mailbox) is a loop.
+    /// The mailbox's own address: mail from it (or any other configured mailbox) is a loop, and
+    /// mail to it is what the SMTP listener accepts for this mailbox.
     pub address: String,
+    /// The IMAP server; empty (absent from the file): the mailbox is not polled and its mail
+    /// comes only through the SMTP listener.
+    #[serde(default)]
     pub host: String,
+    #[serde(default)]
     pub port: u16,
     #[serde(default)]
     pub security: Security,
+    #[serde(default)]
     pub username: String,
+    #[serde(default)]
     pub password: String,
     #[serde(default = "inbox")]
     pub folder: String,
@@ -137,6 +156,8 @@ pub enum ConfigError {
     Toml { file: String, source: toml::de::Error },
     #[error("{file}: mailbox {mailbox:?}: {problem}")]
     Mailbox { file: String, mailbox: String, problem: String },
+    #[error("{file}: {key}: {problem}")]
+    Setting { file: String, key: &'static str, problem: String },
     #[error("mailbox {mailbox:?}: {problem}")]
     Rules { mailbox: String, problem: String },
     #[error(transparent)]
@@ -148,6 +169,13 @@ impl IntakeConfig {
     pub fn parse(file: &str, text: &str) -> Result<IntakeConfig, ConfigError> {
         let config: IntakeConfig =
             toml::from_str(text).map_err(|source| ConfigError::Toml { file: file.to_owned(), source })?;
+        if config.intake.smtp_max_message_bytes == 0 {
+            return Err(ConfigError::Setting {
+                file: file.to_owned(),
+                key: "intake.smtp_max_message_bytes",
+                problem: "must be at least 1".to_owned(),
+            });
+        }
         let mut seen = std::collections::BTreeSet::new();
         for mailbox in &config.mailboxes {
             let problem = |problem: &str| ConfigError::Mailbox {
@@ -166,6 +194,12 @@ impl IntakeConfig {
             }
             if mailbox.queue.replace("{language}", "").contains(['{', '}']) {
                 return Err(problem("queue knows only the placeholder {language}"));
+            }
+            if mailbox.polled() && mailbox.port == 0 {
+                return Err(problem("port is missing (the IMAP server's)"));
+            }
+            if !mailbox.polled() && config.intake.smtp_listen.is_none() {
+                return Err(problem("has no host and intake.smtp_listen is not set: nothing would read its mail"));
             }
         }
         Ok(config)
@@ -206,6 +240,11 @@ impl IntakeConfig {
 }
 
 impl MailboxConfig {
+    /// Whether loket reads this mailbox over IMAP (else only the SMTP listener delivers to it).
+    pub fn polled(&self) -> bool {
+        !self.host.is_empty()
+    }
+
     /// The queue of a message in `language`.
     pub fn queue_for(&self, language: Language) -> String {
         self.queue.replace("{language}", language.code())
@@ -251,6 +290,35 @@ mod tests {
         assert_eq!(error.to_string(), "m.toml: mailbox \"a\": two mailboxes have this name");
         let error = IntakeConfig::parse("m.toml", &mailbox("b").replace("{language}", "{lang}")).unwrap_err();
         assert!(error.to_string().contains("placeholder"), "{error}");
+    }
+
+    #[test]
+    fn the_smtp_listener_is_optional_and_its_keys_are_checked() {
+        let config = IntakeConfig::parse("m.toml", &mailbox("a")).unwrap();
+        assert_eq!(config.intake.smtp_listen, None, "no listener unless asked for");
+        assert_eq!(config.intake.smtp_max_message_bytes, 25 * 1024 * 1024);
+        let text =
+            format!("[intake]\nsmtp_listen = \"127.0.0.1:2525\"\nsmtp_max_message_bytes = 1000\n{}", mailbox("a"));
+        let config = IntakeConfig::parse("m.toml", &text).unwrap();
+        assert_eq!(config.intake.smtp_listen, Some("127.0.0.1:2525".parse().unwrap()));
+        assert_eq!(config.intake.smtp_max_message_bytes, 1000);
+
+        let error = IntakeConfig::parse("m.toml", "[intake]\nsmtp_listen = \"mx:25\"\n").unwrap_err().to_string();
+        assert!(error.starts_with("m.toml: ") && error.contains("smtp_listen") && error.contains("line 2"), "{error}");
+        let error = IntakeConfig::parse("m.toml", "[intake]\nsmtp_max_message_bytes = 0\n").unwrap_err();
+        assert_eq!(error.to_string(), "m.toml: intake.smtp_max_message_bytes: must be at least 1");
+    }
+
+    #[test]
+    fn a_mailbox_without_host_is_delivered_to_over_smtp_only() {
+        let smtp_only = "[[mailboxes]]\nname = \"a\"\naddress = \"a@x.example\"\nservice = \"s\"\ncase_type = \"t\"\nqueue = \"q\"\n";
+        let error = IntakeConfig::parse("m.toml", smtp_only).unwrap_err();
+        assert!(error.to_string().contains("intake.smtp_listen is not set"), "{error}");
+        let config =
+            IntakeConfig::parse("m.toml", &format!("[intake]\nsmtp_listen = \"[::1]:25\"\n{smtp_only}")).unwrap();
+        let only = config.mailbox("a").unwrap();
+        assert!(!only.polled());
+        assert!(IntakeConfig::parse("m.toml", &mailbox("b")).unwrap().mailbox("b").unwrap().polled());
     }
 
     fn mailbox(name: &str) -> String {

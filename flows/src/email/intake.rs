@@ -1,20 +1,25 @@
 //! One inbound message into the CRM, in one transaction: claimed by its Message-ID, turned into a
 //! new case (contact matched or created, timeline, attachments, acknowledgement in the outbox) or
-//! a reply on an existing case, or recorded as noise; and the mailbox moved past its UID. Either
-//! all of that commits or none of it, so a crash re-reads the message and nothing is doubled.
+//! a reply on an existing case, or recorded as noise; and, for a message read over IMAP, the
+//! mailbox moved past its UID. Either all of that commits or none of it, so a crash re-reads the
+//! message (or the MX delivers it again) and nothing is doubled.
+//!
+//! An attachment over `max_attachment_bytes` is not kept. The citizen is told which and why: in
+//! the acknowledgement of a new case, or in a short automatic answer to a reply. Machine mail
+//! gets neither.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use loket_crm::clock::{Clock, Millis};
 use loket_crm::db::Db;
-use loket_crm::i18n::Language;
+use loket_crm::i18n::{Language, Texts};
 use loket_crm::records::cases::{self, CaseError, CaseInput};
 use loket_crm::records::contacts::{self, ContactError, ContactId, ContactInput};
 use loket_crm::records::documents::{DocumentError, DocumentStore, PendingFiles, Upload};
 use loket_crm::records::email_templates::{self, EmailTemplate};
 use loket_crm::records::inbound_mail::{self, InboundOutcome};
-use loket_crm::records::outbox::{self, Acknowledgement, AutoSubmitted};
+use loket_crm::records::outbox::{self, Acknowledgement, AutoSubmitted, NewMail};
 use loket_crm::records::timeline::{self, NewEntry, Summary};
 use sqlx::AnyConnection;
 
@@ -27,6 +32,24 @@ use super::thread::{self, Evidence, Thread, ThreadedBy, TokenMatch};
 const ACTOR: &str = "loket";
 /// The purpose recorded when a sender is matched to a contact (audit log).
 const PURPOSE: &str = "email intake";
+
+/// Where a message came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Read from the mailbox's folder (whose UIDVALIDITY is `uid_validity`), which moves past it.
+    Imap { uid_validity: u32, uid: u32 },
+    /// Delivered to the SMTP listener for the mailbox's address: there is no position to keep.
+    Smtp,
+}
+
+impl Source {
+    pub fn uid(self) -> Option<u32> {
+        match self {
+            Source::Imap { uid, .. } => Some(uid),
+            Source::Smtp => None,
+        }
+    }
+}
 
 /// What a message became.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +64,8 @@ pub enum Outcome {
         by: ThreadedBy,
     },
     Noise(Noise),
-    /// Processed before, from this or another mailbox: nothing happened but the UID moving on.
+    /// Processed before, from this or another mailbox or over SMTP: nothing happened but the UID
+    /// moving on.
     Duplicate,
 }
 
@@ -74,7 +98,14 @@ impl AckTemplates {
     }
 }
 
-/// Turns messages into CRM records; shared by every mailbox's poller.
+/// An attachment left out of its case because it is over `max_attachment_bytes`.
+#[derive(Debug)]
+struct NotKept<'a> {
+    file_name: &'a str,
+    bytes: usize,
+}
+
+/// Turns messages into CRM records; shared by every mailbox's poller and the SMTP listener.
 pub struct Processor {
     db: Db,
     clock: Clock,
@@ -109,15 +140,19 @@ impl Processor {
         &self.config
     }
 
-    /// Processes the message with `uid` of `mailbox` (whose folder has `uid_validity`).
+    pub fn mail_domain(&self) -> &str {
+        &self.mail_domain
+    }
+
+    /// Processes a message of `mailbox` from `source`; `Ok` once its transaction committed.
     pub async fn process(
         &self,
         mailbox: &MailboxConfig,
-        uid_validity: u32,
-        uid: u32,
+        source: Source,
         raw: &[u8],
         acks: &AckTemplates,
     ) -> Result<Outcome, IntakeError> {
+        let uid = source.uid();
         let message = InboundMessage::parse(raw);
         let noise = classify::noise(&message, &self.own_addresses);
         let thread = match noise {
@@ -155,8 +190,9 @@ impl Processor {
                     .await?;
                     match claimed {
                         Some(_) => {
-                            self.add_message(&mut tx, case_id, &message, &mut files, now).await?;
+                            let not_kept = self.add_message(&mut tx, case_id, &message, &mut files, now).await?;
                             inbound_mail::touch_case(&mut tx, case_id, now).await?;
+                            self.answer_not_kept(&mut tx, case_id, &message, &not_kept, now).await?;
                             Outcome::Reply { case_id, by }
                         }
                         None => Outcome::Duplicate,
@@ -174,7 +210,9 @@ impl Processor {
                     }
                 }
             };
-            inbound_mail::advance(&mut tx, &mailbox.name, uid_validity, uid).await?;
+            if let Source::Imap { uid_validity, uid } = source {
+                inbound_mail::advance(&mut tx, &mailbox.name, uid_validity, uid).await?;
+            }
             Ok::<_, IntakeError>(outcome)
         }
         .await;
@@ -214,8 +252,7 @@ impl Processor {
         files: &mut PendingFiles<'_>,
         now: Millis,
     ) -> Result<Outcome, IntakeError> {
-        let detected = || loket_crm::i18n::detect::language(&format!("{}\n{}", message.subject, message.text));
-        let stated = mailbox.language.or_else(detected);
+        let stated = mailbox.language.or_else(|| detect_language(message));
         let contact = match &message.from {
             Some(sender) => Some(self.contact_for(conn, sender, stated, now).await?),
             None => None,
@@ -239,9 +276,10 @@ impl Processor {
         };
         let (case_id, number) = cases::insert(conn, &input, now.year(), ACTOR, now).await?;
         inbound_mail::set_case(conn, inbound_id, case_id.0, language).await?;
-        self.add_message(conn, case_id.0, message, files, now).await?;
+        let not_kept = self.add_message(conn, case_id.0, message, files, now).await?;
         // A citizen is answered in the language they are known by; a new one in the message's.
         let ack_language = contact_language.unwrap_or(language);
+        let note = (!not_kept.is_empty()).then(|| self.not_kept_note(&not_kept, ack_language));
         let acknowledged = match (&message.from, acks.0.get(&ack_language)) {
             (Some(sender), Some(template)) => {
                 let (first_name, last_name) = contact_names(sender);
@@ -256,7 +294,7 @@ impl Processor {
                     actor: ACTOR,
                     auto_submitted: AutoSubmitted::Replied,
                 };
-                outbox::acknowledge(conn, &ack, &self.mail_domain, now).await?
+                outbox::acknowledge_with_note(conn, &ack, note.as_deref(), &self.mail_domain, now).await?
             }
             _ => false,
         };
@@ -289,25 +327,28 @@ impl Processor {
         Ok((contacts::insert(conn, &input, now).await?, language))
     }
 
-    /// The message on the case's timeline, its attachments among the case's documents.
-    async fn add_message(
+    /// The message on the case's timeline, its attachments among the case's documents; returns
+    /// the attachments that were too large to keep.
+    async fn add_message<'m>(
         &self,
         conn: &mut AnyConnection,
         case_id: i64,
-        message: &InboundMessage,
+        message: &'m InboundMessage,
         files: &mut PendingFiles<'_>,
         now: Millis,
-    ) -> Result<(), IntakeError> {
+    ) -> Result<Vec<NotKept<'m>>, IntakeError> {
         let max = self.config.intake.max_attachment_bytes;
         let mut body = message.text.clone();
+        let mut not_kept = Vec::new();
         for attachment in &message.attachments {
             if attachment.bytes.len() > max {
                 body.push_str(&format!(
                     "\n\n[{}: {} MB, over the limit of {} MB; not kept]",
                     attachment.file_name,
-                    attachment.bytes.len().div_ceil(1024 * 1024),
-                    max / (1024 * 1024)
+                    megabytes_up(attachment.bytes.len()),
+                    max / MIB
                 ));
+                not_kept.push(NotKept { file_name: &attachment.file_name, bytes: attachment.bytes.len() });
                 continue;
             }
             let upload = Upload {
@@ -331,6 +372,67 @@ impl Processor {
             body: Some(body),
         };
         timeline::append(conn, &entry, now).await?;
+        Ok(not_kept)
+    }
+
+    /// Tells the sender of a reply on a case which of its attachments were not kept, in a short
+    /// automatic answer on the case (`Auto-Submitted: auto-replied`, RFC 3834).
+    async fn answer_not_kept(
+        &self,
+        conn: &mut AnyConnection,
+        case_id: i64,
+        message: &InboundMessage,
+        not_kept: &[NotKept<'_>],
+        now: Millis,
+    ) -> Result<(), IntakeError> {
+        let Some(sender) = message.from.as_ref().filter(|_| !not_kept.is_empty()) else { return Ok(()) };
+        let Some((number, case_language)) = inbound_mail::case_number_and_language(conn, case_id).await? else {
+            return Ok(());
+        };
+        // The language the sender wrote in, else the one the case was opened in.
+        let language = detect_language(message).or(case_language).unwrap_or(self.config.intake.default_language);
+        let number = [("number", number)];
+        let subject = language.text_with("mail-attachments-notice-subject", &number);
+        let intro = language.text_with("mail-attachments-notice-intro", &number);
+        let body = format!("{intro}\n\n{}", self.not_kept_note(not_kept, language));
+        let mail = NewMail {
+            case_id: Some(case_id),
+            to_address: &sender.address,
+            subject: &subject,
+            body: &body,
+            created_by: ACTOR,
+            auto_submitted: Some(AutoSubmitted::Replied),
+        };
+        outbox::enqueue_on_timeline(conn, &mail, &self.mail_domain, now).await?;
         Ok(())
     }
+
+    /// One line per attachment not kept, with its size and the limit, in `language`.
+    fn not_kept_note(&self, not_kept: &[NotKept<'_>], language: Language) -> String {
+        let limit = (self.config.intake.max_attachment_bytes / MIB).to_string();
+        let lines: Vec<String> = not_kept
+            .iter()
+            .map(|file| {
+                let args = [
+                    ("file", file.file_name.to_owned()),
+                    ("size", megabytes_up(file.bytes).to_string()),
+                    ("limit", limit.clone()),
+                ];
+                language.text_with("mail-attachment-not-kept", &args)
+            })
+            .collect();
+        lines.join("\n")
+    }
+}
+
+const MIB: usize = 1024 * 1024;
+
+/// Whole megabytes, rounded up: a file just over the limit never reads as within it.
+fn megabytes_up(bytes: usize) -> usize {
+    bytes.div_ceil(MIB)
+}
+
+/// The language of the message's subject and text, when clear.
+fn detect_language(message: &InboundMessage) -> Option<Language> {
+    loket_crm::i18n::detect::language(&format!("{}\n{}", message.subject, message.text))
 }

@@ -1,13 +1,15 @@
-//! The IMAP edge: one task per mailbox that logs in, reads every message after the last UID
-//! processed, and waits for more (IDLE when the server offers it, RFC 2177; a poll otherwise);
-//! one task that hands new cases to the router. A mailbox that fails is retried with a doubling
-//! back-off and its state (last success, last error, next attempt) is kept for the admin page.
+//! The IMAP edge: one task per polled mailbox that logs in, reads every message after the last
+//! UID processed, and waits for more (IDLE when the server offers it, RFC 2177; a poll otherwise);
+//! the SMTP listener when `smtp_listen` is set (see `smtp`); one task that hands new cases to the
+//! router, woken by both. A mailbox that fails is retried with a doubling back-off and its state
+//! (last success, last error, next attempt) is kept for the admin page.
 //!
 //! Messages are read with `BODY.PEEK[]` and never flagged, moved or deleted: the mailbox stays
 //! the municipality's, and loket's own position is the UID stored in `mailbox_state`.
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,8 +27,9 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use super::config::{MailboxConfig, Security};
-use super::intake::{AckTemplates, IntakeError, Outcome, Processor};
+use super::intake::{AckTemplates, IntakeError, Outcome, Processor, Source};
 use super::route::route_pending;
+use super::smtp::{SmtpLimits, SmtpListener};
 use crate::work::WorkItems;
 
 /// Messages fetched per command: bounds the memory a large backlog takes.
@@ -35,9 +38,10 @@ const FETCH_CHUNK: usize = 50;
 /// Something that happened to a mailbox; tests and the benchmark wait on these.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IntakeEvent {
+    /// A message processed: read over IMAP (with its UID) or delivered over SMTP (without).
     Processed {
         mailbox: String,
-        uid: u32,
+        uid: Option<u32>,
         outcome: Outcome,
     },
     /// Every message present when the pass began is processed; `idle` says how it now waits.
@@ -81,13 +85,18 @@ pub enum MailboxError {
 /// The running intake; dropping it without `stop` aborts the tasks.
 pub struct MailIntake {
     tasks: Vec<JoinHandle<()>>,
+    smtp: Option<SmtpListener>,
     shutdown: watch::Sender<bool>,
     events: broadcast::Sender<IntakeEvent>,
 }
 
 impl MailIntake {
-    /// Starts one poller per configured mailbox and the routing task, and returns a receiver
-    /// that sees every event from the first.
+    /// Starts one poller per polled mailbox, the SMTP listener when `smtp_listen` is set, and the
+    /// routing task, and returns a receiver that sees every event from the first.
+    ///
+    /// A listener that cannot bind its address is logged as an error naming `intake.smtp_listen`,
+    /// and the rest runs without it: the MX keeps the mail and retries, as it does while loket is
+    /// down. `smtp_addr` says whether it listens.
     pub fn start<W: WorkItems>(
         processor: Arc<Processor>,
         work: Arc<W>,
@@ -102,7 +111,20 @@ impl MailIntake {
             events.clone(),
             shutdown.subscribe(),
         ))];
-        for mailbox in &processor.config().mailboxes {
+        let smtp = processor.config().intake.smtp_listen.and_then(|address| {
+            let limits = SmtpLimits::new(processor.config().intake.smtp_max_message_bytes);
+            match SmtpListener::start(address, processor.clone(), limits, route_now.clone(), events.clone()) {
+                Ok(listener) => {
+                    tracing::info!(address = %listener.local_addr(), "listening for SMTP deliveries");
+                    Some(listener)
+                }
+                Err(error) => {
+                    tracing::error!(%address, %error, "cannot listen for SMTP (intake.smtp_listen); running without");
+                    None
+                }
+            }
+        });
+        for mailbox in processor.config().mailboxes.iter().filter(|mailbox| mailbox.polled()) {
             let poller = Poller {
                 processor: processor.clone(),
                 mailbox: mailbox.clone(),
@@ -112,15 +134,25 @@ impl MailIntake {
             };
             tasks.push(tokio::spawn(poller.run()));
         }
-        (MailIntake { tasks, shutdown, events }, first_receiver)
+        (MailIntake { tasks, smtp, shutdown, events }, first_receiver)
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<IntakeEvent> {
         self.events.subscribe()
     }
 
-    /// Lets each mailbox finish the message it is on, log out, and stop.
+    /// Where the SMTP listener accepts deliveries; `None` when it is not configured or could not
+    /// bind its address.
+    pub fn smtp_addr(&self) -> Option<SocketAddr> {
+        self.smtp.as_ref().map(SmtpListener::local_addr)
+    }
+
+    /// Lets each mailbox and SMTP connection finish the message it is on, log out or answer 421,
+    /// and stop.
     pub async fn stop(mut self) {
+        if let Some(smtp) = self.smtp.take() {
+            smtp.stop().await;
+        }
         let _ = self.shutdown.send(true);
         for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
@@ -249,10 +281,11 @@ impl Poller {
                     if uid <= last_uid {
                         continue;
                     }
-                    let outcome = processor.process(&self.mailbox, uid_validity, uid, &raw, &acks).await?;
+                    let source = Source::Imap { uid_validity, uid };
+                    let outcome = processor.process(&self.mailbox, source, &raw, &acks).await?;
                     last_uid = uid;
                     opened |= matches!(outcome, Outcome::NewCase { .. });
-                    let _ = self.events.send(IntakeEvent::Processed { mailbox: name.clone(), uid, outcome });
+                    let _ = self.events.send(IntakeEvent::Processed { mailbox: name.clone(), uid: Some(uid), outcome });
                 }
                 if opened {
                     self.route_now.notify_one();
