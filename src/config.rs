@@ -28,6 +28,9 @@ pub struct Config {
     pub desk: DeskConfig,
     pub mail: MailConfig,
     pub register: RegisterConfig,
+    /// The Facebook Page whose comments become cases; absent, there is no webhook. Its values are
+    /// checked as they are read (`loket_crm::facebook::FacebookConfig`).
+    pub facebook: Option<loket_crm::facebook::FacebookConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -494,7 +497,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     })
 }
 
-const SECTIONS: [&str; 14] = [
+const SECTIONS: [&str; 15] = [
     "http",
     "database",
     "redis",
@@ -509,6 +512,7 @@ const SECTIONS: [&str; 14] = [
     "desk",
     "mail",
     "register",
+    "facebook",
 ];
 
 fn apply_env(config: Config, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
@@ -536,6 +540,10 @@ fn apply_env(config: Config, env: impl IntoIterator<Item = (String, String)>) ->
     let mut table = toml::Table::try_from(&config)
         .map_err(|error| ConfigError::Environment { variable: "(all)".into(), message: error.to_string() })?;
     for (variable, section, key, value) in &overrides {
+        // The optional [facebook] section may come from the environment alone: its secrets belong there.
+        if section == "facebook" && !table.contains_key(section) {
+            table.insert(section.clone(), toml::Value::Table(toml::Table::new()));
+        }
         let Some(toml::Value::Table(section_table)) = table.get_mut(section) else { continue };
         // Optional keys are absent from the serialised defaults but may be set.
         let optional = matches!(
@@ -546,6 +554,18 @@ fn apply_env(config: Config, env: impl IntoIterator<Item = (String, String)>) ->
                 | ("ivr", "flows" | "prompts")
                 | ("mail", "mailboxes")
                 | ("register", "url" | "token" | "file")
+                | (
+                    "facebook",
+                    "page_id"
+                        | "app_secret"
+                        | "verify_token"
+                        | "page_access_token"
+                        | "graph_base_url"
+                        | "graph_version"
+                        | "service"
+                        | "case_type"
+                        | "language"
+                )
         );
         let known = section_table.contains_key(key) || optional;
         if !known {
@@ -721,6 +741,51 @@ mod tests {
         assert_eq!(config.http.listen, "0.0.0.0:80".parse().unwrap());
         assert_eq!(config.database.url, "postgres://db/loket");
         assert_eq!(config.redis.url.as_deref(), Some("redis://127.0.0.1:6379"));
+    }
+
+    #[test]
+    fn the_facebook_section_is_optional_and_checked() {
+        assert!(Config::default().facebook.is_none());
+        let section = "[facebook]\npage_id = \"1000000000001\"\napp_secret = \"s\"\nverify_token = \"v\"\npage_access_token = \"t\"\n";
+        let facebook = parse(section, "x.toml").unwrap().facebook.expect("the section");
+        assert_eq!((facebook.service.as_str(), facebook.graph_version.as_str()), ("population", "v21.0"));
+        let error = parse(&format!("{section}graph_base_url = \"graph.facebook.com\"\n"), "x.toml").unwrap_err();
+        assert!(
+            error.to_string().starts_with("x.toml:6:18: key `facebook.graph_base_url`: expected an http"),
+            "{error}"
+        );
+        let error = parse(&section.replace("page_access_token = \"t\"\n", ""), "x.toml").unwrap_err();
+        assert!(error.to_string().contains("missing field `page_access_token`"), "{error}");
+        let error = parse(&format!("{section}language = \"de\"\n"), "x.toml").unwrap_err().to_string();
+        assert!(error.starts_with("x.toml:6:12: key `facebook.language`"), "{error}");
+    }
+
+    #[test]
+    fn the_facebook_secrets_can_come_from_the_environment() {
+        let section = "[facebook]\npage_id = \"1000000000001\"\napp_secret = \"s\"\nverify_token = \"v\"\npage_access_token = \"t\"\n";
+        let config = parse(section, "x.toml").unwrap();
+        let config =
+            apply_env(config, env(&[("LOKET_FACEBOOK_APP_SECRET", "from-env"), ("LOKET_FACEBOOK_LANGUAGE", "fr")]))
+                .unwrap();
+        let facebook = config.facebook.expect("the section");
+        assert_eq!(
+            (facebook.app_secret.as_str(), facebook.language),
+            ("from-env", Some(loket_crm::i18n::Language::Fr))
+        );
+        let only_env = env(&[
+            ("LOKET_FACEBOOK_PAGE_ID", "1000000000001"),
+            ("LOKET_FACEBOOK_APP_SECRET", "s"),
+            ("LOKET_FACEBOOK_VERIFY_TOKEN", "v"),
+            ("LOKET_FACEBOOK_PAGE_ACCESS_TOKEN", "t"),
+        ]);
+        assert!(apply_env(Config::default(), only_env).unwrap().facebook.is_some());
+        let error = apply_env(Config::default(), env(&[("LOKET_FACEBOOK_APP_SECRET", "s")])).unwrap_err().to_string();
+        assert!(error.contains("LOKET_FACEBOOK_APP_SECRET") && error.contains("missing field"), "{error}");
+        let error = apply_env(Config::default(), env(&[("LOKET_FACEBOOK_PAGE_TOKEN", "t")])).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "environment variable LOKET_FACEBOOK_PAGE_TOKEN: the [facebook] section has no key `page_token`"
+        );
     }
 
     #[test]

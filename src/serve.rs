@@ -75,6 +75,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         away_reasons: config.desk.away_reasons.clone(),
         dispositions: config.desk.dispositions.clone(),
         after_call_work: Duration::from_secs(config.desk.wrap_up_seconds),
+        facebook: config.facebook.clone(),
     };
     let documents: Arc<dyn DocumentStore> = Arc::new(DiskStore::new(config.data.dir.join("documents")));
     let (ends, sip_application) = application::channels();

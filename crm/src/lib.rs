@@ -14,6 +14,7 @@ pub mod clock;
 pub mod db;
 pub mod demo;
 pub mod desk;
+pub mod facebook;
 pub mod generate;
 pub mod i18n;
 pub mod mail;

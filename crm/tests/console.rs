@@ -214,12 +214,24 @@ async fn every_route_admits_exactly_its_roles() {
         check("POST", case_path("/link"), case_workers, &[("number", "2026-000003")], 303),
         check("POST", case_path("/clone"), case_workers, &[], 303),
         check("POST", case_path("/escalate"), case_workers, &[("note", "walk")], 303),
+        // Without a Facebook page configured (as here) there is nothing to reply to: 404, after
+        // the permission check.
+        check("POST", case_path("/facebook-reply"), case_workers, &[("message", "walk")], 404),
         check("POST", "/language", Allowed::EveryRole, &[("language", "en"), ("back", "/")], 303),
         // The public web forms: open to everyone, logged in or not. The upload carries no form
         // fields, so it is refused as incomplete (422) after the token was accepted.
         check("GET", "/forms", Allowed::EveryRole, &[], 200),
         check("GET", "/forms/passport", Allowed::EveryRole, &[], 200),
         check("UPLOAD", "/forms/passport", Allowed::EveryRole, &[], 422),
+        // Meta's webhook: anonymous and signed, never behind a login; without a page, absent.
+        check(
+            "GET",
+            "/webhooks/facebook?hub.mode=subscribe&hub.verify_token=walk&hub.challenge=1",
+            Allowed::EveryRole,
+            &[],
+            404,
+        ),
+        check("POST", "/webhooks/facebook", Allowed::EveryRole, &[], 404),
         check("POST", "/logout", Allowed::EveryRole, &[], 303),
     ];
     for role in Role::ALL {

@@ -489,3 +489,16 @@ board-coaching-barge = three-way
 mail-attachment-not-kept = The attachment "{ $file }" ({ $size } MB) was not kept: an attachment may be at most { $limit } MB. Please send it in smaller parts, or bring it to the counter.
 mail-attachments-notice-subject = Your case { $number }: attachment not kept
 mail-attachments-notice-intro = We have added your e-mail to case { $number }, but not all of its attachments.
+
+# Facebook Page comments: the cases they open and the agent's public reply (web::facebook).
+timeline-kind-facebook_in = Facebook comment
+timeline-kind-facebook_out = Facebook reply
+timeline-facebook-in = Comment on the municipality's Facebook page by { $from }
+timeline-facebook-out = Public reply on Facebook
+facebook-reply-title = Reply on Facebook
+facebook-reply-label = Reply
+facebook-reply-public = Public: the reply appears under the citizen's comment, in the name of the municipality's page.
+facebook-reply-send = Post the reply
+facebook-reply-empty = The reply is empty.
+facebook-reply-too-long = A reply may be at most { $count } characters long.
+facebook-reply-failed = Facebook did not accept the reply: { $reason }

@@ -489,3 +489,16 @@ board-coaching-barge = à trois
 mail-attachment-not-kept = La pièce jointe « { $file } » ({ $size } Mo) n'a pas été conservée : une pièce jointe peut faire au maximum { $limit } Mo. Envoyez-la en plusieurs parties plus petites, ou apportez-la au guichet.
 mail-attachments-notice-subject = Votre dossier { $number } : pièce jointe non conservée
 mail-attachments-notice-intro = Nous avons ajouté votre e-mail au dossier { $number }, mais pas toutes ses pièces jointes.
+
+# Facebook Page comments: the cases they open and the agent's public reply (web::facebook).
+timeline-kind-facebook_in = commentaire Facebook
+timeline-kind-facebook_out = réponse Facebook
+timeline-facebook-in = Commentaire sur la page Facebook de la commune par { $from }
+timeline-facebook-out = Réponse publique sur Facebook
+facebook-reply-title = Répondre sur Facebook
+facebook-reply-label = Réponse
+facebook-reply-public = Publique : la réponse paraît sous le commentaire du citoyen, au nom de la page de la commune.
+facebook-reply-send = Publier la réponse
+facebook-reply-empty = La réponse est vide.
+facebook-reply-too-long = Une réponse compte au plus { $count } caractères.
+facebook-reply-failed = Facebook n'a pas accepté la réponse : { $reason }

@@ -489,3 +489,16 @@ board-coaching-barge = driegesprek
 mail-attachment-not-kept = De bijlage "{ $file }" ({ $size } MB) is niet bewaard: een bijlage mag hoogstens { $limit } MB groot zijn. Stuur ze in kleinere delen, of breng ze naar het loket.
 mail-attachments-notice-subject = Uw dossier { $number }: bijlage niet bewaard
 mail-attachments-notice-intro = We hebben uw e-mail bij dossier { $number } gevoegd, maar niet al zijn bijlagen.
+
+# Facebook Page comments: the cases they open and the agent's public reply (web::facebook).
+timeline-kind-facebook_in = Facebookreactie
+timeline-kind-facebook_out = Facebookantwoord
+timeline-facebook-in = Reactie op de Facebookpagina van de gemeente door { $from }
+timeline-facebook-out = Openbaar antwoord op Facebook
+facebook-reply-title = Antwoorden op Facebook
+facebook-reply-label = Antwoord
+facebook-reply-public = Openbaar: het antwoord verschijnt onder de reactie van de burger, in naam van de pagina van de gemeente.
+facebook-reply-send = Antwoord plaatsen
+facebook-reply-empty = Het antwoord is leeg.
+facebook-reply-too-long = Een antwoord telt hoogstens { $count } tekens.
+facebook-reply-failed = Facebook heeft het antwoord niet aanvaard: { $reason }

@@ -11,6 +11,7 @@ pub mod contacts;
 pub mod directory;
 pub mod documents;
 pub mod email_templates;
+pub mod facebook_comments;
 pub mod inbound_mail;
 pub mod outbox;
 pub mod saved_views;

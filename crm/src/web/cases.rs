@@ -27,7 +27,7 @@ use crate::records::contacts::{self, ContactId};
 use crate::records::documents::{self, Upload};
 use crate::records::outbox::{self, NewMail};
 use crate::records::timeline::{self, NewEntry, Summary};
-use crate::records::{directory, email_templates, saved_views, users};
+use crate::records::{directory, email_templates, facebook_comments, saved_views, users};
 
 pub fn routes(max_upload_bytes: usize) -> Router<AppState> {
     Router::new()
@@ -283,13 +283,22 @@ struct ViewQuery {
 
 /// What a re-rendered case page has to say besides the case itself.
 #[derive(Default)]
-struct PageNotes {
+pub(super) struct PageNotes {
     field_errors: Vec<FieldError>,
     submitted_fields: BTreeMap<String, String>,
     status_error: Option<&'static str>,
     upload_error: Option<String>,
     compose: Option<Compose>,
     compose_error: Option<&'static str>,
+    /// Why a Facebook reply was not posted, and its text to correct (`web::facebook`).
+    facebook_error: Option<String>,
+    facebook_draft: Option<String>,
+}
+
+impl PageNotes {
+    pub(super) fn facebook_reply(error: String, draft: String) -> PageNotes {
+        PageNotes { facebook_error: Some(error), facebook_draft: Some(draft), ..PageNotes::default() }
+    }
 }
 
 #[derive(Default, serde::Serialize, Deserialize)]
@@ -416,6 +425,12 @@ async fn render_case(
         .filter(|user| !user.disabled && user.roles.iter().any(|role| role.grants(Permission::WorkCases)))
         .map(|user| context! { id => user.id.0, name => user.display_name })
         .collect();
+    // Only a case a comment opened has somewhere to reply to (an agent may file a case on the
+    // facebook channel by hand).
+    let facebook_reply = case.channel == "facebook"
+        && state.config.facebook.is_some()
+        && current.may(Permission::WorkCases)
+        && facebook_comments::incoming_for_case(&state.db, id).await?.is_some();
     let path = format!("/cases/{id}");
     let layout = Layout::for_user(current, &path);
     let html = state.templates.render(
@@ -429,6 +444,10 @@ async fn render_case(
             upload_error => notes.upload_error,
             compose => notes.compose,
             compose_error => notes.compose_error,
+            facebook_reply,
+            facebook_error => notes.facebook_error,
+            facebook_draft => notes.facebook_draft,
+            facebook_max_chars => super::facebook::MAX_REPLY_CHARS,
             max_upload_mb => state.config.max_upload_bytes / (1024 * 1024),
             document_types => DOCUMENT_TYPES.iter().map(|(extension, _)| *extension).collect::<Vec<_>>().join(", "),
         },
@@ -616,7 +635,7 @@ pub(super) fn check_upload(
 }
 
 /// The case page again, with what was wrong, answered 422 and nothing saved.
-async fn unprocessable(
+pub(super) async fn unprocessable(
     state: &AppState,
     current: &CurrentUser,
     case: Case,

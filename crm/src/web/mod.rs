@@ -16,6 +16,7 @@ mod board;
 mod cases;
 mod contacts;
 mod error;
+mod facebook;
 mod forms;
 mod health;
 mod help;
@@ -40,6 +41,7 @@ pub use session::{CurrentUser, SESSION_COOKIE};
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::desk::Desk;
+use crate::facebook::FacebookConfig;
 use crate::records::documents::DocumentStore;
 use loket_routing::model::AgentId;
 use workspace::Accepted;
@@ -62,6 +64,8 @@ pub struct WebConfig {
     pub dispositions: Vec<String>,
     /// The wrap-up time after a call, after which the router offers work again.
     pub after_call_work: Duration,
+    /// The Facebook Page whose comments become cases; without one, its webhook answers 404.
+    pub facebook: Option<FacebookConfig>,
 }
 
 impl Default for WebConfig {
@@ -78,6 +82,7 @@ impl Default for WebConfig {
                 .map(String::from)
                 .to_vec(),
             after_call_work: Duration::from_secs(60),
+            facebook: None,
         }
     }
 }

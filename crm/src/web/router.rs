@@ -9,7 +9,7 @@ use axum::response::Response;
 use super::metrics::RequestLabels;
 use super::{
     AppState, accounts, admin_mailboxes, admin_templates, admin_users, assets, audit_view, board, cases, contacts,
-    forms, health, home, language, login, search, workspace,
+    facebook, forms, health, home, language, login, search, workspace,
 };
 
 pub fn router(state: AppState) -> Router {
@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .merge(workspace::routes())
         .merge(board::routes())
         .merge(forms::routes(state.config.max_upload_bytes))
+        .merge(facebook::routes(state.config.facebook.as_ref()))
         .route_layer(middleware::from_fn_with_state(state.clone(), count_request))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
