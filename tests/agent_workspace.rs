@@ -301,7 +301,8 @@ async fn the_supervisors_board_shows_queues_and_agents_live() {
         assert!(Instant::now() < deadline, "the e-mail waiting on the board within the deadline: {state:#}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(queue(&waiting).expect("the queue")["available"], 0);
+    assert_eq!(queue(&waiting).expect("the queue")["agents"], serde_json::json!({}), "nobody is logged in");
+    assert_eq!(queue(&waiting).expect("the queue")["waiting_by_channel"], serde_json::json!({"email": 1}));
     assert_eq!(agent(&waiting).expect("the agent")["state"], "offline");
     let listed = &queue(&waiting).expect("the queue")["items"][0];
     assert_eq!(listed["subject"], "Attest van woonst", "{listed:#}");

@@ -5,7 +5,8 @@
 //! A missing Dovecot or Python fails the test with what to install: the e-mail suite is only
 //! proven against a real server.
 //!
-//! `desk` holds the console over a real desk, in process, for the board's test and the benchmark.
+//! `IntakeSetup` is what the e-mail tests start from; `desk` holds the console over a real desk,
+//! in process, for the board's test and the benchmark.
 
 pub mod desk;
 
@@ -13,6 +14,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -20,10 +22,18 @@ use async_imap::Client;
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 
-use loket_crm::testing::free_port;
+use loket_crm::clock::Clock;
+use loket_crm::db::Db;
+use loket_crm::records::directory;
+use loket_crm::records::documents::DiskStore;
+use loket_crm::testing::{TEST_START, free_port};
+use loket_routing::engine::{EngineOptions, Router};
+use loket_routing::model::{QueueConfig, QueueId, RouterSettings};
+use loket_routing::store::QueueStore;
+use loket_routing::store::memory::MemoryStore;
 
-use crate::email::IntakeEvent;
-use crate::email::config::{MailboxConfig, Security};
+use crate::email::config::{IntakeSettings, MailboxConfig, Security};
+use crate::email::{IntakeConfig, IntakeEvent, MailIntake, Processor};
 
 /// Every test user's password.
 pub const PASSWORD: &str = "secret";
@@ -254,5 +264,52 @@ pub async fn wait_for(
             Ok(Err(error)) => panic!("waiting for {what}: the event channel failed: {error}; seen {seen:#?}"),
             Err(_) => panic!("no {what} within {limit:?}; seen {seen:#?}"),
         }
+    }
+}
+
+/// What the e-mail tests start from: the demo municipality on `db`, a router with its queues, the
+/// intake's configuration, and a documents folder removed with it.
+pub struct IntakeSetup {
+    pub db: Db,
+    pub config: Arc<IntakeConfig>,
+    pub router: Arc<Router<MemoryStore>>,
+    documents_dir: PathBuf,
+}
+
+impl IntakeSetup {
+    pub async fn new(db: Db, mailboxes: Vec<MailboxConfig>, intake: IntakeSettings) -> IntakeSetup {
+        loket_crm::demo::seed(&db, TEST_START, 2026).await.expect("demo seed");
+        let config = Arc::new(IntakeConfig { intake, mailboxes });
+        let store = Arc::new(MemoryStore::new(RouterSettings::default()));
+        for queue in directory::queues(&db).await.expect("the queues") {
+            store.configure_queue(QueueConfig::new(QueueId::new(&queue.code))).await.expect("a queue");
+        }
+        let router = Arc::new(Router::start(store, EngineOptions::default()));
+        IntakeSetup { db, config, router, documents_dir: unique_dir("loket-flows-documents") }
+    }
+
+    pub fn processor(&self) -> Arc<Processor> {
+        Arc::new(Processor::new(
+            self.db.clone(),
+            Clock::System,
+            Arc::new(DiskStore::new(self.documents_dir.clone())),
+            self.config.clone(),
+            "gemeente.example",
+        ))
+    }
+
+    /// A fresh processor and intake on the same database: a restart of loket.
+    pub fn start(&self) -> (MailIntake, broadcast::Receiver<IntakeEvent>) {
+        MailIntake::start(self.processor(), self.router.clone())
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(self.db.pool()).await.expect("a count")
+    }
+}
+
+impl Drop for IntakeSetup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.documents_dir);
     }
 }

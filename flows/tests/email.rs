@@ -3,7 +3,6 @@
 //! receiving the acknowledgements. Each test runs on SQLite and on PostgreSQL. Nothing sleeps:
 //! every wait is for an event of the intake, with a deadline.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use loket_crm::auth::Role;
@@ -11,76 +10,28 @@ use loket_crm::clock::Clock;
 use loket_crm::db::Db;
 use loket_crm::db_test;
 use loket_crm::mail::{Mailer, SmtpSecurity, SmtpSettings, deliver_due};
-use loket_crm::records::documents::DiskStore;
-use loket_crm::records::{directory, documents, inbound_mail, outbox, timeline};
+use loket_crm::records::{documents, inbound_mail, outbox, timeline};
 use loket_crm::testing::{SmtpSink, TEST_START, TestApp, free_port};
 use loket_flows::email::classify::Noise;
 use loket_flows::email::config::IntakeSettings;
 use loket_flows::email::thread::ThreadedBy;
-use loket_flows::email::{IntakeConfig, IntakeEvent, MailIntake, MailboxConfig, Outcome, Processor};
-use loket_flows::testing::{Dovecot, test_mailbox};
-use loket_routing::engine::{EngineOptions, Router};
-use loket_routing::model::{Channel, QueueConfig, QueueId, RouterSettings, Skill};
+use loket_flows::email::{IntakeConfig, IntakeEvent, MailboxConfig, Outcome};
+use loket_flows::testing::{Dovecot, IntakeSetup, test_mailbox};
+use loket_routing::model::{Channel, QueueId, Skill};
 use loket_routing::store::QueueStore;
-use loket_routing::store::memory::MemoryStore;
 use tokio::sync::broadcast;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// The demo municipality, a router with its queues, and a processor for `mailboxes`.
-struct Setup {
-    db: Db,
-    config: Arc<IntakeConfig>,
-    router: Arc<Router<MemoryStore>>,
-    documents_dir: std::path::PathBuf,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.documents_dir);
-    }
-}
-
-impl Setup {
-    async fn new(db: Db, mailboxes: Vec<MailboxConfig>) -> Setup {
-        loket_crm::demo::seed(&db, TEST_START, 2026).await.expect("demo seed");
-        let intake = IntakeSettings {
-            min_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_millis(400),
-            timeout: Duration::from_secs(10),
-            ..IntakeSettings::default()
-        };
-        let config = Arc::new(IntakeConfig { intake, mailboxes });
-        let store = Arc::new(MemoryStore::new(RouterSettings::default()));
-        for queue in directory::queues(&db).await.unwrap() {
-            store.configure_queue(QueueConfig::new(QueueId::new(&queue.code))).await.unwrap();
-        }
-        let router = Arc::new(Router::start(store, EngineOptions::default()));
-        let documents_dir =
-            std::env::temp_dir().join(format!("loket-flows-documents-{}-{}", std::process::id(), rand_suffix()));
-        Setup { db, config, router, documents_dir }
-    }
-
-    /// A fresh processor and pollers on the same database: a restart of loket.
-    fn start(&self) -> (MailIntake, broadcast::Receiver<IntakeEvent>) {
-        let processor = Arc::new(Processor::new(
-            self.db.clone(),
-            Clock::System,
-            Arc::new(DiskStore::new(self.documents_dir.clone())),
-            self.config.clone(),
-            "gemeente.example",
-        ));
-        MailIntake::start(processor, self.router.clone())
-    }
-
-    async fn case_count(&self) -> i64 {
-        sqlx::query_scalar("SELECT COUNT(*) FROM cases").fetch_one(self.db.pool()).await.unwrap()
-    }
-}
-
-fn rand_suffix() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(std::time::SystemTime::now())
+/// The demo municipality and a router for `mailboxes`, with quick retries.
+async fn setup(db: Db, mailboxes: Vec<MailboxConfig>) -> IntakeSetup {
+    let intake = IntakeSettings {
+        min_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(400),
+        timeout: Duration::from_secs(10),
+        ..IntakeSettings::default()
+    };
+    IntakeSetup::new(db, mailboxes, intake).await
 }
 
 /// Reads events until `done` says the awaited one came (`loket_flows::testing::wait_for`).
@@ -138,7 +89,7 @@ fn new_case(outcome: &Outcome) -> (i64, String) {
 
 db_test!(new_mail_opens_a_case_with_a_work_item_and_an_acknowledgement, |db: Db| async move {
     let dovecot = Dovecot::start(&["intake"]);
-    let setup = Setup::new(db.clone(), vec![dovecot.mailbox("intake")]).await;
+    let setup = setup(db.clone(), vec![dovecot.mailbox("intake")]).await;
     let (intake, mut events) = setup.start();
     let body = concat!(
         "--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n",
@@ -218,7 +169,7 @@ db_test!(new_mail_opens_a_case_with_a_work_item_and_an_acknowledgement, |db: Db|
 
 db_test!(replies_join_their_case_by_number_and_by_reference, |db: Db| async move {
     let dovecot = Dovecot::start(&["intake"]);
-    let setup = Setup::new(db.clone(), vec![dovecot.mailbox("intake")]).await;
+    let setup = setup(db.clone(), vec![dovecot.mailbox("intake")]).await;
     let (intake, mut events) = setup.start();
     // Emma is a known contact (Dutch); she writes in English.
     let first = mail(
@@ -261,8 +212,8 @@ db_test!(replies_join_their_case_by_number_and_by_reference, |db: Db| async move
 
 db_test!(the_same_message_in_two_mailboxes_makes_one_case, |db: Db| async move {
     let dovecot = Dovecot::start(&["bevolking", "paspoort"]);
-    let setup = Setup::new(db.clone(), vec![dovecot.mailbox("bevolking"), dovecot.mailbox("paspoort")]).await;
-    let before = setup.case_count().await;
+    let setup = setup(db.clone(), vec![dovecot.mailbox("bevolking"), dovecot.mailbox("paspoort")]).await;
+    let before = setup.count("cases").await;
     let (intake, mut events) = setup.start();
     let raw =
         mail("Lucas <lucas.lambert@example.be>", "Attest", "<both@example.be>", "", "Bonjour, je voudrais un attest.");
@@ -282,7 +233,7 @@ db_test!(the_same_message_in_two_mailboxes_makes_one_case, |db: Db| async move {
     let new_cases = outcomes.iter().filter(|outcome| matches!(outcome, Outcome::NewCase { .. })).count();
     assert_eq!(new_cases, 1, "{outcomes:?}");
     assert!(outcomes.contains(&Outcome::Duplicate), "{outcomes:?}");
-    assert_eq!(setup.case_count().await, before + 1);
+    assert_eq!(setup.count("cases").await, before + 1);
     let acks: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(db.pool()).await.unwrap();
     assert_eq!(acks, 1, "one acknowledgement");
     intake.stop().await;
@@ -290,8 +241,8 @@ db_test!(the_same_message_in_two_mailboxes_makes_one_case, |db: Db| async move {
 
 db_test!(machines_get_no_case_and_no_reply, |db: Db| async move {
     let dovecot = Dovecot::start(&["intake"]);
-    let setup = Setup::new(db.clone(), vec![dovecot.mailbox("intake")]).await;
-    let before = setup.case_count().await;
+    let setup = setup(db.clone(), vec![dovecot.mailbox("intake")]).await;
+    let before = setup.count("cases").await;
     let (intake, mut events) = setup.start();
     let bounce_body = concat!(
         "--r\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n",
@@ -324,7 +275,7 @@ db_test!(machines_get_no_case_and_no_reply, |db: Db| async move {
             Outcome::Noise(Noise::OwnMailbox),
         ]
     );
-    assert_eq!(setup.case_count().await, before);
+    assert_eq!(setup.count("cases").await, before);
     let mail_out: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(db.pool()).await.unwrap();
     assert_eq!(mail_out, 0, "no auto-reply to an auto-reply");
     intake.stop().await;
@@ -332,8 +283,8 @@ db_test!(machines_get_no_case_and_no_reply, |db: Db| async move {
 
 db_test!(a_restart_reads_nothing_twice_and_loses_nothing, |db: Db| async move {
     let dovecot = Dovecot::start(&["intake"]);
-    let setup = Setup::new(db.clone(), vec![dovecot.mailbox("intake")]).await;
-    let before = setup.case_count().await;
+    let setup = setup(db.clone(), vec![dovecot.mailbox("intake")]).await;
+    let before = setup.count("cases").await;
     let numbered = |n: u32| {
         mail(
             &format!("c{n}@example.be"),
@@ -367,7 +318,7 @@ db_test!(a_restart_reads_nothing_twice_and_loses_nothing, |db: Db| async move {
     assert_eq!(outcomes[0].0, Some(3));
     assert!(matches!(outcomes[0].1, Outcome::NewCase { .. }));
     second_run.stop().await;
-    assert_eq!(setup.case_count().await, before + 3);
+    assert_eq!(setup.count("cases").await, before + 3);
 
     // The folder was recreated (a new UIDVALIDITY): every message is read again and recognised.
     sqlx::query("UPDATE mailbox_state SET uid_validity = 1").execute(db.pool()).await.unwrap();
@@ -375,7 +326,7 @@ db_test!(a_restart_reads_nothing_twice_and_loses_nothing, |db: Db| async move {
     let outcomes = processed(&mut events, "intake", 3).await;
     assert_eq!(outcomes, [Outcome::Duplicate, Outcome::Duplicate, Outcome::Duplicate]);
     third_run.stop().await;
-    assert_eq!(setup.case_count().await, before + 3);
+    assert_eq!(setup.count("cases").await, before + 3);
     let state = inbound_mail::states(&db).await.unwrap().remove(0);
     assert_eq!(state.last_uid, 3);
     assert!(state.last_success_at.is_some() && state.last_error.is_none());
@@ -383,7 +334,7 @@ db_test!(a_restart_reads_nothing_twice_and_loses_nothing, |db: Db| async move {
 
 db_test!(malformed_mime_still_becomes_a_case, |db: Db| async move {
     let dovecot = Dovecot::start(&["intake"]);
-    let setup = Setup::new(db.clone(), vec![dovecot.mailbox("intake")]).await;
+    let setup = setup(db.clone(), vec![dovecot.mailbox("intake")]).await;
     let (intake, mut events) = setup.start();
     // No Message-ID, a boundary that never comes, base64 that is not, a raw 8-bit byte.
     let raw = b"From: Noor <noor@example.be>\r\nSubject: Kapotte bijlage\r\nMIME-Version: 1.0\r\n\
@@ -401,7 +352,7 @@ db_test!(malformed_mime_still_becomes_a_case, |db: Db| async move {
 db_test!(an_unreachable_mailbox_is_retried_with_backoff_and_shows_its_error, |db: Db| async move {
     let mut mailbox = test_mailbox("dead", free_port());
     mailbox.language = Some(loket_crm::i18n::Language::Nl);
-    let setup = Setup::new(db.clone(), vec![mailbox]).await;
+    let setup = setup(db.clone(), vec![mailbox]).await;
     let (intake, mut events) = setup.start();
     let mut failures = Vec::new();
     wait_for(&mut events, "three failures", |event| {

@@ -13,20 +13,15 @@ use loket_crm::clock::Clock;
 use loket_crm::db::{Backend, Db};
 use loket_crm::db_test;
 use loket_crm::mail::{Mailer, SmtpSecurity, SmtpSettings, deliver_due};
-use loket_crm::records::documents::DiskStore;
 use loket_crm::records::outbox::{self, AutoSubmitted};
-use loket_crm::records::{cases, directory, documents, timeline};
-use loket_crm::testing::{SmtpSink, TEST_START, TestDb};
+use loket_crm::records::{cases, documents, timeline};
+use loket_crm::testing::{SmtpSink, TestDb};
 use loket_flows::email::config::IntakeSettings;
 use loket_flows::email::thread::ThreadedBy;
-use loket_flows::email::{
-    IntakeConfig, IntakeEvent, MailIntake, MailboxConfig, Outcome, Processor, SmtpLimits, SmtpListener,
-};
-use loket_flows::testing::{Dovecot, test_mailbox};
-use loket_routing::engine::{EngineOptions, Router};
-use loket_routing::model::{Channel, QueueConfig, QueueId, RouterSettings};
+use loket_flows::email::{IntakeEvent, MailIntake, MailboxConfig, Outcome, SmtpLimits, SmtpListener};
+use loket_flows::testing::{Dovecot, IntakeSetup, test_mailbox};
+use loket_routing::model::{Channel, QueueId};
 use loket_routing::store::QueueStore;
-use loket_routing::store::memory::MemoryStore;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -35,57 +30,11 @@ use tokio::sync::{Notify, broadcast};
 const DEADLINE: Duration = Duration::from_secs(60);
 const MIB: usize = 1024 * 1024;
 
-/// The demo municipality, a router with its queues, and the intake's configuration.
-struct Setup {
-    db: Db,
-    config: Arc<IntakeConfig>,
-    router: Arc<Router<MemoryStore>>,
-    documents_dir: std::path::PathBuf,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.documents_dir);
-    }
-}
-
-impl Setup {
-    async fn new(db: Db, mailboxes: Vec<MailboxConfig>, intake: IntakeSettings) -> Setup {
-        loket_crm::demo::seed(&db, TEST_START, 2026).await.expect("demo seed");
-        let config = Arc::new(IntakeConfig { intake, mailboxes });
-        let store = Arc::new(MemoryStore::new(RouterSettings::default()));
-        for queue in directory::queues(&db).await.unwrap() {
-            store.configure_queue(QueueConfig::new(QueueId::new(&queue.code))).await.unwrap();
-        }
-        let router = Arc::new(Router::start(store, EngineOptions::default()));
-        let documents_dir = std::env::temp_dir().join(format!(
-            "loket-flows-smtp-documents-{}-{}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        Setup { db, config, router, documents_dir }
-    }
-
-    fn processor(&self) -> Arc<Processor> {
-        Arc::new(Processor::new(
-            self.db.clone(),
-            Clock::System,
-            Arc::new(DiskStore::new(self.documents_dir.clone())),
-            self.config.clone(),
-            "gemeente.example",
-        ))
-    }
-
-    /// The intake with its listener; returns where the listener is.
-    fn start(&self) -> (MailIntake, broadcast::Receiver<IntakeEvent>, SocketAddr) {
-        let (intake, events) = MailIntake::start(self.processor(), self.router.clone());
-        let address = intake.smtp_addr().expect("the SMTP listener listens");
-        (intake, events, address)
-    }
-
-    async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(self.db.pool()).await.unwrap()
-    }
+/// The intake with its listener, and where the listener is.
+fn start(setup: &IntakeSetup) -> (MailIntake, broadcast::Receiver<IntakeEvent>, SocketAddr) {
+    let (intake, events) = setup.start();
+    let address = intake.smtp_addr().expect("the SMTP listener listens");
+    (intake, events, address)
 }
 
 /// Settings with a listener on a free port and quick retries.
@@ -250,8 +199,8 @@ async fn delivered_mail(db: &Db, count: usize) -> Vec<String> {
 }
 
 db_test!(mail_from_the_mx_becomes_a_routed_and_acknowledged_case, |db: Db| async move {
-    let setup = Setup::new(db.clone(), vec![smtp_only("intake")], settings()).await;
-    let (intake, mut events, server) = setup.start();
+    let setup = IntakeSetup::new(db.clone(), vec![smtp_only("intake")], settings()).await;
+    let (intake, mut events, server) = start(&setup);
     let raw = mail(
         "Jean Dupont <Jean.Dupont@example.be>",
         "intake@gemeente.example",
@@ -289,9 +238,9 @@ db_test!(mail_from_the_mx_becomes_a_routed_and_acknowledged_case, |db: Db| async
 
 db_test!(unknown_recipients_and_messages_over_the_limit_are_refused_and_nothing_is_stored, |db: Db| async move {
     let intake_settings = IntakeSettings { smtp_max_message_bytes: MIB, ..settings() };
-    let setup = Setup::new(db.clone(), vec![smtp_only("intake")], intake_settings).await;
+    let setup = IntakeSetup::new(db.clone(), vec![smtp_only("intake")], intake_settings).await;
     let cases_before = setup.count("cases").await;
-    let (intake, _events, server) = setup.start();
+    let (intake, _events, server) = start(&setup);
     let small = mail("a@example.be", "x@gemeente.example", "Vraag", "<r1@example.be>", "", "Goedendag.");
 
     let sent = python_send(server, "a@example.be", &["nobody@gemeente.example"], &small, Send::Sendmail).await;
@@ -320,9 +269,9 @@ db_test!(unknown_recipients_and_messages_over_the_limit_are_refused_and_nothing_
 
 db_test!(the_same_message_id_by_smtp_twice_and_by_imap_makes_one_case, |db: Db| async move {
     let dovecot = Dovecot::start(&["intake"]);
-    let setup = Setup::new(db.clone(), vec![dovecot.mailbox("intake"), smtp_only("paspoort")], settings()).await;
+    let setup = IntakeSetup::new(db.clone(), vec![dovecot.mailbox("intake"), smtp_only("paspoort")], settings()).await;
     let cases_before = setup.count("cases").await;
-    let (intake, mut events, server) = setup.start();
+    let (intake, mut events, server) = start(&setup);
     wait_for(&mut events, "the IMAP mailbox caught up", |event| matches!(event, IntakeEvent::CaughtUp { .. })).await;
     let raw = mail("lucas@example.be", "intake@gemeente.example", "Attest", "<once@example.be>", "", "Bonjour.");
     // To both mailboxes in one transaction, then again (the MX retries), then read over IMAP.
@@ -346,7 +295,7 @@ db_test!(the_same_message_id_by_smtp_twice_and_by_imap_makes_one_case, |db: Db| 
 db_test!(a_20_mb_attachment_over_imap_is_not_kept_and_the_acknowledgement_says_why, |db: Db| async move {
     let dovecot = Dovecot::start(&["intake"]);
     let intake_settings = IntakeSettings { max_attachment_bytes: MIB, smtp_listen: None, ..settings() };
-    let setup = Setup::new(db.clone(), vec![dovecot.mailbox("intake")], intake_settings).await;
+    let setup = IntakeSetup::new(db.clone(), vec![dovecot.mailbox("intake")], intake_settings).await;
     let (intake, mut events) = MailIntake::start(setup.processor(), setup.router.clone());
     assert_eq!(intake.smtp_addr(), None, "no listener unless configured");
     let raw = with_attachment(
@@ -381,8 +330,8 @@ db_test!(a_20_mb_attachment_over_imap_is_not_kept_and_the_acknowledgement_says_w
 
 db_test!(a_reply_with_an_attachment_over_the_limit_is_answered_and_machines_are_not, |db: Db| async move {
     let intake_settings = IntakeSettings { max_attachment_bytes: MIB, ..settings() };
-    let setup = Setup::new(db.clone(), vec![smtp_only("intake")], intake_settings).await;
-    let (intake, mut events, server) = setup.start();
+    let setup = IntakeSetup::new(db.clone(), vec![smtp_only("intake")], intake_settings).await;
+    let (intake, mut events, server) = start(&setup);
     let emma = "emma.claes@example.be";
     let to = ["intake@gemeente.example"];
     let first =
@@ -482,9 +431,9 @@ impl RawClient {
 }
 
 /// A listener of its own on SQLite, with `limits`, for the edge's tests.
-async fn edge(limits: SmtpLimits) -> (TestDb, Setup, SmtpListener, broadcast::Receiver<IntakeEvent>) {
+async fn edge(limits: SmtpLimits) -> (TestDb, IntakeSetup, SmtpListener, broadcast::Receiver<IntakeEvent>) {
     let test_db = TestDb::new(Backend::Sqlite).await;
-    let setup = Setup::new(test_db.db.clone(), vec![smtp_only("intake")], settings()).await;
+    let setup = IntakeSetup::new(test_db.db.clone(), vec![smtp_only("intake")], settings()).await;
     let (events, receiver) = broadcast::channel(64);
     let address = "127.0.0.1:0".parse().unwrap();
     let listener = SmtpListener::start(address, setup.processor(), limits, Arc::new(Notify::new()), events).unwrap();
