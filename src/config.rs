@@ -292,6 +292,78 @@ pub struct SipConfig {
     pub max_calls_per_second: u32,
     /// Dialled numbers and where their calls go; any other number is refused with 404.
     pub numbers: Vec<SipNumberConfig>,
+    /// `[sip.trunk]`: where loket dials numbers (an IVR's transfer) and may register; absent,
+    /// numbers cannot be dialled.
+    pub trunk: Option<SipTrunkConfig>,
+}
+
+/// The municipal PBX or a provider; every value is checked as it is read.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipTrunkConfig {
+    /// `host` or `host:port`: the domain of the numbers dialled (`sip:NUMBER@host`).
+    #[serde(deserialize_with = "trunk_host")]
+    pub host: String,
+    #[serde(default)]
+    pub transport: TrunkTransportConfig,
+    #[serde(deserialize_with = "not_empty")]
+    pub username: String,
+    #[serde(deserialize_with = "not_empty")]
+    pub password: String,
+    /// Register at the trunk, for `register_expires` seconds at a time.
+    #[serde(default)]
+    pub register: bool,
+    #[serde(default = "default_register_expires", deserialize_with = "register_expires")]
+    pub register_expires: u32,
+    /// `host:port` that every request goes to first, named in a Route.
+    #[serde(default, deserialize_with = "outbound_proxy")]
+    pub outbound_proxy: Option<String>,
+    /// The municipality's number, in loket's From (`+` and digits).
+    #[serde(deserialize_with = "caller_id")]
+    pub caller_id: String,
+    /// Seconds a dialled number may ring before loket gives up.
+    #[serde(default = "default_ring_seconds", deserialize_with = "ring_seconds")]
+    pub ring_seconds: u64,
+}
+
+/// The password stays out of `Debug`, so out of any log of the configuration.
+impl std::fmt::Debug for SipTrunkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipTrunkConfig")
+            .field("host", &self.host)
+            .field("transport", &self.transport)
+            .field("username", &self.username)
+            .field("password", &"***")
+            .field("register", &self.register)
+            .field("register_expires", &self.register_expires)
+            .field("outbound_proxy", &self.outbound_proxy)
+            .field("caller_id", &self.caller_id)
+            .field("ring_seconds", &self.ring_seconds)
+            .finish()
+    }
+}
+
+/// Only UDP towards trunks, for now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrunkTransportConfig {
+    #[default]
+    Udp,
+}
+
+impl SipTrunkConfig {
+    pub fn trunk(&self) -> loket_sip::trunk::Trunk {
+        loket_sip::trunk::Trunk {
+            host: self.host.clone(),
+            username: self.username.clone(),
+            password: loket_sip::trunk::Password::new(self.password.clone()),
+            caller_id: self.caller_id.clone(),
+            register: self.register.then_some(self.register_expires),
+            outbound_proxy: self.outbound_proxy.clone(),
+            ring_timeout: Duration::from_secs(self.ring_seconds),
+            retry: loket_sip::trunk::Backoff::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -362,6 +434,7 @@ impl Default for SipConfig {
                 ring_seconds: 0,
                 hangup_seconds: 0,
             }],
+            trunk: None,
         }
     }
 }
@@ -633,6 +706,58 @@ fn sip_target<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::E
     }
 }
 
+fn trunk_host<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    match loket_sip::trunk::host_port(&text) {
+        Some(_) => Ok(text),
+        None => {
+            Err(serde::de::Error::custom("expected a host or host:port, as \"pbx.example.be\" or \"192.0.2.10:5060\""))
+        }
+    }
+}
+
+fn outbound_proxy<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    trunk_host(deserializer).map(Some)
+}
+
+fn not_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text.is_empty() { Err(serde::de::Error::custom("must not be empty")) } else { Ok(text) }
+}
+
+fn caller_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let digits = text.strip_prefix('+').unwrap_or(&text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(serde::de::Error::custom("expected a number of + and digits, as \"+3225550100\""));
+    }
+    Ok(text)
+}
+
+fn default_register_expires() -> u32 {
+    600
+}
+
+fn register_expires<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let seconds = u32::deserialize(deserializer)?;
+    if !(60..=86_400).contains(&seconds) {
+        return Err(serde::de::Error::custom("expected 60 to 86400 seconds"));
+    }
+    Ok(seconds)
+}
+
+fn default_ring_seconds() -> u64 {
+    60
+}
+
+fn ring_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let seconds = u64::deserialize(deserializer)?;
+    if !(1..=600).contains(&seconds) {
+        return Err(serde::de::Error::custom("expected 1 to 600 seconds"));
+    }
+    Ok(seconds)
+}
+
 fn redis_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
     let url = Option::<String>::deserialize(deserializer)?;
     match url {
@@ -690,6 +815,46 @@ mod tests {
         assert_eq!((number.ring, number.hangup_after), (Duration::from_secs(2), Some(Duration::from_secs(3))));
         let error = parse("[[sip.numbers]]\nnumber = \"1\"\ntarget = \"voicemail\"\n", "x.toml").unwrap_err();
         assert!(error.to_string().contains("key `sip.numbers[0].target`"), "{error}");
+    }
+
+    const TRUNK: &str = "[sip.trunk]\nhost = \"pbx.example.be\"\nusername = \"loket\"\npassword = \"s3cret\"\ncaller_id = \"+3225550100\"\n";
+
+    #[test]
+    fn the_sip_trunk_is_optional_and_checked() {
+        assert!(Config::default().sip.trunk.is_none());
+        let config = parse(TRUNK, "x.toml").unwrap();
+        let trunk = config.sip.trunk.expect("the trunk").trunk();
+        assert_eq!(
+            (trunk.host.as_str(), trunk.username.as_str(), trunk.password.expose()),
+            ("pbx.example.be", "loket", "s3cret")
+        );
+        assert_eq!((trunk.register, trunk.outbound_proxy, trunk.ring_timeout), (None, None, Duration::from_secs(60)));
+        let text = format!("{TRUNK}register = true\noutbound_proxy = \"192.0.2.9:5060\"\ntransport = \"udp\"\n");
+        let trunk = parse(&text, "x.toml").unwrap().sip.trunk.expect("the trunk").trunk();
+        assert_eq!((trunk.register, trunk.outbound_proxy.as_deref()), (Some(600), Some("192.0.2.9:5060")));
+        for (line, key) in [
+            ("host = \"sip:pbx.example.be\"", "host"),
+            ("caller_id = \"02 555 01 00\"", "caller_id"),
+            ("password = \"\"", "password"),
+            ("register_expires = 10", "register_expires"),
+            ("outbound_proxy = \"proxy:0\"", "outbound_proxy"),
+            ("transport = \"tcp\"", "transport"),
+            ("ring_seconds = 0", "ring_seconds"),
+        ] {
+            let name = line.split(' ').next().unwrap();
+            let text = TRUNK.lines().filter(|kept| !kept.starts_with(name)).collect::<Vec<_>>().join("\n");
+            let error = parse(&format!("{text}\n{line}\n"), "x.toml").unwrap_err().to_string();
+            assert!(error.contains(&format!("key `sip.trunk.{key}`")), "{line}: {error}");
+        }
+        let error = parse(&TRUNK.replace("caller_id = \"+3225550100\"\n", ""), "x.toml").unwrap_err();
+        assert!(error.to_string().contains("missing field `caller_id`"), "{error}");
+    }
+
+    #[test]
+    fn the_sip_trunk_password_stays_out_of_debug() {
+        let config = parse(TRUNK, "x.toml").unwrap();
+        let shown = format!("{config:?}");
+        assert!(shown.contains("pbx.example.be") && !shown.contains("s3cret"), "{shown}");
     }
 
     #[test]

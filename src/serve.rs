@@ -108,7 +108,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
     purge.abort();
-    sip.abort();
+    sip.stop().await;
     for task in work.tasks {
         task.abort();
     }
@@ -238,12 +238,31 @@ async fn spawn_work<S: QueueStore>(config: &Config, parts: WorkParts, store: S) 
     Ok(Work { desk: Arc::new(desk), tasks, mail })
 }
 
+/// The SIP service's task, and how to stop it.
+struct SipService {
+    task: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl SipService {
+    /// Lets the service remove its registration at the trunk (it bounds its own wait), then
+    /// ends it.
+    async fn stop(self) {
+        let SipService { mut task, stop } = self;
+        let _ = stop.send(());
+        let bound = loket_sip::service::UNREGISTER_TIMEOUT + Duration::from_secs(1);
+        if tokio::time::timeout(bound, &mut task).await.is_err() {
+            task.abort();
+        }
+    }
+}
+
 /// Binds the SIP sockets, prints where, and serves them in a task of their own.
 async fn start_sip(
     config: &Config,
     db: &Db,
     application: loket_sip::service::Application,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+) -> anyhow::Result<SipService> {
     let sip = &config.sip;
     anyhow::ensure!(
         0 < sip.min_expires && sip.min_expires <= sip.max_expires,
@@ -266,7 +285,17 @@ async fn start_sip(
         media: std::net::SocketAddr::new(sip.media_address, sip.media_port),
         max_calls: sip.max_calls,
         max_calls_per_second: sip.max_calls_per_second,
+        trunk: sip.trunk.as_ref().map(crate::config::SipTrunkConfig::trunk),
         ..CallSettings::default()
+    };
+    if let Some(trunk) = &calls.trunk {
+        let (host, username, register) = (&trunk.host, &trunk.username, trunk.register.is_some());
+        tracing::info!(%host, %username, register, "numbers are dialled through the SIP trunk");
+    }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async {
+        // A dropped sender stops the service too.
+        let _ = stopped.await;
     };
     let settings = Settings { algorithms: sip.algorithms(), calls, ..Settings::new(sip.domain.clone(), policy) };
     let credentials = CrmCredentials { db: db.clone(), realm: sip.domain.clone() };
@@ -276,7 +305,7 @@ async fn start_sip(
             let sweeper = store.clone();
             Box::pin(async move {
                 tokio::select! {
-                    result = sockets.serve(settings, credentials, store, Some(application)) => result,
+                    result = sockets.serve_until(settings, credentials, store, Some(application), shutdown) => result,
                     () = purge_expired_bindings(sweeper) => Ok(()),
                 }
             })
@@ -285,14 +314,15 @@ async fn start_sip(
             let url = config.redis.url.as_deref().context("sip.location_store = \"redis\" needs redis.url")?;
             // Redis expires the bindings itself.
             let store = RedisStore::connect(url, "loket").await.context("the SIP location store")?;
-            Box::pin(sockets.serve(settings, credentials, store, Some(application)))
+            Box::pin(sockets.serve_until(settings, credentials, store, Some(application), shutdown))
         }
     };
-    Ok(tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         if let Err(error) = service.await {
             tracing::error!(%error, "the SIP service stopped");
         }
-    }))
+    });
+    Ok(SipService { task, stop })
 }
 
 /// The in-process store drops an agent's expired bindings when the agent registers again; this

@@ -104,9 +104,23 @@ impl Dialog {
         }
     }
 
+    /// A preloaded route (RFC 3261 §8.1.2): the outbound proxy, `<sip:proxy;lr>`, in a Route of
+    /// every request. Kept once the dialog is set up if the 2xx has no Record-Route: loket's
+    /// requests still go to that proxy, which then finds itself named (RFC 3261 §16.4).
+    pub fn with_route(mut self, route: String) -> Dialog {
+        self.route_set = vec![route];
+        self
+    }
+
+    /// The Request-URI of loket's requests.
+    pub fn remote_target(&self) -> &str {
+        &self.remote_target
+    }
+
     /// Completes a dialog loket started with the 2xx that confirms it (§12.1.2): the remote tag
-    /// and To, the remote target from Contact, and the route set from Record-Route in reverse.
-    /// Only the first 2xx counts; later ones (retransmissions) change nothing.
+    /// and To, the remote target from Contact, and the route set from Record-Route in reverse
+    /// (a preloaded one stays without). Only the first 2xx counts; later ones (retransmissions)
+    /// change nothing.
     pub fn establish(&mut self, response: &Response) {
         if !self.remote_tag.is_empty() {
             return;
@@ -131,8 +145,10 @@ impl Dialog {
                 _ => {}
             }
         }
-        routes.reverse();
-        self.route_set = routes;
+        if !routes.is_empty() {
+            routes.reverse();
+            self.route_set = routes;
+        }
     }
 
     /// The CSeq number of loket's latest request in the dialog.
@@ -151,12 +167,13 @@ impl Dialog {
     }
 
     /// The ACK of a 2xx to loket's INVITE or re-INVITE with CSeq `cseq` (§13.2.2.4): a request of
-    /// its own, with a new branch, sent without a transaction.
-    pub fn ack(&self, via: &str, branch: &str, cseq: u32) -> String {
+    /// its own, with a new branch, sent without a transaction. `extra`: the INVITE's credentials,
+    /// which the ACK repeats (§22.1).
+    pub fn ack(&self, via: &str, branch: &str, cseq: u32, extra: &[(&str, &str)]) -> String {
         let via = format!("{via};branch={branch};rport");
         let head =
             Head { uri: &self.remote_target, via: &via, routes: &self.route_set, from: &self.local, to: &self.remote };
-        head.write("ACK", &self.call_id, cseq, &[], "")
+        head.write("ACK", &self.call_id, cseq, extra, "")
     }
 
     /// What CANCEL and the ACK of a non-2xx must repeat of the INVITE just written by
@@ -165,6 +182,7 @@ impl Dialog {
         Invitation {
             uri: self.remote_target.clone(),
             via: format!("{via};branch={branch};rport"),
+            routes: self.route_set.clone(),
             from: self.local.clone(),
             to: self.remote.clone(),
             call_id: self.call_id.clone(),
@@ -174,11 +192,12 @@ impl Dialog {
 }
 
 /// The initial INVITE of an outbound leg, as CANCEL (§9.1) and the ACK of a non-2xx final
-/// response (§17.1.1.3) repeat it: same Request-URI, Via, From, Call-ID and CSeq number.
+/// response (§17.1.1.3) repeat it: same Request-URI, Via, Route, From, Call-ID and CSeq number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invitation {
     uri: String,
     via: String,
+    routes: Vec<String>,
     from: String,
     to: String,
     call_id: String,
@@ -187,28 +206,30 @@ pub struct Invitation {
 
 impl Invitation {
     pub fn cancel(&self) -> String {
-        let head = Head { uri: &self.uri, via: &self.via, routes: &[], from: &self.from, to: &self.to };
+        let head = Head { uri: &self.uri, via: &self.via, routes: &self.routes, from: &self.from, to: &self.to };
         head.write("CANCEL", &self.call_id, self.cseq, &[], "")
     }
 
     /// `to` is the To of the response being acknowledged, with its tag.
     pub fn ack(&self, to: &str) -> String {
-        let head = Head { uri: &self.uri, via: &self.via, routes: &[], from: &self.from, to };
+        let head = Head { uri: &self.uri, via: &self.via, routes: &self.routes, from: &self.from, to };
         head.write("ACK", &self.call_id, self.cseq, &[], "")
     }
 }
 
-/// The parts of a request's head that differ between the requests loket writes.
-struct Head<'a> {
-    uri: &'a str,
-    via: &'a str,
-    routes: &'a [String],
-    from: &'a str,
-    to: &'a str,
+/// The parts of a request's head that differ between the requests loket writes (a REGISTER,
+/// outside any dialog, too).
+pub(crate) struct Head<'a> {
+    pub uri: &'a str,
+    /// With its branch.
+    pub via: &'a str,
+    pub routes: &'a [String],
+    pub from: &'a str,
+    pub to: &'a str,
 }
 
 impl Head<'_> {
-    fn write(&self, method: &str, call_id: &str, cseq: u32, extra: &[(&str, &str)], body: &str) -> String {
+    pub(crate) fn write(&self, method: &str, call_id: &str, cseq: u32, extra: &[(&str, &str)], body: &str) -> String {
         let mut text = format!("{method} {} SIP/2.0\r\nVia: {}\r\n", self.uri, self.via);
         for route in self.routes {
             let _ = write!(text, "Route: {route}\r\n");

@@ -1,7 +1,9 @@
-//! HTTP Digest authentication for SIP (RFC 3261 §22.4, RFC 7616, RFC 8760), as pure functions:
-//! challenges, the parsing of an Authorization header and its verification against stored HA1
-//! values. Passwords never reach this module except through [`ha1`], which is how credentials are
-//! made before they are stored.
+//! HTTP Digest authentication for SIP (RFC 3261 §22.4, RFC 7616, RFC 8760), as pure functions.
+//! The server side: challenges, the parsing of an Authorization header and its verification
+//! against stored HA1 values; passwords reach it only through [`ha1`], which is how credentials
+//! are made before they are stored. The client side, for loket's own requests to a trunk:
+//! [`Challenge`] reads a WWW-Authenticate or Proxy-Authenticate header and answers it with the
+//! trunk's password, through the same hashing.
 //!
 //! Nonces are stateless: the issue time and an HMAC of it under a per-process secret. Checking one
 //! needs no table, so a flood of challenges costs no memory; a nonce older than its lifetime is
@@ -11,6 +13,7 @@
 //! Only `qop=auth` is accepted: every challenge offers it, and without it (RFC 2069) the client's
 //! nonce plays no part, which makes precomputed answers possible.
 
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
@@ -102,6 +105,8 @@ pub enum ParseError {
     Missing(&'static str),
     #[error("parameter {0} given twice")]
     Duplicate(&'static str),
+    #[error("unsupported {0}")]
+    Unsupported(&'static str),
 }
 
 /// The longest parameter value accepted; real ones are under 100 characters, and the entry point
@@ -111,26 +116,10 @@ const MAX_VALUE: usize = 1_024;
 impl Credentials {
     /// Parses an Authorization (or Proxy-Authorization) header value.
     pub fn parse(value: &str) -> Result<Credentials, ParseError> {
-        let value = value.trim_start();
-        let scheme_len = value.find([' ', '\t']).ok_or(ParseError::NotDigest)?;
-        if !value[..scheme_len].eq_ignore_ascii_case("Digest") {
-            return Err(ParseError::NotDigest);
-        }
         let mut values: [Option<String>; PARAMS.len()] = Default::default();
-        let mut rest = &value[scheme_len..];
-        loop {
-            rest = rest.trim_start_matches([' ', '\t', ',']);
-            if rest.is_empty() {
-                break;
-            }
-            let (name, after_name) = rest.split_once('=').ok_or(ParseError::Malformed)?;
-            let (param, after_value) = parse_value(after_name.trim_start())?;
-            rest = after_value.trim_start_matches([' ', '\t']);
-            if !(rest.is_empty() || rest.starts_with(',')) {
-                return Err(ParseError::Malformed);
-            }
+        for (name, param) in parameters(value)? {
             // opaque, userhash and extensions are not used by loket's challenges.
-            if let Some(index) = PARAMS.iter().position(|known| known.eq_ignore_ascii_case(name.trim()))
+            if let Some(index) = PARAMS.iter().position(|known| known.eq_ignore_ascii_case(name))
                 && values[index].replace(param).is_some()
             {
                 return Err(ParseError::Duplicate(PARAMS[index]));
@@ -154,6 +143,31 @@ impl Credentials {
 
 /// The parameters loket reads, the five required ones first.
 const PARAMS: [&str; 9] = ["username", "realm", "nonce", "uri", "response", "algorithm", "qop", "nc", "cnonce"];
+
+/// The parameters (name, value) of a `Digest` header value, in order.
+fn parameters(value: &str) -> Result<Vec<(&str, String)>, ParseError> {
+    let value = value.trim_start();
+    // Folded lines (RFC 3261 §7.3.1) may survive in a value.
+    let scheme_len = value.find(|c: char| c.is_ascii_whitespace()).ok_or(ParseError::NotDigest)?;
+    if !value[..scheme_len].eq_ignore_ascii_case("Digest") {
+        return Err(ParseError::NotDigest);
+    }
+    let mut parameters = Vec::new();
+    let mut rest = &value[scheme_len..];
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == ',');
+        if rest.is_empty() {
+            return Ok(parameters);
+        }
+        let (name, after_name) = rest.split_once('=').ok_or(ParseError::Malformed)?;
+        let (param, after_value) = parse_value(after_name.trim_start())?;
+        rest = after_value.trim_start_matches(|c: char| c.is_ascii_whitespace());
+        if !(rest.is_empty() || rest.starts_with(',')) {
+            return Err(ParseError::Malformed);
+        }
+        parameters.push((name.trim(), param));
+    }
+}
 
 /// A token or a quoted string (with `\` escapes) at the start of `text`; the rest after it.
 fn parse_value(text: &str) -> Result<(String, &str), ParseError> {
@@ -351,9 +365,109 @@ pub(crate) struct Answer<'a> {
 
 impl Answer<'_> {
     pub(crate) fn response(&self, algorithm: Algorithm, ha1: &str) -> String {
-        let ha2 = algorithm.hash(&format!("{}:{}", self.method, self.uri));
+        let ha2 = ha2(algorithm, self.method, self.uri);
         algorithm.hash(&format!("{ha1}:{}:{}:{}:auth:{ha2}", self.nonce, self.nc, self.cnonce))
     }
+}
+
+fn ha2(algorithm: Algorithm, method: &str, uri: &str) -> String {
+    algorithm.hash(&format!("{method}:{uri}"))
+}
+
+/// A `Digest` challenge of a 401's WWW-Authenticate or a 407's Proxy-Authenticate (RFC 7616
+/// §3.3), as the client answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub realm: String,
+    pub nonce: String,
+    pub algorithm: Algorithm,
+    /// The server offers `qop=auth`; without any qop the response is RFC 2069's, with neither
+    /// nonce count nor client nonce.
+    pub qop: bool,
+    /// Echoed unchanged in the answer.
+    pub opaque: Option<String>,
+    /// The server refused an answer only because its nonce had expired.
+    pub stale: bool,
+}
+
+impl Challenge {
+    /// Parses a WWW-Authenticate or Proxy-Authenticate value. A challenge loket cannot answer is
+    /// [`ParseError::Unsupported`]: an algorithm other than MD5 and SHA-256 (the `-sess`
+    /// variants, SHA-512-256), or a qop list without `auth` (`auth-int` alone).
+    pub fn parse(value: &str) -> Result<Challenge, ParseError> {
+        let (mut realm, mut nonce, mut algorithm, mut qop, mut opaque, mut stale) =
+            (None, None, Algorithm::Md5, None, None, false);
+        for (name, param) in parameters(value)? {
+            // Values go back into loket's own header lines.
+            if param.chars().any(char::is_control) {
+                return Err(ParseError::Malformed);
+            }
+            match name.to_ascii_lowercase().as_str() {
+                "realm" => realm = Some(param),
+                "nonce" => nonce = Some(param),
+                "algorithm" => algorithm = Algorithm::from_name(&param).ok_or(ParseError::Unsupported("algorithm"))?,
+                "qop" => qop = Some(param),
+                "opaque" => opaque = Some(param),
+                "stale" => stale = param.eq_ignore_ascii_case("true"),
+                _ => {}
+            }
+        }
+        let qop = match qop {
+            Some(options) if options.split(',').any(|option| option.trim().eq_ignore_ascii_case("auth")) => true,
+            Some(_) => return Err(ParseError::Unsupported("qop")),
+            None => false,
+        };
+        Ok(Challenge {
+            realm: realm.ok_or(ParseError::Missing("realm"))?,
+            nonce: nonce.ok_or(ParseError::Missing("nonce"))?,
+            algorithm,
+            qop,
+            opaque,
+            stale,
+        })
+    }
+
+    /// The Authorization (or Proxy-Authorization) value that answers this challenge for a
+    /// request of `method` to `uri`: the `nc`-th use of its nonce, with `cnonce`, which the
+    /// caller draws at random for each answer (RFC 7616 §3.4).
+    pub fn answer(&self, username: &str, password: &str, method: &str, uri: &str, cnonce: &str, nc: u32) -> String {
+        let ha1 = ha1(self.algorithm, username, &self.realm, password);
+        let mut value = format!(
+            "Digest username={}, realm={}, nonce={}, uri={}",
+            quoted(username),
+            quoted(&self.realm),
+            quoted(&self.nonce),
+            quoted(uri)
+        );
+        if self.qop {
+            let nc = format!("{nc:08x}");
+            let answer = Answer { nonce: &self.nonce, nc: &nc, cnonce, method, uri };
+            let response = answer.response(self.algorithm, &ha1);
+            let _ = write!(value, ", response=\"{response}\", algorithm={}", self.algorithm.name());
+            let _ = write!(value, ", qop=auth, nc={nc}, cnonce={}", quoted(cnonce));
+        } else {
+            let response = self.algorithm.hash(&format!("{ha1}:{}:{}", self.nonce, ha2(self.algorithm, method, uri)));
+            let _ = write!(value, ", response=\"{response}\", algorithm={}", self.algorithm.name());
+        }
+        if let Some(opaque) = &self.opaque {
+            let _ = write!(value, ", opaque={}", quoted(opaque));
+        }
+        value
+    }
+}
+
+/// A quoted-string (RFC 7230 §3.2.6): `"` and `\` escaped.
+fn quoted(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        if matches!(c, '"' | '\\') {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
 }
 
 /// Compares without an early exit, so the time taken says nothing about how much matched.

@@ -19,11 +19,14 @@
 //!   trait with its in-process and Redis implementations.
 //! - [`sdp`]: SDP offer/answer (RFC 3264) for G.711 and telephone-events, with hold directions.
 //! - [`ratelimit`]: new calls per second, and failed authentications per source IP, bounded.
+//! - [`trunk`]: the SIP trunk (the municipal PBX or a provider) that loket dials numbers through,
+//!   and registration with it as a pure core; the client side of [`digest`] answers its challenges.
 //! - [`service`]: the edge that runs all of this on the sockets: REGISTER, OPTIONS, and calls to
-//!   configured numbers (answered by loket, or bridged to an agent's phones or a SIP URI).
+//!   configured numbers (answered by loket, or bridged to an agent's phones or a SIP URI), the
+//!   application's calls to agents and to numbers through the trunk, and the trunk registration.
 //!
-//! Still to come (issue #3): WebSocket, trunks (outbound digest auth, registration, outbound
-//! proxy), TCP towards phones, DNS targets, RFC 4733 passthrough with the media engine.
+//! Still to come (issue #3): WebSocket, TCP towards phones and trunks, DNS SRV/NAPTR targets,
+//! RFC 4733 passthrough with the media engine.
 //!
 //! Errors: each failure domain has its own `thiserror` enum ([`message::MessageError`],
 //! [`message::FramingError`], [`digest::ParseError`], [`registrar::StoreError`],
@@ -40,3 +43,4 @@ pub mod sdp;
 pub mod service;
 pub mod transaction;
 pub mod transport;
+pub mod trunk;

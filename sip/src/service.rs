@@ -13,6 +13,9 @@
 //! - requests with a To tag: within a call's dialog (ACK, BYE, re-INVITE, UPDATE, INFO), else 481;
 //! - CANCEL: to the call of its INVITE, else 200 if that INVITE's transaction is alive, else 481;
 //! - other methods: 501. Responses go to loket's client transactions (INVITE, CANCEL, BYE, ...).
+//!
+//! With a trunk in the settings, loket registers there if asked to (and removes the binding when
+//! [`Sockets::serve_until`] is told to stop), and the application dials numbers through it.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -111,6 +114,19 @@ impl Sockets {
         locations: impl LocationStore,
         application: Option<Application>,
     ) -> io::Result<()> {
+        self.serve_until(settings, credentials, locations, application, std::future::pending()).await
+    }
+
+    /// [`Sockets::serve`] until `shutdown` resolves too: then loket's registration at the trunk is
+    /// removed, waiting at most [`UNREGISTER_TIMEOUT`] for the registrar, and it returns.
+    pub async fn serve_until(
+        self,
+        settings: Settings,
+        credentials: impl CredentialStore,
+        locations: impl LocationStore,
+        application: Option<Application>,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
         let (inbound, queue) = mpsc::channel(settings.queue);
         let tcp = TcpOptions { limits: settings.limits, ..TcpOptions::default() };
         let never = std::future::pending::<()>;
@@ -124,10 +140,14 @@ impl Sockets {
         tokio::select! {
             result = serve_udp(udp, settings.limits, enqueue(inbound.clone()), never()) => result,
             result = serve_tcp(self.tcp, tcp, enqueue(inbound), never()) => result,
-            () = service.run(queue, commands) => Ok(()),
+            () = service.run(queue, commands, shutdown) => Ok(()),
         }
     }
 }
+
+/// How long a stopping service waits for the trunk's registrar to confirm that loket's binding
+/// is gone; a registrar that does not answer lets the binding expire.
+pub const UNREGISTER_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Linux's default UDP receive buffer (208 KiB) holds about 150 ms of a 4,000 calls/s load; a
 /// burst beyond it, or a moment without the CPU on a busy machine, drops datagrams, and a dropped
@@ -228,11 +248,24 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         mut self,
         mut queue: mpsc::Receiver<Received>,
         mut commands: Option<mpsc::UnboundedReceiver<CallCommand>>,
+        shutdown: impl Future<Output = ()>,
     ) {
         let mut purge = tokio::time::interval(Duration::from_secs(60));
+        let mut shutdown = std::pin::pin!(shutdown);
+        // Once asked to stop: until when the registrar's answer is awaited.
+        let mut stopping: Option<Instant> = None;
+        self.start_registration();
         loop {
-            let deadline = [self.transactions.next_deadline(), self.calls.next_deadline()].into_iter().flatten().min();
+            if stopping.is_some_and(|until| self.registration_over() || Instant::now() >= until) {
+                return;
+            }
+            let deadline =
+                [self.transactions.next_deadline(), self.calls.next_deadline(), stopping].into_iter().flatten().min();
             tokio::select! {
+                () = &mut shutdown, if stopping.is_none() => {
+                    stopping = Some(Instant::now() + UNREGISTER_TIMEOUT);
+                    self.stop_registration();
+                }
                 received = queue.recv() => match received {
                     Some(received) => self.on_received(received),
                     None => return,

@@ -294,7 +294,12 @@ pub fn ivr_caller(loket: &Loket, digits: &str) -> (Child, TempDir) {
 }
 
 /// Waits for a SIPp process started with `spawn`, without holding up the async runtime.
-pub async fn finish_sipp(what: &str, (child, dir): (Child, TempDir)) {
+pub async fn finish_sipp(what: &str, run: (Child, TempDir)) {
+    finished_sipp(what, run).await;
+}
+
+/// [`finish_sipp`], keeping SIPp's directory for the logs it wrote there (`-trace_msg`).
+pub async fn finished_sipp(what: &str, (child, dir): (Child, TempDir)) -> TempDir {
     let run = tokio::task::spawn_blocking(move || {
         let mut child = child;
         child.wait()
@@ -302,6 +307,7 @@ pub async fn finish_sipp(what: &str, (child, dir): (Child, TempDir)) {
     .await
     .expect("waiting for sipp");
     check_sipp(&dir, what, run);
+    dir
 }
 
 /// baresip registered as the desk phone of a demo user, answering automatically; no sound

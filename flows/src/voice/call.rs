@@ -1,5 +1,6 @@
 //! One call from answer to hang-up: the IVR, then the case draft and the work item, then the
-//! waiting caller's music, announcements and callback offer.
+//! waiting caller's music, announcements and callback offer; or the IVR's transfer to a number,
+//! dialled through the SIP trunk with a second media session that loket bridges to the caller's.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -75,10 +76,7 @@ impl<W: WorkItems> Voice<W> {
                 End::Queue { queue, skills, priority } => {
                     self.wait_in_queue(&mut line, &outcome, queue, skills, *priority, &caller).await;
                 }
-                End::Transfer { number } => {
-                    // Transfers to a number need an outbound leg from the application (later work).
-                    tracing::warn!(%number, "IVR transfers to a number are not supported yet; hanging up");
-                }
+                End::Transfer { number } => self.transfer_to_number(&mut line, number).await,
                 End::Hangup | End::CallerHungUp => {}
             }
         }
@@ -310,18 +308,95 @@ impl<W: WorkItems> Voice<W> {
 
     /// A second media session for the agent, and the agent's phones rung with its offer.
     async fn ring_agent(&self, line: &Line, username: &str) -> Option<Session> {
-        let agent_media = match self.parts.media.allocate() {
+        self.dial(line, |call, offer| CallCommand::DialAgent { call, agent: username.to_owned(), offer })
+    }
+
+    /// A second media session for a callee, and `command` (given the call and that session's
+    /// offer) to dial it.
+    fn dial(&self, line: &Line, command: impl FnOnce(LegId, String) -> CallCommand) -> Option<Session> {
+        let media = match self.parts.media.allocate() {
             Ok(media) => media,
             Err(error) => {
-                tracing::warn!(%error, "no media session for an agent");
+                tracing::warn!(%error, "no media session for a callee");
                 return None;
             }
         };
-        let address = agent_media.sdp_address();
+        let address = media.sdp_address();
         let local = LocalMedia { address: address.ip(), port: address.port(), session_id: line.call.0 + (1 << 32) };
-        let offer = sdp::offer(&local, 1, Direction::SendRecv);
-        line.command(CallCommand::DialAgent { call: line.call, agent: username.to_owned(), offer });
-        Some(agent_media)
+        line.command(command(line.call, sdp::offer(&local, 1, Direction::SendRecv)));
+        Some(media)
+    }
+
+    /// The IVR's transfer to `number`: dialled through the trunk, then the caller and the callee
+    /// talk through loket's two media sessions until either hangs up, which ends the other. A
+    /// dial that fails (no trunk, a refusal, nobody answering) leaves the caller to be hung up.
+    async fn transfer_to_number(&self, line: &mut Line, number: &str) {
+        let Some(media) =
+            self.dial(line, |call, offer| CallCommand::DialNumber { call, number: number.to_owned(), offer })
+        else {
+            return;
+        };
+        let answered = loop {
+            match line.next(None).await {
+                Heard::Other(Signal::AgentAnswered(sdp)) => break Some(sdp),
+                Heard::Other(Signal::AgentFailed(status)) => {
+                    tracing::info!(call = line.call.0, %number, status, "a transfer to a number failed; hanging up");
+                    break None;
+                }
+                Heard::HungUp => {
+                    line.command(CallCommand::HangUpAgent { call: line.call });
+                    break None;
+                }
+                _ => {}
+            }
+        };
+        let bridged = match answered {
+            Some(sdp) => self.bridge_callee(line, &media, &sdp).await,
+            None => false,
+        };
+        if bridged {
+            tracing::info!(call = line.call.0, %number, "a caller was transferred to a number");
+            let (caller, callee) = (line.media.stats(), media.stats());
+            loop {
+                match line.next(None).await {
+                    Heard::HungUp => {
+                        line.command(CallCommand::HangUpAgent { call: line.call });
+                        break;
+                    }
+                    Heard::Other(Signal::AgentHungUp) => break,
+                    _ => {}
+                }
+            }
+            let (caller_after, callee_after) = (line.media.stats(), media.stats());
+            tracing::info!(
+                call = line.call.0,
+                from_caller = caller_after.received_packets.saturating_sub(caller.received_packets),
+                to_caller = caller_after.sent_packets.saturating_sub(caller.sent_packets),
+                from_callee = callee_after.received_packets.saturating_sub(callee.received_packets),
+                to_callee = callee_after.sent_packets.saturating_sub(callee.sent_packets),
+                "a transferred call ended"
+            );
+        }
+        media.close().await;
+    }
+
+    /// Sets the callee's answer as `media`'s far end and bridges it to the caller's session;
+    /// `false` (and the callee hung up) when either fails.
+    async fn bridge_callee(&self, line: &Line, media: &Session, answer: &str) -> bool {
+        let remote = match sdp::remote(answer) {
+            Ok(remote) => remote,
+            Err(error) => {
+                tracing::warn!(call = line.call.0, %error, "the callee answered with unusable SDP");
+                line.command(CallCommand::HangUpAgent { call: line.call });
+                return false;
+            }
+        };
+        line.stop_playback().await;
+        let bridged = media.set_remote(remote_params(&remote)).await.is_ok() && line.media.bridge(media).await.is_ok();
+        if !bridged {
+            line.command(CallCommand::HangUpAgent { call: line.call });
+        }
+        bridged
     }
 
     /// The agent's phone did not answer: the item goes back to its queue, where the caller still

@@ -12,7 +12,8 @@
 //!
 //! The outbound (UAC) leg ([`Leg::outbound`]): INVITE, provisional answers, the 2xx ACKed (again
 //! for each retransmission), CANCEL once a provisional has arrived (§9.1), a 2xx that crosses
-//! our CANCEL ACKed and ended with a BYE, a guard on ringing. Both roles can send a session
+//! our CANCEL ACKed and ended with a BYE, a guard on ringing, and one answer to a 401 or 407
+//! with credentials (§22.2): the INVITE again, while a second challenge ends the leg. Both roles can send a session
 //! change of their own once confirmed. [`bridge`] couples an inbound leg to its outbound ones.
 
 use std::time::{Duration, Instant};
@@ -124,6 +125,11 @@ pub enum Event {
         status: Status,
         sdp: Option<SessionDescription>,
     },
+    /// Outbound: a 401 or 407 to the INVITE that the edge can answer with credentials (RFC 3261
+    /// §22.2); one it cannot answer is an [`Event::InviteResponse`] like any refusal.
+    InviteChallenged {
+        status: Status,
+    },
     /// Outbound: the INVITE's transaction ended without a final response (Timer B, transport).
     InviteFailed,
     /// Outbound: the application no longer wants this leg: cancelled if ringing, hung up if
@@ -169,6 +175,9 @@ pub enum Action {
     ChangeFailed { status: Status },
     /// Outbound: send the INVITE.
     SendInvite { offer: Option<SessionDescription> },
+    /// Outbound: send the INVITE again, with the same offer and the next CSeq, and credentials
+    /// for the challenge just received; the transaction layer has ACKed the challenge.
+    Authenticate,
     /// Outbound: the callee is ringing or sends early media.
     Progress { status: Status, sdp: Option<SessionDescription> },
     /// ACK the 2xx just received (to the INVITE or to loket's re-INVITE; RFC 3261 §13.2.2.4).
@@ -215,10 +224,12 @@ enum State {
         change: Option<Pending>,
     },
     /// Outbound: INVITE sent, no final response yet. A CANCEL waits for a provisional (§9.1).
+    /// `challenged`: this INVITE already carries credentials, so another challenge refuses them.
     Calling {
         provisional: bool,
         cancel: bool,
         guard: Instant,
+        challenged: bool,
     },
     /// Outbound: CANCEL sent; the INVITE ends with its 487, or after 64·T1 (§9.1).
     Cancelling {
@@ -304,9 +315,12 @@ impl Leg {
             }
             (State::Idle, Event::Dial { offer }) => {
                 actions.push(Action::SendInvite { offer });
-                Some(State::Calling { provisional: false, cancel: false, guard: now + self.timers.answer_guard })
+                let guard = now + self.timers.answer_guard;
+                Some(State::Calling { provisional: false, cancel: false, guard, challenged: false })
             }
-            (State::Calling { cancel, guard, .. }, Event::InviteResponse { status, sdp }) if status.0 < 200 => {
+            (State::Calling { cancel, guard, challenged, .. }, Event::InviteResponse { status, sdp })
+                if status.0 < 200 =>
+            {
                 if *cancel {
                     actions.push(Action::SendCancel);
                     return self.then(actions, State::Cancelling { give_up: now + 64 * self.timers.t1 });
@@ -315,7 +329,7 @@ impl Leg {
                 if status.0 > 100 {
                     actions.push(Action::Progress { status, sdp });
                 }
-                Some(State::Calling { provisional: true, cancel: false, guard: *guard })
+                Some(State::Calling { provisional: true, cancel: false, guard: *guard, challenged: *challenged })
             }
             // Abandoned before any provisional, then answered: set up only to be ended (§9.1).
             (State::Calling { cancel: true, .. }, Event::InviteResponse { status, .. }) if status.0 < 300 => {
@@ -339,6 +353,20 @@ impl Leg {
                 actions.push(Action::Ended(EndReason::Cancelled));
                 Some(State::Ended)
             }
+            // The challenge ended the INVITE's transaction: a new one carries the credentials, and
+            // ringing stays bounded by the first INVITE's guard.
+            (State::Calling { cancel: false, challenged: false, guard, .. }, Event::InviteChallenged { .. }) => {
+                actions.push(Action::Authenticate);
+                Some(State::Calling { provisional: false, cancel: false, guard: *guard, challenged: true })
+            }
+            (State::Calling { .. }, Event::InviteChallenged { status }) => {
+                actions.push(Action::Ended(EndReason::Refused(status)));
+                Some(State::Ended)
+            }
+            (State::Cancelling { .. }, Event::InviteChallenged { .. }) => {
+                actions.push(Action::Ended(EndReason::Cancelled));
+                Some(State::Ended)
+            }
             (State::Calling { .. } | State::Cancelling { .. }, Event::InviteFailed) => {
                 actions.push(Action::Ended(EndReason::NoAnswer));
                 Some(State::Ended)
@@ -347,8 +375,8 @@ impl Leg {
                 actions.push(Action::SendCancel);
                 Some(State::Cancelling { give_up: now + 64 * self.timers.t1 })
             }
-            (State::Calling { provisional: false, guard, .. }, Event::Abandon) => {
-                Some(State::Calling { provisional: false, cancel: true, guard: *guard })
+            (State::Calling { provisional: false, guard, challenged, .. }, Event::Abandon) => {
+                Some(State::Calling { provisional: false, cancel: true, guard: *guard, challenged: *challenged })
             }
             (State::Calling { provisional, guard, .. }, Event::DeadlineReached) if now >= *guard => {
                 if *provisional {

@@ -380,3 +380,48 @@ fn outbound_session_change() {
         " 0.000s ChangeFailed { status: Status(488) }",
     ]);
 }
+
+/// RFC 3261 §22.2: a challenge is answered once (the transaction layer has ACKed it) with the
+/// INVITE again; ringing stays bounded from the first INVITE; a second challenge refuses the
+/// credentials and ends the leg.
+#[test]
+fn outbound_challenge_is_answered_once() {
+    let challenged = |status| Event::InviteChallenged { status: Status(status) };
+    let mut leg = outbound();
+    leg.event(response(100, None)).wait(Duration::from_millis(40)).event(challenged(407));
+    leg.event(response(180, None)).wait(Duration::from_secs(2)).event(response(200, Some("answer")));
+    leg.check(&[
+        " 0.000s SendInvite { offer: Some(SessionDescription(\"offer\")) }",
+        " 0.040s Authenticate",
+        " 0.040s Progress { status: Status(180), sdp: None }",
+        " 2.040s SendAck",
+        " 2.040s Accepted { sdp: Some(SessionDescription(\"answer\")) }",
+        " 2.040s Connected",
+    ]);
+
+    let mut refused = outbound();
+    refused.event(challenged(401)).event(response(100, None)).event(challenged(401));
+    refused.check(&[
+        " 0.000s SendInvite { offer: Some(SessionDescription(\"offer\")) }",
+        " 0.000s Authenticate",
+        " 0.000s Ended(Refused(Status(401)))",
+    ]);
+
+    let mut forbidden = outbound();
+    forbidden.event(challenged(407)).event(response(403, None));
+    assert_eq!(forbidden.transcript.last().map(String::as_str), Some(" 0.000s Ended(Refused(Status(403)))"));
+
+    // Ringing after the answer to a challenge is still bounded by the first INVITE's guard.
+    let mut slow = outbound();
+    slow.wait(Duration::from_secs(10)).event(challenged(407)).event(response(180, None));
+    slow.wait(Duration::from_secs(60));
+    assert!(slow.transcript.contains(&"60.000s SendCancel".to_owned()), "{:?}", slow.transcript);
+
+    // Abandoned before any provisional: the challenge ends the leg instead of a new INVITE.
+    let mut abandoned = outbound();
+    abandoned.event(Event::Abandon).event(challenged(407));
+    abandoned.check(&[
+        " 0.000s SendInvite { offer: Some(SessionDescription(\"offer\")) }",
+        " 0.000s Ended(Refused(Status(407)))",
+    ]);
+}

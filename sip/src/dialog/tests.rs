@@ -97,7 +97,7 @@ fn an_outbound_dialog_from_invite_to_bye() {
     );
     dialog.establish(&ok);
     assert_eq!(dialog.remote_tag, "ag1");
-    let ack = dialog.ack("SIP/2.0/UDP 192.0.2.1:5060", "z9hG4bKa", 1);
+    let ack = dialog.ack("SIP/2.0/UDP 192.0.2.1:5060", "z9hG4bKa", 1, &[]);
     assert!(ack.starts_with("ACK sip:agent@10.0.0.7:5064 SIP/2.0\r\n"), "{ack}");
     assert!(ack.contains("Route: <sip:p2.test;lr>\r\nRoute: <sip:p1.test;lr>\r\n"), "{ack}");
     assert!(ack.contains("To: <sip:agent@10.0.0.7:5062>;tag=ag1\r\nCall-ID: out-1\r\nCSeq: 1 ACK\r\n"), "{ack}");
@@ -112,4 +112,39 @@ fn ok_text_with_other_tag() -> String {
     "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKi\r\nFrom: <sip:caller@loket.test>;tag=lko\r\n\
      To: <sip:agent@10.0.0.7:5062>;tag=other\r\nCall-ID: out-1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
         .to_owned()
+}
+
+/// Through an outbound proxy (RFC 3261 §8.1.2): its Route in the INVITE, the CANCEL and the ACK
+/// of a refusal; after a challenge the INVITE goes again with the next CSeq and the same Call-ID
+/// and tags; the 2xx's ACK repeats the credentials, and without Record-Route the proxy's Route
+/// stays for the requests within the dialog.
+#[test]
+fn a_dialog_through_an_outbound_proxy_with_a_challenge() {
+    let via = "SIP/2.0/UDP 192.0.2.1:5060";
+    let mut dialog = Dialog::as_uac("out-2", "<sip:+3225550100@pbx.test>", "lko", "sip:+3250123456@pbx.test")
+        .with_route("<sip:192.0.2.9:5060;lr>".to_owned());
+    let invite = dialog.request("INVITE", via, "z9hG4bK1", &[], "");
+    assert!(invite.starts_with("INVITE sip:+3250123456@pbx.test SIP/2.0\r\n"), "{invite}");
+    assert!(invite.contains(";rport\r\nRoute: <sip:192.0.2.9:5060;lr>\r\nMax-Forwards: 70\r\n"), "{invite}");
+    let first = dialog.invitation(via, "z9hG4bK1");
+    assert!(first.cancel().contains("Route: <sip:192.0.2.9:5060;lr>\r\n"), "{}", first.cancel());
+    let ack = first.ack("<sip:+3250123456@pbx.test>;tag=p1");
+    assert!(ack.contains("Route: <sip:192.0.2.9:5060;lr>\r\n") && ack.contains("CSeq: 1 ACK\r\n"), "{ack}");
+
+    let credentials = [("Proxy-Authorization", "Digest username=\"loket\"")];
+    let again = dialog.request("INVITE", via, "z9hG4bK2", &credentials, "");
+    assert!(again.contains("Call-ID: out-2\r\nCSeq: 2 INVITE\r\nProxy-Authorization: Digest"), "{again}");
+    assert!(again.contains("From: <sip:+3225550100@pbx.test>;tag=lko\r\nTo: <sip:+3250123456@pbx.test>\r\n"));
+    assert!(dialog.invitation(via, "z9hG4bK2").cancel().contains("Call-ID: out-2\r\nCSeq: 2 CANCEL\r\n"));
+
+    dialog.establish(&response(
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK2\r\nFrom: <sip:+3225550100@pbx.test>;tag=lko\r\n\
+         To: <sip:+3250123456@pbx.test>;tag=p1\r\nCall-ID: out-2\r\nCSeq: 2 INVITE\r\n\
+         Contact: <sip:gw@192.0.2.20>\r\nContent-Length: 0\r\n\r\n",
+    ));
+    let ack = dialog.ack(via, "z9hG4bK3", 2, &credentials);
+    assert!(ack.starts_with("ACK sip:gw@192.0.2.20 SIP/2.0\r\n"), "{ack}");
+    assert!(ack.contains("Route: <sip:192.0.2.9:5060;lr>\r\n"), "{ack}");
+    assert!(ack.contains("CSeq: 2 ACK\r\nProxy-Authorization: Digest username=\"loket\"\r\n"), "{ack}");
+    assert!(dialog.request("BYE", via, "z9hG4bK4", &[], "").contains("Route: <sip:192.0.2.9:5060;lr>\r\n"));
 }

@@ -213,3 +213,102 @@ fn bad_authorization_headers_are_errors_not_panics() {
         let _ = Credentials::parse(value);
     }
 }
+
+/// RFC 7616 §3.9.1: the server's challenge (with `auth-int` offered too) and the client's answer,
+/// for both algorithms, with the RFC's client nonce.
+#[test]
+fn the_client_answers_the_rfc_7616_challenge() {
+    const CNONCE: &str = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ";
+    for (algorithm, response) in [
+        ("MD5", "8ca523f5e9506fed4657c9700eebdbec"),
+        ("SHA-256", "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"),
+    ] {
+        let value = format!(
+            "Digest\r\n realm=\"http-auth@example.org\",\r\n qop=\"auth, auth-int\",\r\n algorithm={algorithm},\r\n \
+             nonce=\"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v\",\r\n \
+             opaque=\"FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS\""
+        );
+        let challenge = Challenge::parse(&value).unwrap();
+        assert!(challenge.qop && !challenge.stale);
+        let authorization = challenge.answer("Mufasa", "Circle of Life", "GET", "/dir/index.html", CNONCE, 1);
+        let sent = Credentials::parse(&authorization).unwrap();
+        assert_eq!(
+            sent,
+            Credentials {
+                username: "Mufasa".into(),
+                realm: "http-auth@example.org".into(),
+                nonce: "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v".into(),
+                uri: "/dir/index.html".into(),
+                response: response.into(),
+                algorithm: Some(algorithm.into()),
+                qop: Some("auth".into()),
+                nc: Some("00000001".into()),
+                cnonce: Some(CNONCE.into()),
+            }
+        );
+        assert!(
+            authorization.ends_with(", opaque=\"FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS\""),
+            "{authorization}"
+        );
+    }
+}
+
+/// Without a qop the response is RFC 2069's: H(HA1:nonce:HA2), with no nc or cnonce sent.
+#[test]
+fn the_client_answers_a_challenge_without_qop() {
+    let challenge =
+        Challenge::parse("Digest realm=\"testrealm@host.com\", nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\"").unwrap();
+    assert_eq!((challenge.algorithm, challenge.qop, challenge.opaque.as_deref()), (Algorithm::Md5, false, None));
+    let authorization = challenge.answer("Mufasa", "Circle Of Life", "GET", "/dir/index.html", "unused", 1);
+    let sent = Credentials::parse(&authorization).unwrap();
+    // Computed independently (Python's hashlib).
+    assert_eq!(sent.response, "670fd8c2df070c60b045671b8b24ff02");
+    assert_eq!((sent.qop, sent.nc, sent.cnonce), (None, None, None));
+}
+
+/// loket's client answers loket's server: both algorithms, and the nonce count of a reused nonce.
+#[test]
+fn the_client_answer_passes_the_server_check() {
+    for (index, algorithm) in Algorithm::OFFERED.into_iter().enumerate() {
+        let challenge = Challenge::parse(&auth().challenges(at(1_000), false)[index]).unwrap();
+        assert_eq!(challenge.algorithm, algorithm);
+        let authorization = challenge.answer("agent", "secret", "INVITE", "sip:+3225550100@loket.test", "c0ffee", 2);
+        let credentials = Credentials::parse(&authorization).unwrap();
+        assert_eq!(credentials.nc.as_deref(), Some("00000002"));
+        assert_eq!(auth().verify(at(1_100), "INVITE", &credentials, &stored(), true), Verdict::Valid);
+        let wrong = Credentials::parse(&challenge.answer("agent", "guess", "INVITE", "sip:x", "c0ffee", 1)).unwrap();
+        assert_eq!(
+            auth().verify(at(1_100), "INVITE", &wrong, &stored(), true),
+            Verdict::Refused(Refused::WrongResponse)
+        );
+    }
+    let stale = Challenge::parse(&auth().challenges(at(1_000), true)[0]).unwrap();
+    assert!(stale.stale);
+}
+
+/// Quotes in the client's values are escaped, so that they cannot end a parameter early.
+#[test]
+fn the_client_escapes_its_values() {
+    let challenge = Challenge::parse(r#"Digest realm="a\"b", nonce="n""#).unwrap();
+    assert_eq!(challenge.realm, "a\"b");
+    let authorization = challenge.answer("us\"er", "p", "INVITE", "sip:x", "c", 1);
+    let sent = Credentials::parse(&authorization).unwrap();
+    assert_eq!((sent.username.as_str(), sent.realm.as_str()), ("us\"er", "a\"b"));
+}
+
+#[test]
+fn challenges_loket_cannot_answer_are_errors_not_panics() {
+    let cases = [
+        ("Basic realm=\"r\"", ParseError::NotDigest),
+        ("Digest nonce=\"n\"", ParseError::Missing("realm")),
+        ("Digest realm=\"r\"", ParseError::Missing("nonce")),
+        ("Digest realm=\"r\", nonce=\"n\", algorithm=MD5-sess", ParseError::Unsupported("algorithm")),
+        ("Digest realm=\"r\", nonce=\"n\", algorithm=SHA-512-256", ParseError::Unsupported("algorithm")),
+        ("Digest realm=\"r\", nonce=\"n\", qop=\"auth-int\"", ParseError::Unsupported("qop")),
+        ("Digest realm=\"r\", nonce=\"n\r\nVia: x\"", ParseError::Malformed),
+        ("Digest realm=\"r\", nonce", ParseError::Malformed),
+    ];
+    for (value, error) in cases {
+        assert_eq!(Challenge::parse(value), Err(error), "{value}");
+    }
+}

@@ -255,7 +255,7 @@ fn bad(reason: &'static str) -> Refusal {
 }
 
 /// One Contact value: its URI (checked to be SIP) and its interval.
-fn contact_request(contact: &str, default_expires: u32) -> Result<ContactRequest, Refusal> {
+pub(crate) fn contact_request(contact: &str, default_expires: u32) -> Result<ContactRequest, Refusal> {
     let contact = contact.trim();
     let (uri, params) = match contact.find('<') {
         Some(open) => {

@@ -2,6 +2,11 @@
 //! flows (`flows::voice`) as [`CallEvent`]s, and the application answers, rings, refuses and hangs
 //! them up with [`CallCommand`]s. The service keeps the SIP side (transactions, dialog, timers,
 //! re-INVITEs); the application owns the media and decides what the caller hears.
+//!
+//! An answered call can have one callee at a time, dialled by the application for it: an agent's
+//! phones ([`CallCommand::DialAgent`]) or a number through the trunk
+//! ([`CallCommand::DialNumber`]). Both report through the same `Agent…` events and are hung up
+//! with [`CallCommand::HangUpAgent`]: the application knows which one it dialled.
 
 use tokio::sync::mpsc;
 
@@ -25,13 +30,18 @@ pub enum CallEvent {
     Digit { call: LegId, digit: char },
     /// The call is over, whoever ended it; commands for it are ignored from now on.
     Ended { call: LegId },
-    /// One of the agent's phones dialled by [`CallCommand::DialAgent`] rings.
+    /// The callee rings: one of the agent's phones dialled by [`CallCommand::DialAgent`], or the
+    /// number dialled by [`CallCommand::DialNumber`].
     AgentRinging { call: LegId },
-    /// One of the agent's phones answered with this SDP; the others have been cancelled.
+    /// The callee answered with this SDP (the first of the agent's phones; the others have been
+    /// cancelled).
     AgentAnswered { call: LegId, sdp: String },
-    /// No phone of the agent answered: none registered (480), busy (486), or another refusal.
+    /// The callee did not answer: no phone of the agent registered (480), busy (486), another
+    /// refusal (the trunk's 403 to loket's credentials, 404 …), nobody answering in time (480),
+    /// or no trunk to dial a number through (503).
     AgentFailed { call: LegId, status: u16 },
-    /// The agent's phone hung up; the caller's leg stays up until the application decides.
+    /// The callee's side ended after its answer: it hung up, or [`CallCommand::HangUpAgent`]
+    /// ended it. The caller's leg stays up until the application decides.
     AgentHungUp { call: LegId },
 }
 
@@ -51,7 +61,11 @@ pub enum CallCommand {
     /// with `offer` (the SDP of the application's media session for the agent); the first to
     /// answer wins. One agent at a time per call: a second dial while one rings fails with 486.
     DialAgent { call: LegId, agent: String, offer: String },
-    /// Hangs up the agent's side of `call` (CANCEL while it rings, BYE once answered).
+    /// Calls `number` (`+` and digits, as `+3250123456`) through the trunk for the answered call
+    /// `call`, with `offer`, as `sip:NUMBER@trunk` from the trunk's caller ID; a challenge of the
+    /// trunk's is answered once with its credentials. Reported like [`CallCommand::DialAgent`].
+    DialNumber { call: LegId, number: String, offer: String },
+    /// Hangs up the callee's side of `call` (CANCEL while it rings, BYE once answered).
     HangUpAgent { call: LegId },
 }
 

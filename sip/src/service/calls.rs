@@ -1,14 +1,17 @@
 //! Calls in the service task: INVITEs to configured numbers, handed to the application for the
 //! target `ivr` (see [`super::application`]), answered by loket itself for the target `answer`, or
-//! bridged (B2BUA) to an agent's registered phones (all forked) or to a SIP URI. The pure [`Leg`]s decide and the pure [`Bridge`] couples them;
-//! this module turns their actions into messages. Each leg is one [`Call`] here: its leg, its
-//! dialog, the requests it still has to answer and the messages it may have to send again.
+//! bridged (B2BUA) to an agent's registered phones (all forked) or to a SIP URI; and the
+//! application's calls to numbers through the trunk, with loket's registration there ([`trunk`]).
+//! The pure [`Leg`]s decide and the pure [`Bridge`] couples them; this module turns their actions
+//! into messages. Each leg is one [`Call`] here: its leg, its dialog, the requests it still has to
+//! answer and the messages it may have to send again.
 //!
 //! Media: the application's calls carry the SDP of its media sessions; loket's own answers (target
 //! `answer`) name the configured media address and port, where nothing listens; bridged calls
 //! pass SDP through unchanged, so media flows between the phones. See `sip/NOTES.md`.
 
 use std::collections::{HashMap, VecDeque};
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -31,6 +34,9 @@ use crate::transaction::{
     Transport,
 };
 use crate::transport::ReplyPath;
+use crate::trunk::Trunk;
+
+mod trunk;
 
 /// Where a dialled number goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +92,9 @@ pub struct CallSettings {
     pub max_calls_per_second: u32,
     /// The Retry-After of those 503s, in seconds.
     pub retry_after: u32,
+    /// Where the application's calls to numbers go, and where loket registers; `None`: numbers
+    /// cannot be dialled.
+    pub trunk: Option<Trunk>,
 }
 
 impl Default for CallSettings {
@@ -98,6 +107,7 @@ impl Default for CallSettings {
             max_calls: 10_000,
             max_calls_per_second: 1_000,
             retry_after: 5,
+            trunk: None,
         }
     }
 }
@@ -137,8 +147,13 @@ struct Call {
     /// The media address and port of the application's answer (or, on an agent's leg, of its
     /// offer), for later answers in the dialog.
     media: Option<(IpAddr, u16)>,
-    /// The application's offer for the agent it asked to dial from this call.
+    /// The application's offer for the callee (agent or number) it asked to dial from this call.
     agent_offer: Option<SessionDescription>,
+    /// A leg to the trunk, whose credentials answer its challenges.
+    trunk: bool,
+    /// The answer to the trunk's challenge (header name and value), sent with the INVITE again
+    /// and in the ACK of its 2xx.
+    credentials: Option<(&'static str, String)>,
     /// The deadline the wheel holds for this leg; other entries are stale.
     scheduled: Option<Instant>,
 }
@@ -167,6 +182,8 @@ impl Call {
             application: false,
             media: None,
             agent_offer: None,
+            trunk: false,
+            credentials: None,
             scheduled: None,
         }
     }
@@ -186,10 +203,25 @@ enum Purpose {
     Info,
 }
 
-/// The contacts of an agent, from the location store, for the call waiting on them.
-pub(super) struct Found {
-    leg: LegId,
-    bindings: Result<Vec<Binding>, StoreError>,
+/// What a lookup outside the service task found, for what waits on it.
+pub(super) enum Found {
+    /// The contacts of an agent, from the location store, for the call waiting on them.
+    Agent { leg: LegId, bindings: Result<Vec<Binding>, StoreError> },
+    /// The trunk's next hop, for the call to `number` from the call `leg`.
+    Trunk { leg: LegId, number: String, addr: io::Result<SocketAddr> },
+    /// The trunk's next hop, for the REGISTER of the registration's `attempt`.
+    Registrar { attempt: u64, addr: io::Result<SocketAddr> },
+}
+
+/// How the outbound legs placed for one call present themselves.
+struct Placement {
+    /// The From, a name-addr without tag.
+    from: String,
+    /// The outbound proxy's Route (RFC 3261 §8.1.2).
+    route: Option<String>,
+    /// The trunk's credentials answer the legs' challenges.
+    trunk: bool,
+    timers: crate::call::Timers,
 }
 
 pub(super) struct Calls {
@@ -214,6 +246,8 @@ pub(super) struct Calls {
     pub(super) found_rx: mpsc::UnboundedReceiver<Found>,
     /// Where the application's calls are reported; `None` without an application.
     application: Option<mpsc::UnboundedSender<CallEvent>>,
+    /// The registration at the trunk, when its settings ask for one.
+    registrar: Option<trunk::Registrar>,
 }
 
 /// How many transactions of each side the admitted calls need: a call makes about two (INVITE
@@ -235,6 +269,7 @@ impl Calls {
     ) -> Calls {
         // Unbounded, but each message answers one call's lookup, and calls are bounded.
         let (found_tx, found_rx) = mpsc::unbounded_channel();
+        let registrar = settings.trunk.as_ref().and_then(|trunk| trunk::Registrar::new(trunk, udp));
         Calls {
             new_calls: NewCalls::new(settings.max_calls_per_second, now),
             client: ClientTransactions::new(now, crate::transaction::Timers::default(), transactions_for(&settings)),
@@ -252,11 +287,13 @@ impl Calls {
             found_tx,
             found_rx,
             application,
+            registrar,
         }
     }
 
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        [self.wheel.next_deadline(), self.client.next_deadline()].into_iter().flatten().min()
+        let registration = self.registrar.as_ref().and_then(trunk::Registrar::next_deadline);
+        [self.wheel.next_deadline(), self.client.next_deadline(), registration].into_iter().flatten().min()
     }
 
     pub(super) fn is_cancellable(&self, key: &TransactionKey) -> bool {
@@ -381,10 +418,18 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         }
     }
 
-    /// The agent's contacts are known: ring them all, or refuse the call when there are none.
     pub(super) fn on_found(&mut self, found: Found) {
+        match found {
+            Found::Agent { leg, bindings } => self.on_agent_found(leg, bindings),
+            Found::Trunk { leg, number, addr } => self.on_trunk_found(leg, number, addr),
+            Found::Registrar { attempt, addr } => self.on_registrar_found(attempt, addr),
+        }
+    }
+
+    /// The agent's contacts are known: ring them all, or refuse the call when there are none.
+    fn on_agent_found(&mut self, leg: LegId, bindings: Result<Vec<Binding>, StoreError>) {
         let now = Instant::now();
-        let targets: Vec<(String, SocketAddr)> = match found.bindings {
+        let targets: Vec<(String, SocketAddr)> = match bindings {
             // Only UDP contacts for now: a TCP phone would need its registration's connection.
             Ok(bindings) => bindings
                 .into_iter()
@@ -396,16 +441,14 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
                 Vec::new()
             }
         };
-        let application = self.calls.calls.get(&found.leg).is_some_and(|call| call.application);
+        let application = self.calls.calls.get(&leg).is_some_and(|call| call.application);
         match (targets.is_empty(), application) {
             (true, true) => {
                 let status = Status::TEMPORARILY_UNAVAILABLE.0;
-                self.calls.report(CallEvent::AgentFailed { call: found.leg, status });
+                self.calls.report(CallEvent::AgentFailed { call: leg, status });
             }
-            (true, false) => {
-                self.feed_call(now, found.leg, Event::Rejected { status: Status::TEMPORARILY_UNAVAILABLE })
-            }
-            (false, _) => self.fork(now, found.leg, targets),
+            (true, false) => self.feed_call(now, leg, Event::Rejected { status: Status::TEMPORARILY_UNAVAILABLE }),
+            (false, _) => self.fork(now, leg, targets),
         }
     }
 
@@ -417,8 +460,15 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
             header(caller.invite.as_ref().map(|(request, _)| request), |header| matches!(header, Header::From(_)))
                 .map(|from| format!("<{}>", uri_of(from)))
                 .unwrap_or_else(|| format!("<sip:loket@{}>", self.settings.domain));
-        // The application's legs to an agent carry its media session's offer, and answer later
-        // offers from the phone with that session's address.
+        let placement = Placement { from, route: None, trunk: false, timers: crate::call::Timers::default() };
+        self.place(now, inbound, targets, placement);
+    }
+
+    /// [`Self::fork`] with the legs presented as `placement` says.
+    fn place(&mut self, now: Instant, inbound: LegId, targets: Vec<(String, SocketAddr)>, placement: Placement) {
+        let Some(caller) = self.calls.calls.get(&inbound) else { return };
+        // The application's legs to a callee carry its media session's offer, and answer later
+        // offers from the callee with that session's address.
         let application = caller.application;
         let offer = if application { caller.agent_offer.clone() } else { caller.offer.clone() };
         let media = offer.as_ref().filter(|_| application).and_then(|offer| media_of(&offer.0));
@@ -427,13 +477,17 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
             let id = self.calls.new_leg();
             let call_id = format!("{:016x}{:016x}@loket", rand::random::<u64>(), rand::random::<u64>());
             let local_tag = format!("lk{:016x}", rand::random::<u64>());
-            let dialog = Dialog::as_uac(&call_id, &from, &local_tag, &target);
+            let dialog = Dialog::as_uac(&call_id, &placement.from, &local_tag, &target);
+            let dialog = match &placement.route {
+                Some(route) => dialog.with_route(route.clone()),
+                None => dialog,
+            };
             self.calls.dialogs.insert((call_id, local_tag), id);
             let peer = Peer { path: ReplyPath::Datagram(self.calls.socket.clone()), addr };
-            let mut call =
-                Call::new(Leg::outbound(id, crate::call::Timers::default()), dialog, peer, Transport::Unreliable);
+            let mut call = Call::new(Leg::outbound(id, placement.timers), dialog, peer, Transport::Unreliable);
             call.bridge = Some(inbound);
             call.media = media;
+            call.trunk = placement.trunk;
             self.calls.calls.insert(id, call);
             forks.push(id);
         }
@@ -548,6 +602,9 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
     pub(super) fn on_calls_deadline(&mut self, now: Instant) {
         let outputs = self.calls.client.on_deadline(now);
         self.client_outputs(now, outputs, None);
+        if self.calls.registrar.as_ref().and_then(trunk::Registrar::next_deadline).is_some_and(|at| at <= now) {
+            self.feed_registration(now, crate::trunk::RegistrationEvent::DeadlineReached);
+        }
         let mut due = Vec::new();
         self.calls.wheel.expire(now, &mut due);
         for (id, at) in due {
@@ -580,6 +637,16 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
                         send_to(&to, invitation.ack(to_header).as_bytes());
                     }
                 }
+                ClientOutput::Deliver { key } if self.is_registering(&key) => {
+                    if let Some(response) = response {
+                        self.on_register_response(now, response);
+                    }
+                }
+                ClientOutput::Terminated { key, ending } if self.is_registering(&key) => {
+                    if ending != ClientEnding::Completed {
+                        self.feed_registration(now, crate::trunk::RegistrationEvent::NoResponse);
+                    }
+                }
                 ClientOutput::Deliver { key } => {
                     let Some(&(id, purpose)) = self.calls.requests.get(&key) else { continue };
                     let Some(response) = response else { continue };
@@ -592,7 +659,11 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
                             {
                                 call.dialog.establish(response);
                             }
-                            Event::InviteResponse { status: Status(status), sdp }
+                            if matches!(status, 401 | 407) && self.answer_challenge(id, response) {
+                                Event::InviteChallenged { status: Status(status) }
+                            } else {
+                                Event::InviteResponse { status: Status(status), sdp }
+                            }
                         }
                         Purpose::Change if status >= 200 => Event::ChangeResponse { status: Status(status), sdp },
                         Purpose::Bye if status >= 200 => Event::ByeAnswered,
@@ -733,6 +804,14 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
                     return vec![(id, Event::InviteFailed)];
                 }
             }
+            Action::Authenticate => {
+                let body = call.offer.as_ref().map(|offer| offer.0.clone()).unwrap_or_default();
+                let Some((name, value)) = call.credentials.clone() else { return vec![(id, Event::InviteFailed)] };
+                let headers = [("Contact", contact.as_str()), ("Content-Type", "application/sdp"), (name, &value)];
+                if !self.send_request(now, id, "INVITE", &headers, &body, Purpose::Invite) {
+                    return vec![(id, Event::InviteFailed)];
+                }
+            }
             Action::SendChange { offer } => {
                 let headers = [("Contact", contact.as_str()), ("Content-Type", "application/sdp")];
                 if !self.send_request(now, id, "INVITE", &headers, &offer.0, Purpose::Change) {
@@ -741,7 +820,9 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
             }
             Action::SendAck => {
                 let branch = new_branch();
-                let ack = call.dialog.ack(&via, &branch, call.ack_cseq);
+                let credentials: Vec<(&str, &str)> =
+                    call.credentials.iter().map(|(name, value)| (*name, value.as_str())).collect();
+                let ack = call.dialog.ack(&via, &branch, call.ack_cseq, &credentials);
                 send_to(&call.peer, ack.as_bytes());
             }
             Action::SendCancel => {
@@ -797,11 +878,13 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
             | CallCommand::Refuse { call, .. }
             | CallCommand::HangUp { call }
             | CallCommand::DialAgent { call, .. }
+            | CallCommand::DialNumber { call, .. }
             | CallCommand::HangUpAgent { call } => *call,
         };
         let Some(call) = self.calls.calls.get_mut(&id).filter(|call| call.application) else { return };
         let event = match command {
             CallCommand::DialAgent { agent, offer, .. } => return self.dial_agent(id, agent, offer),
+            CallCommand::DialNumber { number, offer, .. } => return self.dial_number(id, number, offer),
             CallCommand::HangUpAgent { .. } => {
                 let forks = self.calls.bridges.get(&id).map(|bridge| bridge.forks().to_vec()).unwrap_or_default();
                 for fork in forks {
@@ -823,13 +906,21 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
 
     /// Looks up the agent's phones for the application's call `id`; [`Self::on_found`] rings them.
     fn dial_agent(&mut self, id: LegId, agent: String, offer: String) {
-        let ringing = self.calls.bridges.get(&id).is_some_and(|bridge| !bridge.forks().is_empty());
-        let Some(call) = self.calls.calls.get_mut(&id).filter(|call| call.answer.is_some() && !ringing) else {
+        if self.may_dial(id, offer) {
+            self.look_up_agent(id, &agent);
+        }
+    }
+
+    /// Whether the application's call `id` may dial a callee with `offer` now: answered, and
+    /// without one ringing or talking (else 486 is reported). The offer is kept for the legs.
+    fn may_dial(&mut self, id: LegId, offer: String) -> bool {
+        let busy = self.calls.bridges.get(&id).is_some_and(|bridge| !bridge.forks().is_empty());
+        let Some(call) = self.calls.calls.get_mut(&id).filter(|call| call.answer.is_some() && !busy) else {
             self.calls.report(CallEvent::AgentFailed { call: id, status: 486 });
-            return;
+            return false;
         };
         call.agent_offer = Some(SessionDescription(offer));
-        self.look_up_agent(id, &agent);
+        true
     }
 
     /// Starts the lookup of `user`'s registered phones; the answer comes back as a [`Found`].
@@ -839,7 +930,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         tokio::spawn(async move {
             let bindings = locations.lookup(&aor, SystemTime::now()).await;
             // The service task only goes away with the whole service.
-            let _ = found.send(Found { leg: id, bindings });
+            let _ = found.send(Found::Agent { leg: id, bindings });
         });
     }
 

@@ -381,8 +381,17 @@ impl Phone {
     }
 
     async fn respond(&self, request: &(String, SocketAddr), status: &str, body: &str) {
+        self.respond_with(request, status, &[], body).await;
+    }
+
+    /// [`Phone::respond`] with further header lines.
+    async fn respond_with(&self, request: &(String, SocketAddr), status: &str, extra: &[String], body: &str) {
         let (text, from) = request;
         let mut reply = format!("SIP/2.0 {status}\r\n");
+        for line in extra {
+            reply.push_str(line);
+            reply.push_str("\r\n");
+        }
         for line in text.lines() {
             if ["Via:", "From:", "Call-ID:", "CSeq:"].iter().any(|name| line.starts_with(name)) {
                 reply.push_str(line);
@@ -674,4 +683,220 @@ impl Caller {
         caller.ack().await;
         (caller, call)
     }
+}
+
+const TRUNK_REALM: &str = "pbx.test";
+const NUMBER: &str = "+3250123456";
+
+/// The trunk's settings: `pbx.test` behind the outbound proxy `proxy` (so no name is looked up),
+/// or the trunk at `host` itself.
+fn trunk(host: &str, proxy: Option<SocketAddr>, password: &str) -> Trunk {
+    Trunk {
+        host: host.to_owned(),
+        username: "loket".into(),
+        password: crate::trunk::Password::new(password),
+        caller_id: DEMO.into(),
+        register: None,
+        outbound_proxy: proxy.map(|proxy| proxy.to_string()),
+        ring_timeout: Duration::from_secs(30),
+        retry: crate::trunk::Backoff { first: Duration::from_millis(300), max: Duration::from_secs(1) },
+    }
+}
+
+async fn with_trunk(trunk: Trunk) -> (SocketAddr, ApplicationEnds) {
+    let (ends, application) = channels();
+    let numbers = vec![Number { target: Target::Application, ..number("ivr", Duration::ZERO, None) }];
+    let calls = CallSettings { numbers, trunk: Some(trunk), ..CallSettings::default() };
+    (serve(calls, MemoryStore::new(), Some(application)).await, ends)
+}
+
+/// The trunk's side of digest authentication: loket's own server-side check, MD5 and SHA-256.
+fn trunk_auth() -> crate::digest::DigestAuth {
+    crate::digest::DigestAuth::new(TRUNK_REALM, [3; 32], Duration::from_secs(60), &crate::digest::Algorithm::OFFERED)
+}
+
+/// Whether the credentials in `header` of `request` are loket's with the trunk's password, for
+/// `method` and the request's Request-URI.
+fn authenticated(request: &str, header: &str, method: &str) -> bool {
+    let value = header_line(request, &format!("{header}: "));
+    let credentials = crate::digest::Credentials::parse(line_value(&value)).expect("credentials");
+    let uri = request.split(' ').nth(1).unwrap_or_default();
+    let stored = StoredHa1::from_password("loket", TRUNK_REALM, "s3cret");
+    let verdict = trunk_auth().verify(SystemTime::now(), method, &credentials, &stored, credentials.uri == uri);
+    credentials.username == "loket" && verdict == crate::digest::Verdict::Valid
+}
+
+/// `challenge_header` lines of a 401 or 407, SHA-256 first.
+fn challenges(challenge_header: &str) -> Vec<String> {
+    let challenges = trunk_auth().challenges(SystemTime::now(), false);
+    challenges.iter().map(|challenge| format!("{challenge_header}: {challenge}")).collect()
+}
+
+/// DialNumber through an outbound proxy: the INVITE names the number at the trunk's domain, from
+/// the municipality's number, with the proxy's Route; its 407 is ACKed and answered by the INVITE
+/// again (CSeq 2, same Call-ID and tag) with credentials that the trunk's check accepts; ringing
+/// and the answer reach the application, the ACK repeats the credentials, and HangUpAgent ends
+/// the trunk's side with a BYE through the proxy.
+#[tokio::test]
+async fn the_application_dials_a_number_through_the_trunk() {
+    let proxy = Phone::new("t").await;
+    let (server, mut ends) = with_trunk(trunk(TRUNK_REALM, Some(proxy.addr()), "s3cret")).await;
+    let (mut caller, call) = Caller::established_by(server, &mut ends).await;
+    ends.commands.send(CallCommand::DialNumber { call, number: NUMBER.into(), offer: AGENT_OFFER.into() }).unwrap();
+
+    let route = format!("Route: <sip:{};lr>", proxy.addr());
+    let first = proxy.request("INVITE").await;
+    assert!(first.0.starts_with(&format!("INVITE sip:{NUMBER}@pbx.test SIP/2.0\r\n")), "{}", first.0);
+    assert_eq!(header_line(&first.0, "Route: "), route);
+    assert!(header_line(&first.0, "From: ").starts_with(&format!("From: <sip:{DEMO}@pbx.test>;tag=lk")), "{}", first.0);
+    assert_eq!((body(&first.0), header_line(&first.0, "Proxy-Authorization: ")), (AGENT_OFFER, String::new()));
+    proxy.respond_with(&first, "407 Proxy Authentication Required", &challenges("Proxy-Authenticate"), "").await;
+    let ack = proxy.request("ACK").await;
+    assert!(ack.0.contains(";tag=t\r\n") && header_line(&ack.0, "CSeq: ") == "CSeq: 1 ACK", "{}", ack.0);
+    assert_eq!(header_line(&ack.0, "Route: "), route);
+
+    let second = proxy.request("INVITE").await;
+    assert_eq!(header_line(&second.0, "CSeq: "), "CSeq: 2 INVITE");
+    for same in ["Call-ID: ", "From: ", "Route: "] {
+        assert_eq!(header_line(&second.0, same), header_line(&first.0, same), "{same}");
+    }
+    assert!(authenticated(&second.0, "Proxy-Authorization", "INVITE"), "{}", second.0);
+    assert_eq!(body(&second.0), AGENT_OFFER);
+    proxy.respond(&second, "180 Ringing", "").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::AgentRinging { call });
+    proxy.respond(&second, "200 OK", PHONE_ANSWER).await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::AgentAnswered { call, sdp: PHONE_ANSWER.to_owned() });
+    let ack = proxy.request("ACK").await;
+    assert!(ack.0.starts_with(&format!("ACK sip:phone@{} SIP/2.0\r\n", proxy.addr())), "{}", ack.0);
+    assert_eq!((header_line(&ack.0, "CSeq: "), header_line(&ack.0, "Route: ")), ("CSeq: 2 ACK".into(), route.clone()));
+    // RFC 3261 §13.2.2.4: the ACK carries the INVITE's credentials.
+    assert_eq!(header_line(&ack.0, "Proxy-Authorization: "), header_line(&second.0, "Proxy-Authorization: "));
+
+    ends.commands.send(CallCommand::HangUpAgent { call }).unwrap();
+    let bye = proxy.request("BYE").await;
+    assert_eq!(header_line(&bye.0, "Route: "), route);
+    proxy.respond(&bye, "200 OK", "").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::AgentHungUp { call });
+    caller.send("BYE", "").await;
+    caller.expect(200, "BYE").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::Ended { call });
+}
+
+/// The trunk's refusals reach the application as failures: credentials challenged again (a
+/// wrong password), 403, silence while ringing (cancelled after the ring timeout), a number that
+/// is not one, and no trunk at all.
+#[tokio::test]
+async fn calls_to_numbers_that_fail() {
+    let pbx = Phone::new("t").await;
+    let mut settings = trunk(&pbx.addr().to_string(), None, "wrong");
+    settings.ring_timeout = Duration::from_millis(300);
+    let (server, mut ends) = with_trunk(settings).await;
+    let (_caller, call) = Caller::established_by(server, &mut ends).await;
+    let dial = |number: &str| CallCommand::DialNumber { call, number: number.into(), offer: AGENT_OFFER.into() };
+
+    ends.commands.send(dial(NUMBER)).unwrap();
+    let first = pbx.request("INVITE").await;
+    assert!(first.0.starts_with(&format!("INVITE sip:{NUMBER}@{} SIP/2.0\r\n", pbx.addr())), "{}", first.0);
+    assert_eq!(header_line(&first.0, "Route: "), "", "no outbound proxy, no Route");
+    pbx.respond_with(&first, "401 Unauthorized", &challenges("WWW-Authenticate"), "").await;
+    pbx.request("ACK").await;
+    let second = pbx.request("INVITE").await;
+    assert!(!authenticated(&second.0, "Authorization", "INVITE"), "the password is wrong");
+    pbx.respond_with(&second, "401 Unauthorized", &challenges("WWW-Authenticate"), "").await;
+    pbx.request("ACK").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::AgentFailed { call, status: 401 });
+
+    ends.commands.send(dial(NUMBER)).unwrap();
+    let invite = pbx.request("INVITE").await;
+    pbx.respond(&invite, "403 Forbidden", "").await;
+    pbx.request("ACK").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::AgentFailed { call, status: 403 });
+
+    ends.commands.send(dial(NUMBER)).unwrap();
+    let invite = pbx.request("INVITE").await;
+    pbx.respond(&invite, "180 Ringing", "").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::AgentRinging { call });
+    let cancel = pbx.request("CANCEL").await;
+    pbx.respond(&cancel, "200 OK", "").await;
+    pbx.respond(&invite, "487 Request Terminated", "").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::AgentFailed { call, status: 480 });
+
+    ends.commands.send(dial("+32 50 12")).unwrap();
+    assert_eq!(next_event(&mut ends).await, CallEvent::AgentFailed { call, status: 484 });
+
+    let (server, mut ends) = with_application().await;
+    let (_caller, call) = Caller::established_by(server, &mut ends).await;
+    ends.commands.send(CallCommand::DialNumber { call, number: NUMBER.into(), offer: AGENT_OFFER.into() }).unwrap();
+    assert_eq!(next_event(&mut ends).await, CallEvent::AgentFailed { call, status: 503 });
+}
+
+/// The registrar's side: REGISTERs from one socket, answered by the test.
+struct Registrar(Phone);
+
+impl Registrar {
+    /// The next REGISTER, skipping retransmissions of the one answered last.
+    async fn register(&self, last_cseq: &mut u32) -> (String, SocketAddr) {
+        loop {
+            let request = self.0.request("REGISTER").await;
+            let cseq: u32 = line_value(&header_line(&request.0, "CSeq: ")).split(' ').next().unwrap().parse().unwrap();
+            if cseq > *last_cseq {
+                *last_cseq = cseq;
+                return request;
+            }
+        }
+    }
+}
+
+/// Registration at the trunk: challenged and answered with the credentials the trunk's check
+/// accepts; renewed at half the interval granted with the last nonce (the next nonce count), a
+/// fresh challenge then answered; a refusal retried after the back-off; and at shutdown the
+/// binding removed (Expires: 0) before the service returns.
+#[tokio::test]
+async fn loket_registers_at_the_trunk() {
+    let registrar = Registrar(Phone::new("r").await);
+    let pbx = registrar.0.addr().to_string();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let sockets = Sockets::bind(any, any).await.unwrap();
+    let udp = sockets.udp_addr().unwrap();
+    let calls = CallSettings {
+        trunk: Some(Trunk { register: Some(600), ..trunk(&pbx, None, "s3cret") }),
+        ..CallSettings::default()
+    };
+    let settings = Settings { calls, ..Settings::new("loket.test", Policy::default()) };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let service = tokio::spawn(sockets.serve_until(settings, NoCredentials, MemoryStore::new(), None, async {
+        let _ = stopped.await;
+    }));
+
+    let mut cseq = 0;
+    let first = registrar.register(&mut cseq).await;
+    assert!(first.0.starts_with(&format!("REGISTER sip:{pbx} SIP/2.0\r\n")), "{}", first.0);
+    assert_eq!(header_line(&first.0, "To: "), format!("To: <sip:loket@{pbx}>"));
+    assert_eq!(header_line(&first.0, "Contact: "), format!("Contact: <sip:{DEMO}@{udp}>"));
+    assert_eq!(header_line(&first.0, "Expires: "), "Expires: 600");
+    registrar.0.respond_with(&first, "401 Unauthorized", &challenges("WWW-Authenticate")[1..], "").await;
+    let second = registrar.register(&mut cseq).await;
+    assert!(authenticated(&second.0, "Authorization", "REGISTER"), "{}", second.0);
+    assert_eq!(header_line(&second.0, "Call-ID: "), header_line(&first.0, "Call-ID: "));
+    let granted = [format!("Contact: <sip:{DEMO}@{udp}>;expires=1")];
+    registrar.0.respond_with(&second, "200 OK", &granted, "").await;
+
+    // The renewal, half a second later, reuses the nonce; the registrar wants a new one.
+    let renewal = registrar.register(&mut cseq).await;
+    assert!(authenticated(&renewal.0, "Authorization", "REGISTER"), "{}", renewal.0);
+    assert!(renewal.0.contains("nc=00000002"), "{}", renewal.0);
+    registrar.0.respond_with(&renewal, "401 Unauthorized", &challenges("WWW-Authenticate"), "").await;
+    let answered = registrar.register(&mut cseq).await;
+    assert!(answered.0.contains("nc=00000001") && answered.0.contains("algorithm=SHA-256"), "{}", answered.0);
+    registrar.0.respond(&answered, "503 Service Unavailable", "").await;
+    // Retried after the back-off (300 ms).
+    let retried = registrar.register(&mut cseq).await;
+    registrar.0.respond_with(&retried, "200 OK", &[format!("Contact: <sip:{DEMO}@{udp}>;expires=600")], "").await;
+
+    stop.send(()).unwrap();
+    let removal = registrar.register(&mut cseq).await;
+    assert_eq!(header_line(&removal.0, "Expires: "), "Expires: 0");
+    registrar.0.respond(&removal, "200 OK", "").await;
+    let returned = tokio::time::timeout(DEADLINE, service).await.expect("the service stops within the deadline");
+    assert!(returned.unwrap().is_ok());
 }
