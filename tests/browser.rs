@@ -152,24 +152,27 @@ impl Browser {
     }
 
     async fn type_into(&self, css: &str, text: &str) {
-        let element = self.find(css).await;
-        self.command(reqwest::Method::POST, &format!("/element/{element}/value"), json!({"text": text})).await;
+        self.on_element(css, reqwest::Method::POST, "value", json!({"text": text})).await;
     }
 
-    /// Clicks `css`, again if the page replaced the element between finding and clicking it (the
-    /// workspace re-renders on every change its socket announces).
     async fn click(&self, css: &str) {
+        self.on_element(css, reqwest::Method::POST, "click", json!({})).await;
+    }
+
+    /// Runs the element command `command` on `css`, again if the page replaced the element
+    /// between finding it and the command (the workspace and the board re-render on every change
+    /// their socket announces).
+    async fn on_element(&self, css: &str, method: reqwest::Method, command: &str, body: Value) -> Value {
         let started = Instant::now();
         loop {
             let element = self.find(css).await;
-            let clicked =
-                self.try_command(reqwest::Method::POST, &format!("/element/{element}/click"), json!({})).await;
-            match clicked {
-                Ok(_) => return,
+            let path = format!("/element/{element}/{command}");
+            match self.try_command(method.clone(), &path, body.clone()).await {
+                Ok(value) => return value,
                 Err(answer) if answer["value"]["error"] == "stale element reference" => {
                     assert!(started.elapsed() < DEADLINE, "{css} kept being replaced");
                 }
-                Err(answer) => panic!("webdriver click {css}: {answer}"),
+                Err(answer) => panic!("webdriver {command} {css}: {answer}"),
             }
         }
     }
@@ -181,12 +184,7 @@ impl Browser {
     }
 
     async fn text(&self, css: &str) -> String {
-        let element = self.find(css).await;
-        self.command(reqwest::Method::GET, &format!("/element/{element}/text"), Value::Null)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        self.on_element(css, reqwest::Method::GET, "text", Value::Null).await.as_str().unwrap_or_default().to_owned()
     }
 
     /// The element's text, or `None` while the page does not have it (a page still loading after
@@ -211,9 +209,7 @@ impl Browser {
     }
 
     async fn attribute(&self, css: &str, name: &str) -> String {
-        let element = self.find(css).await;
-        let value =
-            self.command(reqwest::Method::GET, &format!("/element/{element}/attribute/{name}"), Value::Null).await;
+        let value = self.on_element(css, reqwest::Method::GET, &format!("attribute/{name}"), Value::Null).await;
         value.as_str().unwrap_or_default().to_owned()
     }
 

@@ -24,9 +24,10 @@ use tokio::sync::broadcast;
 
 use loket_crm::clock::Clock;
 use loket_crm::db::Db;
+use loket_crm::mail::{Mailer, SmtpSecurity, SmtpSettings, deliver_due};
 use loket_crm::records::directory;
 use loket_crm::records::documents::DiskStore;
-use loket_crm::testing::{TEST_START, free_port};
+use loket_crm::testing::{SmtpSink, TEST_START, free_port};
 use loket_routing::engine::{EngineOptions, Router};
 use loket_routing::model::{QueueConfig, QueueId, RouterSettings};
 use loket_routing::store::QueueStore;
@@ -312,4 +313,21 @@ impl Drop for IntakeSetup {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.documents_dir);
     }
+}
+
+/// Delivers the outbox to a real SMTP server and returns what it received, soft line breaks of
+/// quoted-printable undone.
+pub async fn delivered_mail(db: &Db, count: usize) -> Vec<String> {
+    let sink = SmtpSink::start();
+    let mailer = Mailer::new(&SmtpSettings {
+        host: "127.0.0.1".into(),
+        port: sink.port,
+        security: SmtpSecurity::None,
+        username: None,
+        password: None,
+        from: "Gemeente Loket <loket@gemeente.example>".into(),
+    })
+    .unwrap();
+    assert_eq!(deliver_due(db, &mailer, &Clock::System).await.unwrap(), count);
+    sink.messages().into_iter().map(|message| message.replace("=\r\n", "").replace("=\n", "")).collect()
 }

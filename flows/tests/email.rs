@@ -6,17 +6,15 @@
 use std::time::Duration;
 
 use loket_crm::auth::Role;
-use loket_crm::clock::Clock;
 use loket_crm::db::Db;
 use loket_crm::db_test;
-use loket_crm::mail::{Mailer, SmtpSecurity, SmtpSettings, deliver_due};
 use loket_crm::records::{documents, inbound_mail, outbox, timeline};
-use loket_crm::testing::{SmtpSink, TEST_START, TestApp, free_port};
+use loket_crm::testing::{TEST_START, TestApp, free_port};
 use loket_flows::email::classify::Noise;
 use loket_flows::email::config::IntakeSettings;
 use loket_flows::email::thread::ThreadedBy;
 use loket_flows::email::{IntakeConfig, IntakeEvent, MailboxConfig, Outcome};
-use loket_flows::testing::{Dovecot, IntakeSetup, test_mailbox};
+use loket_flows::testing::{Dovecot, IntakeSetup, delivered_mail, test_mailbox};
 use loket_routing::model::{Channel, QueueId, Skill};
 use loket_routing::store::QueueStore;
 use tokio::sync::broadcast;
@@ -147,18 +145,7 @@ db_test!(new_mail_opens_a_case_with_a_work_item_and_an_acknowledgement, |db: Db|
     assert_eq!(item.language, Some(Skill("fr".into())));
     assert!(item.required_skills.iter().any(|requirement| requirement.skill == Skill("population".into())));
 
-    let sink = SmtpSink::start();
-    let mailer = Mailer::new(&SmtpSettings {
-        host: "127.0.0.1".into(),
-        port: sink.port,
-        security: SmtpSecurity::None,
-        username: None,
-        password: None,
-        from: "Gemeente Loket <loket@gemeente.example>".into(),
-    })
-    .unwrap();
-    assert_eq!(deliver_due(&db, &mailer, &Clock::System).await.unwrap(), 1);
-    let received = sink.messages();
+    let received = delivered_mail(&db, 1).await;
     assert_eq!(received.len(), 1);
     assert!(received[0].contains("To: jean.dupont@example.be"), "{}", received[0]);
     assert!(received[0].contains(&number), "the acknowledgement names the case: {}", received[0]);

@@ -9,13 +9,11 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use loket_crm::clock::Clock;
 use loket_crm::db::{Backend, Db};
 use loket_crm::db_test;
-use loket_crm::mail::{Mailer, SmtpSecurity, SmtpSettings, deliver_due};
 use loket_crm::records::outbox::{self, AutoSubmitted};
 use loket_crm::records::{cases, documents, timeline};
-use loket_crm::testing::{SmtpSink, TestDb};
+use loket_crm::testing::TestDb;
 use loket_flows::email::config::IntakeSettings;
 use loket_flows::email::thread::ThreadedBy;
 use loket_flows::email::{IntakeEvent, MailIntake, MailboxConfig, Outcome, SmtpLimits, SmtpListener};
@@ -181,23 +179,6 @@ async fn python_send(server: SocketAddr, from: &str, to: &[&str], message: &[u8]
     serde_json::from_str(stdout.trim()).unwrap_or_else(|error| panic!("{error}: {stdout:?}"))
 }
 
-/// Delivers the outbox to a real SMTP server and returns what it received, soft line breaks of
-/// quoted-printable undone.
-async fn delivered_mail(db: &Db, count: usize) -> Vec<String> {
-    let sink = SmtpSink::start();
-    let mailer = Mailer::new(&SmtpSettings {
-        host: "127.0.0.1".into(),
-        port: sink.port,
-        security: SmtpSecurity::None,
-        username: None,
-        password: None,
-        from: "Gemeente Loket <loket@gemeente.example>".into(),
-    })
-    .unwrap();
-    assert_eq!(deliver_due(db, &mailer, &Clock::System).await.unwrap(), count);
-    sink.messages().into_iter().map(|message| message.replace("=\r\n", "").replace("=\n", "")).collect()
-}
-
 db_test!(mail_from_the_mx_becomes_a_routed_and_acknowledged_case, |db: Db| async move {
     let setup = IntakeSetup::new(db.clone(), vec![smtp_only("intake")], settings()).await;
     let (intake, mut events, server) = start(&setup);
@@ -229,7 +210,7 @@ db_test!(mail_from_the_mx_becomes_a_routed_and_acknowledged_case, |db: Db| async
     let body = incoming.iter().find(|entry| entry.kind == "email_in").and_then(|entry| entry.body.clone());
     assert!(body.as_deref().is_some_and(|body| body.contains("\n.A line that began")), "dot-stuffing undone: {body:?}");
 
-    let received = delivered_mail(&db, 1).await;
+    let received = loket_flows::testing::delivered_mail(&db, 1).await;
     assert!(received[0].contains("To: jean.dupont@example.be"), "{}", received[0]);
     assert!(received[0].contains(&number), "the acknowledgement names the case: {}", received[0]);
     assert!(received[0].contains("Auto-Submitted: auto-replied"), "{}", received[0]);
@@ -323,7 +304,7 @@ db_test!(a_20_mb_attachment_over_imap_is_not_kept_and_the_acknowledgement_says_w
                 une pièce jointe peut faire au maximum 1 Mo.";
     assert!(ack.body.contains("Nous avons bien reçu votre e-mail"), "the acknowledgement itself: {}", ack.body);
     assert!(ack.body.contains(note), "and, in French, what was not kept and why: {}", ack.body);
-    let received = delivered_mail(&db, 1).await;
+    let received = loket_flows::testing::delivered_mail(&db, 1).await;
     assert!(received[0].contains("formulaire.pdf"), "{}", received[0]);
     intake.stop().await;
 });
