@@ -504,6 +504,25 @@ async fn connections_over_the_cap_are_refused_and_stop_closes_the_rest() {
     assert!(TcpStream::connect(server).await.is_err(), "nothing listens any more");
 }
 
+/// A client that keeps the connection busy with a command now and then is still closed when the
+/// connection has lasted its maximum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickling_client_is_closed_after_the_longest_session() {
+    let limits = SmtpLimits { max_session: Duration::from_millis(1_500), ..SmtpLimits::new(MIB) };
+    let (_db, _setup, listener, _events) = edge(limits).await;
+    let (mut client, _) = RawClient::connect(listener.local_addr()).await;
+    for _ in 0..2 {
+        client.send(b"NOOP\r\n").await;
+        assert_eq!(client.reply().await.0, 250, "busy, not idle");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Well within the idle timeout (five minutes): what closes it is the session's length.
+    let reply = client.reply().await;
+    assert_eq!(reply, (421, "4.4.2 gemeente.example connection open too long; closing it, connect again\r\n".into()));
+    client.closed().await;
+    listener.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_client_is_timed_out() {
     let limits = SmtpLimits { idle_timeout: Duration::from_millis(300), ..SmtpLimits::new(MIB) };

@@ -124,6 +124,11 @@ impl Reply {
         Reply::new(421, format!("4.4.2 {host} idle too long; closing the connection"))
     }
 
+    /// The connection has lasted its maximum.
+    pub fn too_long(host: &str) -> Reply {
+        Reply::new(421, format!("4.4.2 {host} connection open too long; closing it, connect again"))
+    }
+
     /// Every connection slot is taken.
     pub fn busy(host: &str) -> Reply {
         Reply::new(421, format!("4.3.2 {host} has too many connections; try again later"))
@@ -482,6 +487,9 @@ pub struct SmtpLimits {
     /// How long a client may take to send a command or a line of its message (RFC 5321
     /// §4.5.3.2.7 asks for at least 5 minutes).
     pub idle_timeout: Duration,
+    /// How long one connection may last in all, so that a client trickling a line now and then
+    /// cannot hold a slot for ever; it may connect again.
+    pub max_session: Duration,
 }
 
 impl SmtpLimits {
@@ -491,6 +499,7 @@ impl SmtpLimits {
             max_recipients: 100,
             max_connections: 16,
             idle_timeout: Duration::from_secs(5 * 60),
+            max_session: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -612,6 +621,7 @@ async fn converse(stream: &mut TcpStream, context: &Context, mut shutdown: watch
     send(stream, &session.greeting(), idle).await?;
     let mut lines = LineSplitter::default();
     let mut chunk = vec![0; 16 * 1024];
+    let ends = Instant::now() + context.limits.max_session;
     let mut deadline = Instant::now() + idle;
     loop {
         // Every line already read is answered before reading more: pipelined commands are
@@ -626,11 +636,12 @@ async fn converse(stream: &mut TcpStream, context: &Context, mut shutdown: watch
             deadline = Instant::now() + idle;
         }
         let read = tokio::select! {
-            read = tokio::time::timeout_at(deadline, stream.read(&mut chunk)) => read,
+            read = tokio::time::timeout_at(deadline.min(ends), stream.read(&mut chunk)) => read,
             _ = shutdown.changed() => return send(stream, &Reply::shutting_down(host), idle).await,
         };
         match read {
-            Err(_) => return send(stream, &Reply::idle(host), idle).await,
+            Err(_) if deadline < ends => return send(stream, &Reply::idle(host), idle).await,
+            Err(_) => return send(stream, &Reply::too_long(host), idle).await,
             Ok(Ok(0)) => return Ok(()),
             Ok(Ok(count)) => lines.push(&chunk[..count]),
             Ok(Err(error)) => return Err(error),
