@@ -705,17 +705,7 @@ async fn send_mail(
         created_by: &current.user.username,
         auto_submitted: None,
     };
-    outbox::enqueue(&mut tx, &mail, &state.config.mail_domain, now).await?;
-    let entry = NewEntry {
-        case_id: Some(id),
-        contact_id: None,
-        kind: "email_out",
-        actor_name: &current.user.username,
-        public: true,
-        summary: Summary::new("timeline-mail").arg("to", form.to.trim()).arg("subject", form.subject.trim()),
-        body: Some(form.body.clone()),
-    };
-    timeline::append(&mut tx, &entry, now).await?;
+    outbox::enqueue_on_timeline(&mut tx, &mail, &state.config.mail_domain, now).await?;
     tx.commit().await?;
     Ok(Redirect::to(&format!("/cases/{id}")).into_response())
 }
