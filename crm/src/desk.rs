@@ -35,6 +35,14 @@ pub enum CallState {
     Ended,
 }
 
+impl CallState {
+    /// Caller and agent are in the call, talking or on hold: what coaching, a transfer or a
+    /// supervisor's take-back act on.
+    pub fn is_talking(self) -> bool {
+        matches!(self, CallState::Connected { .. } | CallState::Held { .. })
+    }
+}
+
 /// How a supervisor takes part in an agent's call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -268,6 +268,16 @@ pub async fn wait_for(
     }
 }
 
+/// The intake's settings with quick retries, for tests that make mailboxes fail.
+pub fn quick_settings() -> IntakeSettings {
+    IntakeSettings {
+        min_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(400),
+        timeout: Duration::from_secs(10),
+        ..IntakeSettings::default()
+    }
+}
+
 /// What the e-mail tests start from: the demo municipality on `db`, a router with its queues, the
 /// intake's configuration, and a documents folder removed with it.
 pub struct IntakeSetup {

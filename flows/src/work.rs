@@ -144,10 +144,9 @@ pub async fn route_requests(db: &Db, clock: &Clock, work: &impl WorkItems) -> Re
     }
 }
 
-/// The router's item for a request; a channel the router does not know is routed as a web form.
+/// The router's item for a request.
 fn work_item(request: WorkRequest) -> NewWorkItem {
-    let channel = Channel::from_name(&request.channel.replace('_', "-")).unwrap_or(Channel::WebForm);
-    case_item(channel, &request.queue_code, &request.skills, &request.language, request.case_id)
+    case_item(request.channel, &request.queue_code, &request.skills, &request.language, request.case_id)
 }
 
 /// The work item of a case a channel's intake opened: its queue, the skills each at level 1, and

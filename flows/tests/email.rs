@@ -11,10 +11,9 @@ use loket_crm::db_test;
 use loket_crm::records::{documents, inbound_mail, outbox, timeline};
 use loket_crm::testing::{TEST_START, TestApp, free_port};
 use loket_flows::email::classify::Noise;
-use loket_flows::email::config::IntakeSettings;
 use loket_flows::email::thread::ThreadedBy;
 use loket_flows::email::{IntakeConfig, IntakeEvent, MailboxConfig, Outcome};
-use loket_flows::testing::{Dovecot, IntakeSetup, delivered_mail, test_mailbox};
+use loket_flows::testing::{Dovecot, IntakeSetup, delivered_mail, quick_settings, test_mailbox};
 use loket_routing::model::{Channel, QueueId, Skill};
 use loket_routing::store::QueueStore;
 use tokio::sync::broadcast;
@@ -23,13 +22,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 /// The demo municipality and a router for `mailboxes`, with quick retries.
 async fn setup(db: Db, mailboxes: Vec<MailboxConfig>) -> IntakeSetup {
-    let intake = IntakeSettings {
-        min_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_millis(400),
-        timeout: Duration::from_secs(10),
-        ..IntakeSettings::default()
-    };
-    IntakeSetup::new(db, mailboxes, intake).await
+    IntakeSetup::new(db, mailboxes, quick_settings()).await
 }
 
 /// Reads events until `done` says the awaited one came (`loket_flows::testing::wait_for`).

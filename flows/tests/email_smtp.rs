@@ -17,7 +17,7 @@ use loket_crm::testing::TestDb;
 use loket_flows::email::config::IntakeSettings;
 use loket_flows::email::thread::ThreadedBy;
 use loket_flows::email::{IntakeEvent, MailIntake, MailboxConfig, Outcome, SmtpLimits, SmtpListener};
-use loket_flows::testing::{Dovecot, IntakeSetup, test_mailbox};
+use loket_flows::testing::{Dovecot, IntakeSetup, quick_settings, test_mailbox};
 use loket_routing::model::{Channel, QueueId};
 use loket_routing::store::QueueStore;
 use serde_json::Value;
@@ -37,13 +37,7 @@ fn start(setup: &IntakeSetup) -> (MailIntake, broadcast::Receiver<IntakeEvent>, 
 
 /// Settings with a listener on a free port and quick retries.
 fn settings() -> IntakeSettings {
-    IntakeSettings {
-        smtp_listen: Some("127.0.0.1:0".parse().unwrap()),
-        min_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_millis(400),
-        timeout: Duration::from_secs(10),
-        ..IntakeSettings::default()
-    }
+    IntakeSettings { smtp_listen: Some("127.0.0.1:0".parse().unwrap()), ..quick_settings() }
 }
 
 /// A mailbox the MX delivers to and loket does not poll.

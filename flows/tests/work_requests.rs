@@ -65,7 +65,7 @@ async fn request(db: &Db, queue: &str, language: &str) -> i64 {
     let (case_id, _) = cases::insert(&mut tx, &input, 2026, "test", now).await.expect("case");
     let request = WorkRequest {
         case_id: case_id.0,
-        channel: "web_form".into(),
+        channel: Channel::WebForm,
         queue_code: queue.into(),
         skills: vec!["population".into()],
         language: language.into(),

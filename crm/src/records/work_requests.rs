@@ -5,6 +5,8 @@
 
 use sqlx::{AnyConnection, Row};
 
+use loket_routing::model::Channel;
+
 use crate::clock::Millis;
 use crate::db::Db;
 use crate::records::directory::Queue;
@@ -13,8 +15,7 @@ use crate::records::directory::Queue;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkRequest {
     pub case_id: i64,
-    /// The router's channel name: `web_form`, `facebook`.
-    pub channel: String,
+    pub channel: Channel,
     pub queue_code: String,
     /// Skill codes the item requires, each at level 1.
     pub skills: Vec<String>,
@@ -35,7 +36,7 @@ pub async fn add(conn: &mut AnyConnection, request: &WorkRequest, now: Millis) -
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(request.case_id)
-    .bind(&request.channel)
+    .bind(stored_channel(request.channel))
     .bind(&request.queue_code)
     .bind(request.skills.join(","))
     .bind(&request.language)
@@ -58,11 +59,12 @@ pub async fn pending(db: &Db, after: i64, limit: i64) -> Result<Vec<Pending>, sq
     rows.iter()
         .map(|row| {
             let skills: String = row.try_get("skills")?;
+            let channel: String = row.try_get("channel")?;
             Ok(Pending {
                 id: row.try_get("id")?,
                 request: WorkRequest {
                     case_id: row.try_get("case_id")?,
-                    channel: row.try_get("channel")?,
+                    channel: channel_of(&channel)?,
                     queue_code: row.try_get("queue_code")?,
                     skills: skills.split(',').filter(|skill| !skill.is_empty()).map(str::to_owned).collect(),
                     language: row.try_get("language")?,
@@ -70,6 +72,16 @@ pub async fn pending(db: &Db, after: i64, limit: i64) -> Result<Vec<Pending>, sq
             })
         })
         .collect()
+}
+
+/// Channels are stored as cases name them (`web_form`); the router spells them `web-form`.
+fn stored_channel(channel: Channel) -> String {
+    channel.name().replace('-', "_")
+}
+
+fn channel_of(stored: &str) -> Result<Channel, sqlx::Error> {
+    Channel::from_name(&stored.replace('_', "-"))
+        .ok_or_else(|| sqlx::Error::Decode(format!("work_requests.channel: unknown channel {stored:?}").into()))
 }
 
 pub async fn mark_routed(db: &Db, id: i64, work_item: u64, now: Millis) -> Result<(), sqlx::Error> {

@@ -28,7 +28,9 @@ use serde::{Deserialize, Serialize};
 use super::help::{self, HelpMessage};
 use super::session::CsrfForm;
 use super::templates::Layout;
-use super::workspace::{Listed, PresenceForm, agent_of, follow, list_item, listed, profile, same_origin, shown_state};
+use super::workspace::{
+    Listed, PresenceForm, agent_of, follow, list_item, listed, profile, same_origin, shown_state, unavailable,
+};
 use super::{AppState, CurrentUser, WebError};
 use crate::auth::Permission;
 use crate::desk::{CallError, CallState, Coaching, TransferTarget};
@@ -166,7 +168,6 @@ struct BoardCall {
 async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Json<Board>, WebError> {
     current.require(Permission::Supervise)?;
     let desk = state.desk()?;
-    let unavailable = |error: loket_routing::error::StoreError| WebError::Unavailable(error.to_string());
     let now = Timestamp::now();
     let events = desk.today();
     // When each agent's state last changed today, from the event log.
@@ -223,7 +224,7 @@ async fn board(State(state): State<AppState>, current: CurrentUser) -> Result<Js
         }
         let call = record.work.iter().filter(|held| held.accepted).find_map(|held| {
             let state = desk.call_state(held.item)?;
-            matches!(state, CallState::Connected { .. } | CallState::Held { .. }).then_some((held.item, state))
+            state.is_talking().then_some((held.item, state))
         });
         let call = match call {
             Some((item, call_state)) => {
@@ -341,11 +342,7 @@ async fn helped(
     _form: CsrfForm<Empty>,
 ) -> Result<Redirect, WebError> {
     current.require(Permission::Supervise)?;
-    let desk = state.desk()?;
-    if let Some(thread) = state.lower_help(AgentId(agent)) {
-        help::note(&state, &current, thread.case_id, "timeline-help-done", None).await?;
-    }
-    desk.changed(AgentId(agent));
+    help::lower(&state, &current, AgentId(agent)).await?;
     Ok(Redirect::to("/board"))
 }
 
@@ -396,12 +393,11 @@ async fn move_item(
         return Err(WebError::BadRequest("an unknown queue".into()));
     }
     let (item, to) = (WorkItemId(item), QueueId::new(&form.queue));
-    let work_item =
-        desk.item(item).await.map_err(|error| WebError::Unavailable(error.to_string()))?.ok_or(WebError::NotFound)?;
+    let work_item = desk.item(item).await.map_err(unavailable)?.ok_or(WebError::NotFound)?;
     let call_in_hand =
         matches!(work_item.state, ItemState::Assigned { .. }) && work_item.spec.channel == Channel::Voice;
     if call_in_hand {
-        if !matches!(desk.call_state(item), Some(CallState::Connected { .. } | CallState::Held { .. })) {
+        if !desk.call_state(item).is_some_and(CallState::is_talking) {
             return Err(WebError::BadRequest("the call is being put through; try again in a moment".into()));
         }
         desk.transfer(item, TransferTarget::TakenBack(to)).map_err(|error| WebError::BadRequest(error.to_string()))?;
@@ -474,11 +470,7 @@ async fn coach(
         CallError::NoCall(_) => WebError::NotFound,
         refused => WebError::BadRequest(refused.to_string()),
     })?;
-    let case_id = desk
-        .item(item)
-        .await
-        .map_err(|error| WebError::Unavailable(error.to_string()))?
-        .and_then(|item| item.spec.case_id);
+    let case_id = desk.item(item).await.map_err(unavailable)?.and_then(|item| item.spec.case_id);
     let action = mode.map_or("leave", Coaching::as_str);
     let now = state.clock.now();
     let mut tx = state.db.pool().begin().await?;
@@ -541,7 +533,7 @@ async fn set_presence(
     let desk = state.desk()?;
     let presence = form.presence(&state)?;
     let agent = AgentId(agent);
-    if desk.agent(agent).await.map_err(|error| WebError::Unavailable(error.to_string()))?.is_none() {
+    if desk.agent(agent).await.map_err(unavailable)?.is_none() {
         return Err(WebError::BadRequest("that agent has not logged in to the workspace".into()));
     }
     let input = Input::PresenceChanged { agent, presence };
@@ -636,9 +628,9 @@ async fn set_routing(
     tx.commit().await?;
     let desk = state.desk()?;
     let agent = AgentId(agent);
-    if desk.agent(agent).await.map_err(|error| WebError::Unavailable(error.to_string()))?.is_some() {
+    if desk.agent(agent).await.map_err(unavailable)?.is_some() {
         let input = Input::ProfileChanged { profile: profile(&state, agent).await? };
-        desk.execute(input).await.map_err(|error| WebError::Unavailable(error.to_string()))?;
+        desk.execute(input).await.map_err(unavailable)?;
     }
     Ok(Redirect::to("/board"))
 }

@@ -19,6 +19,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use loket_routing::model::Channel;
 use serde::Deserialize;
 
 use super::cases::{PageNotes, unprocessable};
@@ -193,7 +194,7 @@ async fn open_case(
     timeline::append(&mut tx, &entry, now).await?;
     let request = WorkRequest {
         case_id: case_id.0,
-        channel: CHANNEL.to_owned(),
+        channel: Channel::Facebook,
         queue_code: queue.code.clone(),
         skills: vec![config.service.clone()],
         language: language.code().to_owned(),

@@ -23,6 +23,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use loket_be::{NationalRegisterNumber, PhoneNumber};
+use loket_routing::model::Channel;
 use minijinja::context;
 use serde::Deserialize;
 
@@ -431,7 +432,7 @@ async fn store(
         let (case_id, number) = cases::insert(&mut tx, &input, state.year(), ACTOR, now).await?;
         let request = WorkRequest {
             case_id: case_id.0,
-            channel: "web_form".to_owned(),
+            channel: Channel::WebForm,
             queue_code: queue.code.clone(),
             skills: vec![case_type.service.clone()],
             language: language.code().to_owned(),

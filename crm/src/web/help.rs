@@ -5,6 +5,8 @@
 
 use serde::Serialize;
 
+use loket_routing::model::AgentId;
+
 use super::{AppState, CurrentUser, WebError};
 use crate::records::timeline::{self, NewEntry, Summary};
 
@@ -61,5 +63,16 @@ pub async fn note(
     };
     let mut conn = state.db.pool().acquire().await?;
     timeline::append(&mut conn, &entry, state.clock.now()).await?;
+    Ok(())
+}
+
+/// Lowers the help flag of `agent` (the agent no longer needs help, or a supervisor helped),
+/// notes it on the case's timeline, and tells the consoles.
+pub async fn lower(state: &AppState, current: &CurrentUser, agent: AgentId) -> Result<(), WebError> {
+    let desk = state.desk()?;
+    if let Some(thread) = state.lower_help(agent) {
+        note(state, current, thread.case_id, "timeline-help-done", None).await?;
+    }
+    desk.changed(agent);
     Ok(())
 }

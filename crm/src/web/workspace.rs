@@ -258,8 +258,7 @@ async fn state(State(state): State<AppState>, current: CurrentUser) -> Result<Js
             None => {}
         }
     }
-    let talking =
-        work.iter().any(|held| matches!(held.call, Some(CallState::Connected { .. } | CallState::Held { .. })));
+    let talking = work.iter().any(|held| held.call.is_some_and(CallState::is_talking));
     let shown = shown_state(&record);
     let wrap_up = match (shown, state.last_accepted(agent)) {
         ("after_work", Some(accepted)) => {
@@ -673,10 +672,7 @@ async fn ask_help(
     let agent = agent_of(&current);
     let message = help::message_text(&form.message)?;
     if form.ask.is_none() {
-        if let Some(thread) = state.lower_help(agent) {
-            help::note(&state, &current, thread.case_id, "timeline-help-done", None).await?;
-        }
-        desk.changed(agent);
+        help::lower(&state, &current, agent).await?;
         return Ok(Redirect::to("/workspace"));
     }
     let now = state.clock.now();
@@ -872,6 +868,6 @@ async fn wrap_up(
     Ok(Redirect::to("/workspace"))
 }
 
-fn unavailable(error: impl std::fmt::Display) -> WebError {
+pub(super) fn unavailable(error: impl std::fmt::Display) -> WebError {
     WebError::Unavailable(error.to_string())
 }

@@ -2,24 +2,12 @@
 
 use loket_crm::clock::Millis;
 use loket_crm::db::Db;
-use loket_crm::i18n::Language;
 use loket_crm::records::inbound_mail::{self, Unrouted};
 use loket_routing::error::StoreError;
-use loket_routing::model::{Channel, NewWorkItem, QueueId, Skill, SkillRequirement};
+use loket_routing::model::Channel;
 
 use super::config::IntakeConfig;
-use crate::work::WorkItems;
-
-/// The work item of a new e-mail case: channel e-mail, the case's queue, the mailbox's skills,
-/// the language as the one skill the router never relaxes.
-pub fn work_item(case_id: i64, queue: &str, skills: &[String], language: Language) -> NewWorkItem {
-    let mut item = NewWorkItem::new(Channel::Email, QueueId::new(queue));
-    item.required_skills =
-        skills.iter().map(|skill| SkillRequirement { skill: Skill(skill.as_str().into()), min_level: 1 }).collect();
-    item.language = Some(Skill(language.code().into()));
-    item.case_id = Some(case_id);
-    item
-}
+use crate::work::{WorkItems, case_item};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
@@ -51,7 +39,8 @@ pub async fn route_pending(
             let language = language.unwrap_or(config.intake.default_language);
             let queue = queue_code.clone().or_else(|| mailbox.map(|mailbox| mailbox.queue_for(language)));
             let skills = mailbox.map(|mailbox| mailbox.skills.as_slice()).unwrap_or_default();
-            let item = work_item(*case_id, queue.as_deref().unwrap_or_default(), skills, language);
+            let queue = queue.as_deref().unwrap_or_default();
+            let item = case_item(Channel::Email, queue, skills, language.code(), *case_id);
             let id = work.submit(item).await.map_err(|source| RouteError::Router { case_id: *case_id, source })?;
             inbound_mail::mark_routed(db, *inbound_id, id.0, now()).await?;
             routed += 1;

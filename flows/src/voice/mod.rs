@@ -175,8 +175,7 @@ impl<W: WorkItems> Voice<W> {
 
     /// `supervisor` coaches the call of `item` in `mode` through their softphone, or leaves it.
     pub fn coach(&self, item: WorkItemId, supervisor: AgentId, mode: Option<Coaching>) -> Result<(), CallError> {
-        let talking = matches!(self.call_state(item), Some(CallState::Connected { .. } | CallState::Held { .. }));
-        if !talking {
+        if !self.call_state(item).is_some_and(CallState::is_talking) {
             return Err(CallError::NotTalking(item.0 as i64));
         }
         // Refused here rather than ignored by the call, so that the board writes nothing false
