@@ -3,19 +3,21 @@
 //! `MediaEngine::allocate` binds an RTP/RTCP port pair and starts the session's task; the SIP layer
 //! puts `Session::sdp_address` in its SDP, passes the negotiated remote with `set_remote`, and
 //! reads `SessionEvent`s (digits, media timeout, playback ends). Prompts and music are played with
-//! `play` and `hold`; `bridge` relays two sessions to each other; `start_recording` records the
-//! leg to a stereo WAV file (channel 1 what the leg sends, channel 2 what it is sent). A
-//! `Conference` mixes three or more sessions on a 20 ms clock, each hearing whom the coaching
-//! mode says (`conference`); `WebRtcLeg` puts a browser in front of a session (`webrtc`).
+//! `play` and `hold`, and `send_digit` keys DTMF to the far end (telephone-events, or tones when
+//! it takes none); `bridge` relays two sessions to each other; `start_recording` records the leg
+//! to a stereo WAV file (channel 1 what the leg sends, channel 2 what it is sent). A `Conference`
+//! mixes three or more sessions on a 20 ms clock, each hearing whom the coaching mode says
+//! (`conference`); `WebRtcLeg` puts a browser in front of a session (`webrtc`).
 //!
 //! **Task model: one Tokio task per session.** The task owns the session's receive path, its
-//! timers (playback frames, RTCP, media timeout, DTMF end) and its core state (latch, reception
-//! statistics, DTMF receivers, player). A bridged packet is forwarded by the task that received it,
-//! straight into the peer's socket: one wake-up and two system calls per relayed packet, no channel
-//! hop. What both tasks touch — the peer's socket, its send target and its outgoing SSRC/sequence
-//! line — sits behind a `std` mutex held for one rewrite and one non-blocking send. Shard tasks
-//! owning many sockets would have to poll every socket on each wake-up or add a readiness layer
-//! of their own; Tokio already is that layer, and an idle session costs only its task's memory.
+//! timers (playback frames, digits sent, RTCP, media timeout, DTMF end) and its core state (latch,
+//! reception statistics, DTMF receivers and sender, player). A bridged packet is forwarded by the
+//! task that received it, straight into the peer's socket: one wake-up and two system calls per
+//! relayed packet, no channel hop. What both tasks touch — the peer's socket, its send target and
+//! its outgoing SSRC/sequence line — sits behind a `std` mutex held for one rewrite and one
+//! non-blocking send. Shard tasks owning many sockets would have to poll every socket on each
+//! wake-up or add a readiness layer of their own; Tokio already is that layer, and an idle session
+//! costs only its task's memory.
 //!
 //! Bridged peers hold each other weakly, so closing one session releases its ports at once; the
 //! other notices on its next packet and stops forwarding.
@@ -106,6 +108,11 @@ pub enum SessionError {
     AlreadyRecording,
     #[error("the conference is full")]
     ConferenceFull,
+    /// `send_digit` before `set_remote`: there is nowhere to send the digit yet.
+    #[error("the session has no remote yet")]
+    NoRemote,
+    #[error("{0} digits are waiting to be sent already")]
+    TooManyDigits(usize),
     /// The recording file could not be created or written; a failed recording leaves no file.
     #[error("recording to {path}: {source}")]
     Recording {
@@ -333,6 +340,18 @@ impl Session {
     /// carries audio both ways again.
     pub async fn resume(&self) -> Result<(), SessionError> {
         self.command(Command::Resume).await
+    }
+
+    /// Keys `digit` to the far end: as RFC 4733 telephone-events (100 ms, volume 10) when it
+    /// negotiated them, otherwise as the digit's two tones in its audio (100 ms at −10 dBm0
+    /// each). Each digit takes 160 ms of the leg's line, a pause included; meanwhile the bridged
+    /// peer, a conference and prompts do not reach the leg (a prompt goes on in time and is heard
+    /// again after). Digits go out one after another, in the order sent. Returns once the digit
+    /// is queued; refused before `set_remote` (`NoRemote`) and when 32 digits wait already.
+    pub async fn send_digit(&self, digit: Digit) -> Result<(), SessionError> {
+        let (reply, replied) = oneshot::channel();
+        self.command(Command::SendDigit { digit, reply }).await?;
+        replied.await.map_err(|_| SessionError::Closed)?
     }
 
     /// Relays this session's media to `other` and back, transcoding when the codecs differ. When

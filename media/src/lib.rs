@@ -12,7 +12,8 @@
 //! - `relay`: the rewriter that keeps one SSRC, sequence and timestamp line towards a leg while
 //!   the source on the other side changes.
 //! - `dtmf`: `Digit`; `dtmf::rfc4733` telephone-events (receiver de-duplicating by SSRC and
-//!   timestamp, sender schedule); `dtmf::inband` Goertzel detection of tones in the audio.
+//!   timestamp, sender schedule); `dtmf::inband` Goertzel detection of tones in the audio, and
+//!   their generation.
 //! - `playback`: prompts encoded once at load (from 16-bit 8 kHz WAV), paced on a drift-free
 //!   20 ms schedule; playlists, loops (music on hold) and barge-in.
 //! - `mixer`: N participants each hearing a configured set of the others (listen, whisper, barge).
@@ -24,7 +25,7 @@
 //! - `recording`: both directions of a leg onto one stereo timeline (channel 1 from the leg,
 //!   channel 2 to it), placed by RTP timestamp and aligned on arrival, gaps filled with silence.
 //! - `edge`: the port pool, `MediaEngine` and `Session` (remote from SDP, events, prompts, hold,
-//!   bridging with transcoding, RTCP, media timeout, recording to WAV).
+//!   digits sent, bridging with transcoding, RTCP, media timeout, recording to WAV).
 //!
 //! **Invariants.** Peer input never panics: a bad datagram is an error value, a bad event payload
 //! is ignored. Hot paths (per packet, per frame) do not allocate: results go into caller-provided

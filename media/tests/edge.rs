@@ -1,20 +1,21 @@
-//! The UDP edge with real RTP on loopback: sessions, bridging, DTMF, latching, the media timeout,
-//! RTCP and playback. Every wait has a deadline; nothing sleeps hoping that something happened,
-//! only to let a configured interval pass.
+//! The UDP edge with real RTP on loopback: sessions, bridging, DTMF received and sent, latching,
+//! the media timeout, RTCP and playback. Every wait has a deadline; nothing sleeps hoping that
+//! something happened, only to let a configured interval pass.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use loket_media::dtmf::Digit;
-use loket_media::dtmf::rfc4733::DigitSender;
+use loket_media::dtmf::inband::InbandDetector;
+use loket_media::dtmf::rfc4733::{DigitSender, DtmfEvent, DtmfReceiver, TelephoneEvent};
 use loket_media::edge::{
     Codec, DigitSource, MediaConfig, MediaEngine, PlayOptions, RemoteParams, Session, SessionError, SessionEvent,
 };
-use loket_media::g711::{ulaw_encode, ulaw_to_alaw};
+use loket_media::g711::{alaw_to_ulaw, decode_alaw, decode_ulaw, ulaw_encode, ulaw_to_alaw};
 use loket_media::latch::LatchConfig;
 use loket_media::playback::Prompt;
 use loket_media::rtcp::{ReportBlock, RtcpPacket, parse_compound, write_report};
-use loket_media::rtp::{RtpHeader, RtpPacket};
+use loket_media::rtp::{RtpHeader, RtpPacket, ts_delta};
 use tokio::net::UdpSocket;
 use tokio::time::timeout;
 
@@ -184,7 +185,7 @@ async fn bridged_sessions_relay_both_ways_and_transcode() {
     assert_ne!(to_agent[0].0.ssrc, 0xCA11);
     // And the caller the agent's A-law as µ-law, the table's composition.
     let mut back = [0u8; 160];
-    loket_media::g711::alaw_to_ulaw(&alaw, &mut back).unwrap();
+    alaw_to_ulaw(&alaw, &mut back).unwrap();
     assert!(to_caller.iter().all(|(header, payload)| header.payload_type == 0 && payload == &back));
 
     let (a_stats, b_stats) = (a.stats(), b.stats());
@@ -541,4 +542,237 @@ async fn a_prompt_plays_to_its_end() {
     }
     assert_eq!(payloads, [0x2A, 0x2A, 0x2A, 0x2A, 0x2A, 0x3B, 0x3B, 0x3B]);
     assert_eq!(next_event(&mut session).await, SessionEvent::PlaybackFinished);
+}
+
+/// Silence on the line for this long: a session has nothing more to send.
+const QUIET: Duration = Duration::from_millis(300);
+
+/// Every datagram `phone` receives until none comes for `quiet`.
+async fn receive_until_quiet(phone: &Phone, quiet: Duration) -> Vec<Vec<u8>> {
+    let deadline = Instant::now() + WAIT;
+    let mut heard = Vec::new();
+    while let Some(datagram) = phone.receive(quiet).await {
+        assert!(Instant::now() < deadline, "the line never went quiet");
+        heard.push(datagram);
+    }
+    heard
+}
+
+/// `talker` sends `packets` packets of `payload` to `to`, one every 20 ms; what `listener` receives
+/// meanwhile, and until it has been quiet for 100 ms, is returned.
+async fn talk(
+    talker: &mut Phone,
+    to: SocketAddr,
+    (payload_type, payload): (u8, &[u8]),
+    listener: &Phone,
+    packets: u32,
+) -> Vec<Vec<u8>> {
+    let start = Instant::now();
+    let mut heard = Vec::new();
+    for index in 1..=packets {
+        talker.send(to, payload_type, payload).await;
+        let next = start + Duration::from_millis(20) * index;
+        while let Some(datagram) = listener.receive(next.saturating_duration_since(Instant::now())).await {
+            heard.push(datagram);
+        }
+    }
+    heard.extend(receive_until_quiet(listener, Duration::from_millis(100)).await);
+    heard
+}
+
+fn parse_all(heard: &[Vec<u8>]) -> Vec<RtpPacket<'_>> {
+    heard.iter().map(|datagram| RtpPacket::parse(datagram).unwrap()).collect()
+}
+
+/// Everything a leg heard came on one line: one SSRC, consecutive sequence numbers (loopback
+/// loses and reorders nothing).
+fn assert_one_line(packets: &[RtpPacket<'_>]) {
+    for pair in packets.windows(2) {
+        assert_eq!(pair[1].ssrc, pair[0].ssrc);
+        assert_eq!(pair[1].sequence, pair[0].sequence.wrapping_add(1), "{pair:?}");
+    }
+}
+
+/// One digit's telephone-events as `DigitSender` schedules a 100 ms digit at volume 10: five
+/// packets with the marker on the first, all with the timestamp of the event's start, the
+/// duration growing to 800 ticks, the end bit on the last three.
+fn assert_event(packets: &[RtpPacket<'_>], digit: Digit) {
+    assert_eq!(packets.len(), 5, "{packets:?}");
+    let events: Vec<TelephoneEvent> =
+        packets.iter().map(|packet| TelephoneEvent::parse(packet.payload).unwrap()).collect();
+    assert!(packets.iter().all(|packet| packet.payload_type == EVENT_PT && packet.timestamp == packets[0].timestamp));
+    assert_eq!(packets.iter().map(|packet| packet.marker).collect::<Vec<_>>(), [true, false, false, false, false]);
+    assert!(events.iter().all(|event| event.event == digit.event_code() && event.volume == 10), "{events:?}");
+    assert_eq!(events.iter().map(|event| event.end).collect::<Vec<_>>(), [false, false, true, true, true]);
+    assert!(events.windows(2).all(|pair| pair[0].duration <= pair[1].duration), "{events:?}");
+    assert_eq!(events[4].duration, 800);
+}
+
+/// What a far end's RFC 4733 receiver makes of the telephone-events among `packets`.
+fn received_events(packets: &[RtpPacket<'_>]) -> Vec<DtmfEvent> {
+    let mut receiver = DtmfReceiver::new(8000);
+    for packet in packets.iter().filter(|packet| packet.payload_type == EVENT_PT) {
+        receiver.handle_packet(Instant::now(), packet);
+    }
+    std::iter::from_fn(|| receiver.poll_event()).collect()
+}
+
+/// The digits loket's own in-band detector hears in a leg's G.711 audio.
+fn inband_digits(codec: Codec, packets: &[RtpPacket<'_>]) -> Vec<Digit> {
+    let mut detector = InbandDetector::default();
+    let mut digits = Vec::new();
+    for packet in packets {
+        let mut samples = [0i16; 1500];
+        let length = match codec {
+            Codec::Pcmu => decode_ulaw(packet.payload, &mut samples),
+            Codec::Pcma => decode_alaw(packet.payload, &mut samples),
+        };
+        detector.process(&samples[..length.unwrap()], |digit| digits.push(digit));
+    }
+    digits
+}
+
+fn pressed(digit: Digit) -> [DtmfEvent; 2] {
+    [DtmfEvent::Began { digit }, DtmfEvent::Ended { digit, duration: Duration::from_millis(100) }]
+}
+
+#[tokio::test]
+async fn digits_go_as_telephone_events_on_the_sessions_line() {
+    let engine = engine(13_700, |_| {});
+    let phone = Phone::new(0xD1).await;
+    let mut session = engine.allocate().unwrap();
+    assert!(matches!(session.send_digit(Digit::D5).await, Err(SessionError::NoRemote)));
+    session.set_remote(remote(&phone, Codec::Pcmu)).await.unwrap();
+
+    // A digit while a prompt plays: the prompt gives way to the event and comes back after it,
+    // all on the line the prompt started.
+    session.play(vec![tone_prompt(0.6, 0x2A)], PlayOptions::default()).await.unwrap();
+    let mut heard = Vec::new();
+    for _ in 0..3 {
+        heard.push(phone.receive(WAIT).await.expect("a prompt frame"));
+    }
+    session.send_digit(Digit::D5).await.unwrap();
+    heard.extend(receive_until_quiet(&phone, QUIET).await);
+    assert_eq!(next_event(&mut session).await, SessionEvent::PlaybackFinished);
+    let packets = parse_all(&heard);
+    assert_one_line(&packets);
+    let first = packets.iter().position(|packet| packet.payload_type == EVENT_PT).unwrap();
+    let last = packets.iter().rposition(|packet| packet.payload_type == EVENT_PT).unwrap();
+    assert_event(&packets[first..=last], Digit::D5);
+    assert!(first >= 3 && packets[..first].iter().all(|packet| packet.payload[0] == 0x2A));
+    // The event starts after the last frame (by the time that passed, a frame's at least), and
+    // the prompt comes back stamped after the event's slot (160 ms), with the marker.
+    let (before, event, after) = (&packets[first - 1], &packets[first], &packets[last + 1]);
+    let gap = ts_delta(event.timestamp, before.timestamp);
+    assert!((160..800).contains(&gap), "the event {gap} ticks after the last frame");
+    assert!(after.marker && after.payload[0] == 0x2A);
+    assert!(ts_delta(after.timestamp, event.timestamp) >= 1280, "{after:?} after {event:?}");
+    assert!(packets[last + 1..].iter().all(|packet| packet.payload_type == 0));
+    assert_eq!(received_events(&packets), pressed(Digit::D5));
+
+    // Digits sent back to back go one after another, as two events a slot apart.
+    session.send_digit(Digit::D1).await.unwrap();
+    session.send_digit(Digit::Pound).await.unwrap();
+    let heard_after = receive_until_quiet(&phone, QUIET).await;
+    let events = parse_all(&heard_after);
+    assert_eq!(events.len(), 10);
+    assert_event(&events[..5], Digit::D1);
+    assert_event(&events[5..], Digit::Pound);
+    assert_one_line(&events);
+    assert_eq!(events[0].sequence, packets.last().unwrap().sequence.wrapping_add(1));
+    assert_eq!(ts_delta(events[5].timestamp, events[0].timestamp), 1280);
+    assert_eq!(received_events(&events), [pressed(Digit::D1), pressed(Digit::Pound)].concat());
+}
+
+#[tokio::test]
+async fn digits_go_in_band_to_a_far_end_without_telephone_events() {
+    let engine = engine(13_740, |_| {});
+    let phone = Phone::new(0x1B).await;
+    let session = engine.allocate().unwrap();
+    let no_events = |codec| RemoteParams { telephone_event: None, ..remote(&phone, codec) };
+    session.set_remote(no_events(Codec::Pcmu)).await.unwrap();
+    session.send_digit(Digit::D5).await.unwrap();
+    let heard = receive_until_quiet(&phone, QUIET).await;
+    let packets = parse_all(&heard);
+    // 100 ms of the tones and 60 ms of silence, as audio on the session's line.
+    assert_eq!(packets.len(), 8);
+    assert!(packets.iter().all(|packet| packet.payload_type == 0));
+    assert_one_line(&packets);
+    assert_eq!(inband_digits(Codec::Pcmu, &packets), [Digit::D5]);
+    let mut samples = [0i16; 800];
+    for (packet, frame) in packets.iter().zip(samples.chunks_mut(160)) {
+        decode_ulaw(packet.payload, frame).unwrap();
+    }
+    // Each tone at about −10 dBm0 (a peak of 7,160 in 16-bit units).
+    let (row, column) = Digit::D5.frequencies();
+    for frequency in [row, column] {
+        let amplitude = loket_media::tone::amplitude(&samples, f64::from(frequency));
+        assert!((6_400.0..8_000.0).contains(&amplitude), "{frequency} Hz at {amplitude}");
+    }
+
+    // In the leg's codec after a re-INVITE; a repeated digit is heard twice, the pause between.
+    session.set_remote(no_events(Codec::Pcma)).await.unwrap();
+    for digit in [Digit::D9, Digit::D9, Digit::Star] {
+        session.send_digit(digit).await.unwrap();
+    }
+    let heard = receive_until_quiet(&phone, QUIET).await;
+    let packets = parse_all(&heard);
+    assert_eq!(packets.len(), 24);
+    assert!(packets.iter().all(|packet| packet.payload_type == 8));
+    assert_one_line(&packets);
+    assert_eq!(inband_digits(Codec::Pcma, &packets), [Digit::D9, Digit::D9, Digit::Star]);
+}
+
+#[tokio::test]
+async fn digits_on_a_bridged_leg_take_the_place_of_the_relayed_audio() {
+    let engine = engine(13_780, |_| {});
+    let (mut caller, mut agent) = (Phone::new(0xCA11).await, Phone::new(0xA6E7).await);
+    let (a, b) = (engine.allocate().unwrap(), engine.allocate().unwrap());
+    a.set_remote(remote(&caller, Codec::Pcmu)).await.unwrap();
+    // The other side (a trunk, say) takes no telephone-events, and speaks A-law.
+    b.set_remote(RemoteParams { telephone_event: None, ..remote(&agent, Codec::Pcma) }).await.unwrap();
+    a.bridge(&b).await.unwrap();
+    // A voice at 400 Hz, far from the DTMF frequencies: 8 whole periods per packet.
+    let voice: Vec<u8> = (0..160)
+        .map(|n| ulaw_encode((3000.0 * (2.0 * std::f32::consts::PI * 400.0 * n as f32 / 8000.0).sin()) as i16))
+        .collect();
+    let (mut voice_alaw, mut voice_back) = ([0u8; 160], [0u8; 160]);
+    ulaw_to_alaw(&voice, &mut voice_alaw).unwrap();
+    // What the caller hears of it: A-law back to µ-law, by the table.
+    alaw_to_ulaw(&voice_alaw, &mut voice_back).unwrap();
+
+    // Events to the caller while the other side talks: the relayed audio stops for their slots
+    // and comes back after, on one line.
+    let mut heard = talk(&mut agent, b.sdp_address(), (8, &voice_alaw), &caller, 5).await;
+    a.send_digit(Digit::D7).await.unwrap();
+    a.send_digit(Digit::D8).await.unwrap();
+    heard.extend(talk(&mut agent, b.sdp_address(), (8, &voice_alaw), &caller, 25).await);
+    let packets = parse_all(&heard);
+    assert_one_line(&packets);
+    let first = packets.iter().position(|packet| packet.payload_type == EVENT_PT).unwrap();
+    let last = packets.iter().rposition(|packet| packet.payload_type == EVENT_PT).unwrap();
+    assert_eq!(last + 1 - first, 10, "no audio between the events");
+    assert_event(&packets[first..first + 5], Digit::D7);
+    assert_event(&packets[first + 5..=last], Digit::D8);
+    assert_eq!(received_events(&packets), [pressed(Digit::D7), pressed(Digit::D8)].concat());
+    let after = &packets[last + 1..];
+    assert!(first >= 3 && after.len() >= 3, "audio before ({first}) and after ({})", after.len());
+    assert!(after.iter().all(|packet| packet.payload_type == 0 && packet.payload == voice_back.as_slice()));
+    assert!(after[0].marker);
+    assert!(ts_delta(after[0].timestamp, packets[last].timestamp) >= 1280);
+
+    // Tones to the other side while the caller talks: they replace the caller's voice, which
+    // comes back after.
+    let mut heard = talk(&mut caller, a.sdp_address(), (0, &voice), &agent, 5).await;
+    b.send_digit(Digit::D3).await.unwrap();
+    heard.extend(talk(&mut caller, a.sdp_address(), (0, &voice), &agent, 20).await);
+    let packets = parse_all(&heard);
+    assert_one_line(&packets);
+    assert!(packets.iter().all(|packet| packet.payload_type == 8));
+    assert_eq!(inband_digits(Codec::Pcma, &packets), [Digit::D3]);
+    let is_voice = |packet: &RtpPacket<'_>| packet.payload == voice_alaw.as_slice();
+    let tone_start = packets.iter().position(|packet| !is_voice(packet)).unwrap();
+    let tone_end = packets.iter().rposition(|packet| !is_voice(packet)).unwrap();
+    assert_eq!(tone_end + 1 - tone_start, 8, "the digit's slot, whole");
+    assert!(tone_start >= 3 && packets.len() - tone_end > 3, "the voice before and after");
 }

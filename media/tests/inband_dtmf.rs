@@ -4,7 +4,8 @@
 use std::f64::consts::PI;
 
 use loket_media::dtmf::Digit;
-use loket_media::dtmf::inband::InbandDetector;
+use loket_media::dtmf::inband::{self, InbandDetector};
+use loket_media::tone;
 
 const RATE: f64 = 8000.0;
 /// Peak amplitude of a 0 dBm0 sine in 16-bit units (G.711: full scale is +3.17 dBm0).
@@ -151,6 +152,29 @@ fn twist_within_limits_is_accepted_and_beyond_is_rejected() {
     // Reverse twist (column stronger): 3 dB passes, 6 dB does not (limit 4 dB).
     assert_eq!(twisted(-13.0, -10.0), ALL_KEYS);
     assert_eq!(twisted(-16.0, -10.0), "");
+}
+
+/// What loket sends in-band: each digit's tones at the level asked for, which its own detector
+/// (and so, presumably, the far end's) takes for that digit.
+#[test]
+fn generated_digits_are_detected_and_at_their_level() {
+    let mut detector = InbandDetector::default();
+    let mut keys = String::new();
+    for key in ALL_KEYS.chars() {
+        let digit = Digit::from_char(key).unwrap();
+        // 100 ms of tones and 60 ms of pause, as a session sends them.
+        let mut samples = [0i16; 1280];
+        inband::generate(digit, -10.0, &mut samples[..800]);
+        let (row, column) = digit.frequencies();
+        for frequency in [row, column] {
+            let amplitude = tone::amplitude(&samples[..800], f64::from(frequency));
+            assert!((amplitude / peak(-10.0) - 1.0).abs() < 0.03, "{key} at {frequency} Hz: {amplitude}");
+        }
+        for frame in samples.chunks(160) {
+            detector.process(frame, |digit| keys.push(digit.as_char()));
+        }
+    }
+    assert_eq!(keys, ALL_KEYS);
 }
 
 #[test]

@@ -1,4 +1,5 @@
 //! In-band DTMF detection: Goertzel filters at the eight ITU-T Q.23 frequencies over 8 kHz PCM.
+//! And `generate`, the two tones of a digit, for a far end that takes no telephone-events.
 //!
 //! Samples are analysed in blocks of `BLOCK_LEN` (102 samples, 12.75 ms: a frequency resolution of
 //! 78 Hz, enough to separate the rows, 73–89 Hz apart). Two banks of filters run half a block
@@ -20,6 +21,8 @@
 //! blocks: tones of 40 ms are detected at any alignment, tones of 20 ms never), and only after
 //! `MISSES_TO_END` blocks without it (≈ 32 ms) have ended the previous one, so a key held down or a
 //! 10 ms dropout is still one digit while a 40 ms pause separates two.
+
+use std::f32::consts::TAU;
 
 use crate::dtmf::{Digit, digit_at};
 
@@ -104,11 +107,10 @@ struct Thresholds {
 impl InbandDetector {
     pub fn new(config: InbandConfig) -> Self {
         let power_ratio = |db: f32| 10f32.powf(db / 10.0);
-        // A 0 dBm0 sine peaks at 32636 · 10^(-3.17/20) in 16-bit units; its mean square is half
-        // the square of that.
-        let zero_dbm0_peak = 32636.0 * 10f32.powf(-3.17 / 20.0);
+        // A sine's mean square is half the square of its peak.
+        let min_peak = peak(config.min_level_dbm0);
         let thresholds = Thresholds {
-            min_mean_square: zero_dbm0_peak * zero_dbm0_peak / 2.0 * power_ratio(config.min_level_dbm0),
+            min_mean_square: min_peak * min_peak / 2.0,
             normal_twist: power_ratio(config.max_normal_twist_db),
             reverse_twist: power_ratio(config.max_reverse_twist_db),
             relative_peak: power_ratio(config.min_relative_peak_db),
@@ -221,6 +223,27 @@ impl Default for InbandDetector {
     fn default() -> Self {
         InbandDetector::new(InbandConfig::default())
     }
+}
+
+/// Writes `digit`'s two tones into `samples` (8 kHz), each at `level_dbm0`, both starting at phase
+/// zero at the first sample: what loket sends in-band to a far end without telephone-events.
+pub fn generate(digit: Digit, level_dbm0: f32, samples: &mut [i16]) {
+    let (row, column) = digit.frequencies();
+    let amplitude = peak(level_dbm0);
+    let (row_step, column_step) = (TAU * row / SAMPLE_RATE, TAU * column / SAMPLE_RATE);
+    for (index, sample) in samples.iter_mut().enumerate() {
+        // The phase from the sample index, not accumulated, so that f32 rounding cannot drift.
+        let n = index as f32;
+        // Two tones at a level a G.711 channel carries never exceed full scale; `as` would
+        // saturate if they did.
+        *sample = (amplitude * ((row_step * n).sin() + (column_step * n).sin())) as i16;
+    }
+}
+
+/// The peak, in 16-bit units, of a sine at `dbm0`: G.711's full scale (32636 after µ-law's
+/// clipping) is +3.17 dBm0.
+fn peak(dbm0: f32) -> f32 {
+    32636.0 * 10f32.powf((dbm0 - 3.17) / 20.0)
 }
 
 /// The index and power of the strongest of a group.

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
-use super::session::{Command, Payload};
+use super::session::{Command, Origin, Payload};
 use super::{Codec, Leg, Session, SessionError};
 use crate::g711::encode_ulaw;
 use crate::mixer::{Coaching, CoachingRoles, Mixer, ParticipantId};
@@ -193,7 +193,7 @@ fn mix(shared: &Shared, now: Instant) {
         // A frame's packet fits the buffer and parses back.
         let Ok(written) = header.write(&ulaw[..length], &mut datagram) else { continue };
         let Ok(packet) = RtpPacket::parse(&datagram[..written]) else { continue };
-        leg.send(now, &packet, Payload::Audio(Codec::Pcmu), false);
+        leg.send(now, &packet, Payload::Audio(Codec::Pcmu), Origin::Peer);
     }
     mixer.next_period();
 }

@@ -2,18 +2,20 @@
 //!
 //! The loop waits on four things: a command from the handle, a readable RTP socket, a readable
 //! RTCP socket, and the earliest deadline the core state asks for (the next prompt frame, the next
-//! RTCP report, the media timeout, the end of a DTMF event whose end packets were lost), and while
-//! recording, a tick that writes out the recording's timeline. Every media deadline comes from the
-//! core, computed from a start instant, so a late wake-up never shifts the ones after it.
+//! packet or frame of a digit being sent, the next RTCP report, the media timeout, the end of a
+//! DTMF event whose end packets were lost), and while recording, a tick that writes out the
+//! recording's timeline. Every media deadline comes from the core, computed from a start instant,
+//! so a late wake-up never shifts the ones after it.
 //!
 //! When the loop ends (the handle closed or dropped), a recording in progress is finished and the
 //! task waits for its file before it ends.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc::error::TrySendError;
@@ -21,14 +23,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::conference::Shared;
 use super::recorder::{Recorder, WavFile, Writer};
-use super::{Codec, Counters, DigitSource, Leg, MediaConfig, PlayOptions, RemoteParams, SessionEvent};
+use super::{Codec, Counters, DigitSource, Leg, MediaConfig, PlayOptions, RemoteParams, SessionError, SessionEvent};
 use crate::dtmf::Digit;
-use crate::dtmf::inband::InbandDetector;
-use crate::dtmf::rfc4733::{DtmfEvent, DtmfReceiver};
+use crate::dtmf::inband::{self, InbandDetector};
+use crate::dtmf::rfc4733::{DigitSender, DtmfEvent, DtmfReceiver};
 use crate::g711::{alaw_to_ulaw, decode_alaw, decode_ulaw, ulaw_to_alaw};
 use crate::latch::{Latch, LatchVerdict};
 use crate::mixer::ParticipantId;
-use crate::playback::{FRAME_LEN, PlaybackEvent, Player, Prompt};
+use crate::playback::{FRAME_LEN, Frame, PlaybackEvent, Player, Prompt};
 use crate::recording::Direction;
 use crate::relay::{RelayRewriter, Rewrite};
 use crate::rtcp::{
@@ -49,6 +51,18 @@ const BATCH: usize = 32;
 /// While recording, how often the timeline is written out when no packet does it: silence on both
 /// sides leaves in pieces of this size rather than all at once.
 const RECORDING_TICK: Duration = Duration::from_millis(250);
+/// How long a digit loket sends sounds: what phones send, well above the 40 ms detectors need.
+const DIGIT_TONE: Duration = Duration::from_millis(100);
+/// The time each digit sent takes on the leg: the tone, then a pause that holds the three RFC 4733
+/// end packets (at 100, 120 and 140 ms) and separates a repeated digit in-band (detectors need
+/// about 40 ms of silence). Eight whole frames, so that an in-band digit is a prompt of its own.
+const DIGIT_SLOT: Duration = Duration::from_millis(160);
+/// Digits waiting behind the one being sent, at most: five seconds of keying.
+const DIGIT_QUEUE: usize = 32;
+/// The volume field of the telephone-events sent, in −dBm0 (RFC 4733 §2.3.4): a phone's level.
+const EVENT_VOLUME: u8 = 10;
+/// The level of each of the two tones sent in-band, the same.
+const TONE_LEVEL_DBM0: f32 = -10.0;
 
 #[derive(Debug)]
 pub(super) enum Command {
@@ -72,6 +86,11 @@ pub(super) enum Command {
     },
     /// Into a conference as this participant (its audio goes to the mixer), or out of it.
     Conference(Option<(Arc<Shared>, ParticipantId)>),
+    /// Refused without a remote, or with a full queue.
+    SendDigit {
+        digit: Digit,
+        reply: oneshot::Sender<Result<(), SessionError>>,
+    },
 }
 
 /// What everyone who sends to a leg shares: where its media goes, its codec, and the one SSRC,
@@ -86,6 +105,8 @@ pub(super) struct Outbound {
     rewriter: RelayRewriter,
     /// A prompt or music is playing to this leg, in place of the bridged peer's audio.
     playing: bool,
+    /// A digit is being sent to this leg: nothing else reaches it meanwhile.
+    digit: bool,
     /// The SR's counts; they wrap modulo 2^32 as RFC 3550 §6.4.1 allows.
     packets: u32,
     octets: u32,
@@ -107,6 +128,7 @@ impl Outbound {
             ssrc,
             rewriter: RelayRewriter::new(ssrc, rand::random(), rand::random(), CLOCK_RATE),
             playing: false,
+            digit: false,
             packets: 0,
             octets: 0,
             last_timestamp: 0,
@@ -141,14 +163,32 @@ pub(super) enum Payload {
     Event,
 }
 
+/// Who sends a packet to a leg, which decides who gives way to whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Origin {
+    /// The bridged peer's relayed packets, or a conference's mix.
+    Peer,
+    /// A prompt or music.
+    Player,
+    /// A digit loket sends. RFC 4733 lets a sender go on with the audio during an event, but a
+    /// far end that also listens for tones could then count the digit twice, and in-band the
+    /// tones must not be mixed with speech: so nothing else reaches the leg meanwhile.
+    Digit,
+}
+
 impl Leg {
     /// Sends `packet` to this leg on its outgoing line: rewritten, with this leg's payload type,
-    /// transcoded if its codec differs. A relayed packet (`from_player` false) gives way to a
-    /// playing prompt. Nothing allocates; a send that would block is dropped, as a late packet
-    /// would be worthless.
-    pub(super) fn send(&self, now: Instant, packet: &RtpPacket<'_>, payload: Payload, from_player: bool) {
+    /// transcoded if its codec differs. A relayed packet gives way to a playing prompt, and both
+    /// to a digit being sent. Nothing allocates; a send that would block is dropped, as a late
+    /// packet would be worthless.
+    pub(super) fn send(&self, now: Instant, packet: &RtpPacket<'_>, payload: Payload, origin: Origin) {
         let mut outbound = self.lock_outbound();
-        if outbound.playing && !from_player {
+        let gives_way = match origin {
+            Origin::Peer => outbound.playing || outbound.digit,
+            Origin::Player => outbound.digit,
+            Origin::Digit => false,
+        };
+        if gives_way {
             return;
         }
         let Some(target) = outbound.target else { return };
@@ -193,6 +233,23 @@ impl Leg {
             self.record(now, Direction::ToLeg, header.ssrc, header.timestamp, codec, body);
         }
     }
+
+    /// Sends a player's frame (a prompt's, or an in-band digit's) as a packet of the source
+    /// `ssrc`, through the leg's rewriter like a relayed packet.
+    fn send_frame(&self, now: Instant, ssrc: u32, frame: Frame<'_>, origin: Origin) {
+        let header = RtpHeader {
+            marker: frame.marker,
+            payload_type: Codec::Pcmu.payload_type(),
+            sequence: frame.index as u16,
+            timestamp: (frame.index as u32).wrapping_mul(FRAME_LEN as u32),
+            ssrc,
+        };
+        let mut datagram = [0u8; HEADER_LEN + FRAME_LEN];
+        // Frames are FRAME_LEN bytes, so the packet fits and parses back.
+        let Ok(length) = header.write(frame.ulaw, &mut datagram) else { return };
+        let Ok(packet) = RtpPacket::parse(&datagram[..length]) else { return };
+        self.send(now, &packet, Payload::Audio(Codec::Pcmu), origin);
+    }
 }
 
 /// A playback in progress towards this leg.
@@ -207,6 +264,98 @@ struct Playing {
 
 /// How hold music plays: in a loop, and a digit does not stop it.
 const MUSIC: PlayOptions = PlayOptions { looping: true, barge_in: false };
+
+/// A digit being sent to this leg, in its slot of `DIGIT_SLOT`.
+struct SendingDigit {
+    start: Instant,
+    /// Each digit is a new source to the leg's rewriter, like a playback: the line re-anchors on
+    /// it (the marker on its first packet) and on whatever follows it.
+    ssrc: u32,
+    signal: DigitSignal,
+}
+
+enum DigitSignal {
+    /// RFC 4733 telephone-events; `sequence` numbers them for the rewriter.
+    Events { sender: DigitSender, sequence: u16 },
+    /// The tones in the audio, paced like a prompt.
+    Tones(Player),
+}
+
+impl SendingDigit {
+    fn new(digit: Digit, start: Instant, ssrc: u32, telephone_event: bool) -> SendingDigit {
+        let signal = if telephone_event {
+            DigitSignal::Events {
+                sender: DigitSender::new(digit, DIGIT_TONE, EVENT_VOLUME, start, CLOCK_RATE),
+                sequence: 0,
+            }
+        } else {
+            DigitSignal::Tones(Player::new([inband_digit(digit)], false, start))
+        };
+        SendingDigit { start, ssrc, signal }
+    }
+
+    /// The next packet or frame; once all are sent, the end of the slot.
+    fn next_deadline(&self) -> Instant {
+        let next = match &self.signal {
+            DigitSignal::Events { sender, .. } => sender.next_deadline(),
+            DigitSignal::Tones(player) => player.next_deadline(),
+        };
+        next.unwrap_or(self.start + DIGIT_SLOT)
+    }
+
+    /// Sends the packets or frames due at `now`.
+    fn send_due(&mut self, leg: &Leg, now: Instant) {
+        match &mut self.signal {
+            DigitSignal::Events { sender, sequence } => {
+                while let Some(event) = sender.poll_packet(now) {
+                    // All packets of an event carry the timestamp of its start (RFC 4733
+                    // §2.5.1.2); the leg's payload type replaces this one.
+                    let header = RtpHeader {
+                        marker: event.marker,
+                        payload_type: 0,
+                        sequence: *sequence,
+                        timestamp: 0,
+                        ssrc: self.ssrc,
+                    };
+                    *sequence = sequence.wrapping_add(1);
+                    let mut datagram = [0u8; HEADER_LEN + 4];
+                    let Ok(length) = header.write(&event.event.to_bytes(), &mut datagram) else { return };
+                    let Ok(packet) = RtpPacket::parse(&datagram[..length]) else { return };
+                    // Handed over as of the event's start, the instant its timestamp stands for.
+                    // The rewriter measures the time to the audio after the event from there, so
+                    // that audio is stamped past the event's end (measured from the last end
+                    // packet, it would land inside the event), and a sender report extrapolates
+                    // the line's clock from there too.
+                    leg.send(self.start, &packet, Payload::Event, Origin::Digit);
+                }
+            }
+            DigitSignal::Tones(player) => {
+                while let Some(frame) = player.poll_frame(now) {
+                    leg.send_frame(now, self.ssrc, frame, Origin::Digit);
+                }
+            }
+        }
+    }
+}
+
+/// A digit's tones and the pause after them, as a prompt: generated once per process and shared,
+/// like any prompt, and encoded (or transcoded to A-law) where a prompt is.
+fn inband_digit(digit: Digit) -> Prompt {
+    const TONE_SAMPLES: usize = DIGIT_TONE.as_millis() as usize * CLOCK_RATE as usize / 1000;
+    const SLOT_SAMPLES: usize = DIGIT_SLOT.as_millis() as usize * CLOCK_RATE as usize / 1000;
+    static PROMPTS: OnceLock<Vec<Prompt>> = OnceLock::new();
+    let prompts = PROMPTS.get_or_init(|| {
+        Digit::ALL
+            .iter()
+            .map(|&digit| {
+                let mut samples = [0i16; SLOT_SAMPLES];
+                inband::generate(digit, TONE_LEVEL_DBM0, &mut samples[..TONE_SAMPLES]);
+                Prompt::from_pcm(&samples)
+            })
+            .collect()
+    });
+    prompts[usize::from(digit.event_code())].clone()
+}
 
 struct Task {
     leg: Arc<Leg>,
@@ -227,8 +376,12 @@ struct Task {
     /// The music of the hold in progress: it comes back after a prompt played during the hold.
     hold_music: Option<Prompt>,
     playing: Option<Playing>,
-    playbacks: u32,
-    player_ssrc_base: u32,
+    /// The digit being sent, and those waiting behind it.
+    sending: Option<SendingDigit>,
+    digits: VecDeque<Digit>,
+    /// Playbacks and digits sent so far: each is a source of its own to the leg's rewriter.
+    sources: u32,
+    source_ssrc_base: u32,
     /// The last RTP or RTCP from the leg, or when the remote was set.
     last_activity: Instant,
     timed_out: bool,
@@ -261,8 +414,10 @@ pub(super) async fn run(
         muted: false,
         hold_music: None,
         playing: None,
-        playbacks: 0,
-        player_ssrc_base: rand::random(),
+        sending: None,
+        digits: VecDeque::new(),
+        sources: 0,
+        source_ssrc_base: rand::random(),
         last_activity: now,
         timed_out: false,
         next_report: now,
@@ -335,6 +490,7 @@ impl Task {
         let remote_set = self.remote.is_some();
         [
             self.playing.as_ref().and_then(|playing| playing.player.next_deadline()),
+            self.sending.as_ref().map(SendingDigit::next_deadline),
             self.dtmf.poll_timeout(),
             (remote_set && !self.timed_out).then(|| self.last_activity + self.config.media_timeout),
             remote_set.then_some(self.next_report),
@@ -348,6 +504,8 @@ impl Task {
     fn handle_timeout(&mut self, now: Instant) {
         self.dtmf.handle_timeout(now);
         self.drain_dtmf(now);
+        // Before the prompt's frames: a digit whose slot ends now lets this wake-up's frame pass.
+        self.send_due_digits(now);
         self.play_due_frames(now);
         if self.remote.is_some() {
             if !self.timed_out && now >= self.last_activity + self.config.media_timeout {
@@ -427,7 +585,60 @@ impl Task {
                 let _ = reply.send(self.finish_recording(now));
             }
             Command::Conference(conference) => self.conference = conference,
+            Command::SendDigit { digit, reply } => {
+                let _ = reply.send(self.queue_digit(now, digit));
+            }
         }
+    }
+
+    /// Sends `digit` now, or after the digits before it.
+    fn queue_digit(&mut self, now: Instant, digit: Digit) -> Result<(), SessionError> {
+        let Some(remote) = self.remote else { return Err(SessionError::NoRemote) };
+        if self.sending.is_some() {
+            if self.digits.len() == DIGIT_QUEUE {
+                return Err(SessionError::TooManyDigits(DIGIT_QUEUE));
+            }
+            self.digits.push_back(digit);
+            return Ok(());
+        }
+        let ssrc = self.new_source();
+        self.sending = Some(SendingDigit::new(digit, now, ssrc, remote.telephone_event.is_some()));
+        self.leg.lock_outbound().digit = true;
+        // Its first packet is due now, and goes when the timer fires, as a prompt's first frame
+        // does. Not from here: on a session that has sent nothing yet, Tokio marks the socket
+        // writable only once its driver has run, and `try_send_to` would refuse the packet.
+        Ok(())
+    }
+
+    /// Sends what is due of the digit in progress. At the end of its slot the next digit starts
+    /// where the slot ends, so that a late wake-up does not stretch the pause; after the last,
+    /// the peer and the prompts reach the leg again.
+    fn send_due_digits(&mut self, now: Instant) {
+        loop {
+            let Some(sending) = &mut self.sending else { return };
+            sending.send_due(&self.leg, now);
+            if now < sending.next_deadline() {
+                return;
+            }
+            let slot_end = sending.start + DIGIT_SLOT;
+            // The far end's telephone-event may have come or gone with a re-INVITE meanwhile.
+            let telephone_event = self.remote.is_some_and(|remote| remote.telephone_event.is_some());
+            match self.digits.pop_front() {
+                Some(digit) => {
+                    let ssrc = self.new_source();
+                    self.sending = Some(SendingDigit::new(digit, slot_end, ssrc, telephone_event));
+                }
+                None => {
+                    self.sending = None;
+                    self.leg.lock_outbound().digit = false;
+                }
+            }
+        }
+    }
+
+    fn new_source(&mut self) -> u32 {
+        self.sources = self.sources.wrapping_add(1);
+        self.source_ssrc_base.wrapping_add(self.sources)
     }
 
     /// Takes the recorder out of the leg, so that no more packets reach it, and ends it.
@@ -497,7 +708,7 @@ impl Task {
         }
         if let Some(weak) = &self.peer {
             match weak.upgrade() {
-                Some(peer) if !self.muted => peer.send(now, &packet, payload, false),
+                Some(peer) if !self.muted => peer.send(now, &packet, payload, Origin::Peer),
                 Some(_) => {}
                 // The peer session has ended.
                 None => self.peer = None,
@@ -615,11 +826,11 @@ impl Task {
         let hold_music = self.hold_music.take();
         self.stop_playback(now);
         self.hold_music = hold_music;
-        self.playbacks = self.playbacks.wrapping_add(1);
+        let ssrc = self.new_source();
         self.playing = Some(Playing {
             player: Player::new(playlist, options.looping, now),
             barge_in: options.barge_in,
-            ssrc: self.player_ssrc_base.wrapping_add(self.playbacks),
+            ssrc,
             music,
         });
         self.leg.lock_outbound().playing = true;
@@ -634,23 +845,12 @@ impl Task {
         self.drain_playback(now);
     }
 
-    /// Sends the frames due at `now`. Each becomes an RTP packet of the playback's own source
-    /// and goes through the leg's rewriter, like a relayed packet.
+    /// Sends the frames due at `now`, each as a packet of the playback's own source. While a
+    /// digit is being sent they are dropped, so the prompt goes on in time and resumes after it.
     fn play_due_frames(&mut self, now: Instant) {
         let Some(playing) = &mut self.playing else { return };
         while let Some(frame) = playing.player.poll_frame(now) {
-            let header = RtpHeader {
-                marker: frame.marker,
-                payload_type: Codec::Pcmu.payload_type(),
-                sequence: frame.index as u16,
-                timestamp: (frame.index as u32).wrapping_mul(FRAME_LEN as u32),
-                ssrc: playing.ssrc,
-            };
-            let mut datagram = [0u8; HEADER_LEN + FRAME_LEN];
-            // Frames are FRAME_LEN bytes, so the packet fits and parses back.
-            let Ok(length) = header.write(frame.ulaw, &mut datagram) else { break };
-            let Ok(packet) = RtpPacket::parse(&datagram[..length]) else { break };
-            self.leg.send(now, &packet, Payload::Audio(Codec::Pcmu), true);
+            self.leg.send_frame(now, playing.ssrc, frame, Origin::Player);
         }
         self.drain_playback(now);
     }
