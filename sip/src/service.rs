@@ -15,7 +15,8 @@
 //! - other methods: 501. Responses go to loket's client transactions (INVITE, CANCEL, BYE, ...).
 //!
 //! With a trunk in the settings, loket registers there if asked to (and removes the binding when
-//! [`Sockets::serve_until`] is told to stop), and the application dials numbers through it.
+//! [`Sockets::serve_until`] is told to stop), and the application dials numbers and originates
+//! calls through it.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -39,7 +40,7 @@ pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, IN
 pub mod application;
 mod calls;
 
-pub use application::{Application, CallCommand, CallEvent};
+pub use application::{Application, CallCommand, CallEvent, CallIds};
 pub use calls::{CallSettings, Number, Target};
 
 /// Where agents' SIP credentials come from (the CRM in the binary).
@@ -134,9 +135,14 @@ impl Sockets {
         // A second handle on the UDP socket, for the requests loket sends itself (calls).
         let udp = self.udp.into_std()?;
         let sender = Arc::new(UdpSocket::from_std(udp.try_clone()?)?);
+        // Its `try_send_to` fails until the reactor has seen it writable once: without this,
+        // loket's first request (a REGISTER, an INVITE) would wait for its retransmission.
+        sender.writable().await?;
         let udp = UdpSocket::from_std(udp)?;
+        // Without an application, no id is drawn elsewhere.
+        let ids = application.as_ref().map_or_else(CallIds::default, |app| app.ids.clone());
         let (events, commands) = application.map(|app| (app.events, app.commands)).unzip();
-        let service = Service::new(settings.clone(), credentials, locations, addresses, sender, events);
+        let service = Service::new(settings.clone(), credentials, locations, addresses, sender, events, ids);
         tokio::select! {
             result = serve_udp(udp, settings.limits, enqueue(inbound.clone()), never()) => result,
             result = serve_tcp(self.tcp, tcp, enqueue(inbound), never()) => result,
@@ -211,7 +217,8 @@ struct Service<C, L> {
 }
 
 impl<C: CredentialStore, L: LocationStore> Service<C, L> {
-    /// `addresses` are the bound UDP and TCP addresses, for loket's Via and Contact.
+    /// `addresses` are the bound UDP and TCP addresses, for loket's Via and Contact; `ids` are
+    /// shared with the application.
     fn new(
         settings: Settings,
         credentials: C,
@@ -219,6 +226,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         addresses: (SocketAddr, SocketAddr),
         sender: Arc<UdpSocket>,
         application: Option<mpsc::UnboundedSender<CallEvent>>,
+        ids: CallIds,
     ) -> Service<C, L> {
         // Per process: a restart invalidates outstanding nonces, and clients get one more 401.
         let auth =
@@ -228,8 +236,8 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         let transactions = ServerTransactions::new(Instant::now(), Timers::default(), max_transactions);
         // Unbounded, but holds at most `max_registrations_in_flight` answers: one per permit.
         let (done_tx, done_rx) = mpsc::unbounded_channel();
-        let calls =
-            calls::Calls::new(Instant::now(), settings.calls.clone(), addresses.0, addresses.1, sender, application);
+        let (udp, tcp) = addresses;
+        let calls = calls::Calls::new(Instant::now(), settings.calls.clone(), udp, tcp, sender, application, ids);
         Service {
             calls,
             auth,

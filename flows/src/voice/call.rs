@@ -228,7 +228,7 @@ impl<W: WorkItems> Voice<W> {
                 Heard::HungUp => {
                     return match ringing.take() {
                         Some((agent, agent_media)) => {
-                            line.command(CallCommand::HangUpAgent { call: line.call });
+                            line.command(CallCommand::HangUpCallee { call: line.call });
                             agent_media.close().await;
                             self.finished(item, agent).await;
                         }
@@ -265,7 +265,7 @@ impl<W: WorkItems> Voice<W> {
                         }
                     }
                 }
-                Heard::Other(Signal::AgentAnswered(sdp)) => {
+                Heard::Other(Signal::CalleeAnswered(sdp)) => {
                     if let Some((agent, agent_media)) = ringing.take() {
                         let answered = match sdp::remote(&sdp) {
                             Ok(remote) => agent_media.set_remote(remote_params(&remote)).await.is_ok(),
@@ -278,7 +278,7 @@ impl<W: WorkItems> Voice<W> {
                         talked = Some(self.talk(line, item, agent, &queue, leg, draft).await);
                     }
                 }
-                Heard::Other(Signal::AgentFailed(status)) => {
+                Heard::Other(Signal::CalleeFailed(status)) => {
                     if let Some((agent, agent_media)) = ringing.take() {
                         tracing::info!(item = item.0, status, "the agent's phone did not answer");
                         agent_media.close().await;
@@ -287,7 +287,7 @@ impl<W: WorkItems> Voice<W> {
                 }
                 Heard::Other(Signal::HangUp) => {
                     if let Some((agent, agent_media)) = ringing.take() {
-                        line.command(CallCommand::HangUpAgent { call: line.call });
+                        line.command(CallCommand::HangUpCallee { call: line.call });
                         line.hang_up();
                         agent_media.close().await;
                         return self.finished(item, agent).await;
@@ -338,13 +338,13 @@ impl<W: WorkItems> Voice<W> {
         };
         let answered = loop {
             match line.next(None).await {
-                Heard::Other(Signal::AgentAnswered(sdp)) => break Some(sdp),
-                Heard::Other(Signal::AgentFailed(status)) => {
+                Heard::Other(Signal::CalleeAnswered(sdp)) => break Some(sdp),
+                Heard::Other(Signal::CalleeFailed(status)) => {
                     tracing::info!(call = line.call.0, %number, status, "a transfer to a number failed; hanging up");
                     break None;
                 }
                 Heard::HungUp => {
-                    line.command(CallCommand::HangUpAgent { call: line.call });
+                    line.command(CallCommand::HangUpCallee { call: line.call });
                     break None;
                 }
                 _ => {}
@@ -360,10 +360,10 @@ impl<W: WorkItems> Voice<W> {
             loop {
                 match line.next(None).await {
                     Heard::HungUp => {
-                        line.command(CallCommand::HangUpAgent { call: line.call });
+                        line.command(CallCommand::HangUpCallee { call: line.call });
                         break;
                     }
-                    Heard::Other(Signal::AgentHungUp) => break,
+                    Heard::Other(Signal::CalleeHungUp) => break,
                     _ => {}
                 }
             }
@@ -387,14 +387,14 @@ impl<W: WorkItems> Voice<W> {
             Ok(remote) => remote,
             Err(error) => {
                 tracing::warn!(call = line.call.0, %error, "the callee answered with unusable SDP");
-                line.command(CallCommand::HangUpAgent { call: line.call });
+                line.command(CallCommand::HangUpCallee { call: line.call });
                 return false;
             }
         };
         line.stop_playback().await;
         let bridged = media.set_remote(remote_params(&remote)).await.is_ok() && line.media.bridge(media).await.is_ok();
         if !bridged {
-            line.command(CallCommand::HangUpAgent { call: line.call });
+            line.command(CallCommand::HangUpCallee { call: line.call });
         }
         bridged
     }
@@ -447,7 +447,7 @@ impl<W: WorkItems> Voice<W> {
         loop {
             let heard = tokio::select! {
                 heard = line.next(None) => heard,
-                () = agent_leg.gone() => Heard::Other(Signal::AgentHungUp),
+                () = agent_leg.gone() => Heard::Other(Signal::CalleeHungUp),
                 supervisor = coach::gone(&coached) => Heard::Other(Signal::Coach { supervisor, mode: None }),
             };
             match heard {
@@ -474,7 +474,7 @@ impl<W: WorkItems> Voice<W> {
                     agent_leg.hang_up(line);
                     break;
                 }
-                Heard::Other(Signal::AgentHungUp) => match &agent_leg {
+                Heard::Other(Signal::CalleeHungUp) => match &agent_leg {
                     AgentLeg::Phone { .. } => {
                         line.hang_up();
                         break;
@@ -638,7 +638,7 @@ impl AgentLeg {
     /// Ends the agent's side of the call: a phone is hung up; a softphone stays connected.
     fn hang_up(&self, line: &Line) {
         if let AgentLeg::Phone { .. } = self {
-            line.command(CallCommand::HangUpAgent { call: line.call });
+            line.command(CallCommand::HangUpCallee { call: line.call });
         }
     }
 

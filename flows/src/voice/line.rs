@@ -35,10 +35,10 @@ pub(super) enum Signal {
         supervisor: AgentId,
         mode: Option<Coaching>,
     },
-    AgentRinging,
-    AgentAnswered(String),
-    AgentFailed(u16),
-    AgentHungUp,
+    CalleeRinging,
+    CalleeAnswered(String),
+    CalleeFailed(u16),
+    CalleeHungUp,
 }
 
 /// What happened on the line while the call's task waited.

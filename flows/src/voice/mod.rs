@@ -116,10 +116,10 @@ impl<W: WorkItems> Voice<W> {
                 }
                 CallEvent::Digit { call, digit } => (call, Signal::Digit(digit)),
                 CallEvent::Ended { call } => (call, Signal::Ended),
-                CallEvent::AgentRinging { call } => (call, Signal::AgentRinging),
-                CallEvent::AgentAnswered { call, sdp } => (call, Signal::AgentAnswered(sdp)),
-                CallEvent::AgentFailed { call, status } => (call, Signal::AgentFailed(status)),
-                CallEvent::AgentHungUp { call } => (call, Signal::AgentHungUp),
+                CallEvent::CalleeRinging { call } => (call, Signal::CalleeRinging),
+                CallEvent::CalleeAnswered { call, sdp } => (call, Signal::CalleeAnswered(sdp)),
+                CallEvent::CalleeFailed { call, status } => (call, Signal::CalleeFailed(status)),
+                CallEvent::CalleeHungUp { call } => (call, Signal::CalleeHungUp),
             };
             let mut calls = lock(&self.calls);
             let sent = calls.get(&call).is_some_and(|signals| signals.send(signal.clone()).is_ok());

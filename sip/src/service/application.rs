@@ -5,8 +5,14 @@
 //!
 //! An answered call can have one callee at a time, dialled by the application for it: an agent's
 //! phones ([`CallCommand::DialAgent`]) or a number through the trunk
-//! ([`CallCommand::DialNumber`]). Both report through the same `Agent…` events and are hung up
-//! with [`CallCommand::HangUpAgent`]: the application knows which one it dialled.
+//! ([`CallCommand::DialNumber`]). Both report through the same `Callee…` events and are hung up
+//! with [`CallCommand::HangUpCallee`]: the application knows which one it dialled.
+//!
+//! The application also places calls of its own, with no caller behind them (a callback, an
+//! agent's click-to-dial): [`CallCommand::Originate`] under an id from [`CallIds::next`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
 
@@ -32,17 +38,17 @@ pub enum CallEvent {
     Ended { call: LegId },
     /// The callee rings: one of the agent's phones dialled by [`CallCommand::DialAgent`], or the
     /// number dialled by [`CallCommand::DialNumber`].
-    AgentRinging { call: LegId },
+    CalleeRinging { call: LegId },
     /// The callee answered with this SDP (the first of the agent's phones; the others have been
     /// cancelled).
-    AgentAnswered { call: LegId, sdp: String },
+    CalleeAnswered { call: LegId, sdp: String },
     /// The callee did not answer: no phone of the agent registered (480), busy (486), another
     /// refusal (the trunk's 403 to loket's credentials, 404 …), nobody answering in time (480),
     /// or no trunk to dial a number through (503).
-    AgentFailed { call: LegId, status: u16 },
-    /// The callee's side ended after its answer: it hung up, or [`CallCommand::HangUpAgent`]
+    CalleeFailed { call: LegId, status: u16 },
+    /// The callee's side ended after its answer: it hung up, or [`CallCommand::HangUpCallee`]
     /// ended it. The caller's leg stays up until the application decides.
-    AgentHungUp { call: LegId },
+    CalleeHungUp { call: LegId },
 }
 
 /// What the application asks of the service.
@@ -66,7 +72,29 @@ pub enum CallCommand {
     /// trunk's is answered once with its credentials. Reported like [`CallCommand::DialAgent`].
     DialNumber { call: LegId, number: String, offer: String },
     /// Hangs up the callee's side of `call` (CANCEL while it rings, BYE once answered).
-    HangUpAgent { call: LegId },
+    HangUpCallee { call: LegId },
+    /// Places a call of loket's own to `number` (`+` and digits) through the trunk, as
+    /// [`CallCommand::DialNumber`] does for a caller, under the new id `call` (from
+    /// [`CallIds::next`]). It reports [`CallEvent::CalleeRinging`], then
+    /// [`CallEvent::CalleeAnswered`] (from then on it is one of the application's calls: digits
+    /// by INFO, [`CallCommand::HangUp`], [`CallEvent::Ended`] when the callee hangs up) or
+    /// [`CallEvent::CalleeFailed`], after which the id is free: the trunk's refusal, 484 for a
+    /// number that is not one, 503 without a trunk (or its host's address) or without room for
+    /// the call, 408 or 480 when nobody answers, 502 for an answer without SDP (hung up at once).
+    /// [`CallCommand::HangUp`] before the answer cancels it, and nothing more is reported: the
+    /// application ended it itself.
+    Originate { call: LegId, number: String, offer: String },
+}
+
+/// The ids of call legs, shared by the service (its legs) and the application (the calls it
+/// originates), so that both draw from one sequence.
+#[derive(Debug, Clone, Default)]
+pub struct CallIds(Arc<AtomicU64>);
+
+impl CallIds {
+    pub fn next(&self) -> LegId {
+        LegId(self.0.fetch_add(1, Ordering::Relaxed) + 1)
+    }
 }
 
 /// The application's ends of the two channels, given to [`super::Sockets::serve`].
@@ -75,15 +103,17 @@ pub struct Application {
     /// to one of at most `max_calls` calls.
     pub events: mpsc::UnboundedSender<CallEvent>,
     pub commands: mpsc::UnboundedReceiver<CallCommand>,
+    pub ids: CallIds,
 }
 
 /// The service's ends and the application's: (application side, service side).
 pub fn channels() -> (ApplicationEnds, Application) {
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+    let ids = CallIds::default();
     (
-        ApplicationEnds { events: events_rx, commands: commands_tx },
-        Application { events: events_tx, commands: commands_rx },
+        ApplicationEnds { events: events_rx, commands: commands_tx, ids: ids.clone() },
+        Application { events: events_tx, commands: commands_rx, ids },
     )
 }
 
@@ -91,6 +121,7 @@ pub fn channels() -> (ApplicationEnds, Application) {
 pub struct ApplicationEnds {
     pub events: mpsc::UnboundedReceiver<CallEvent>,
     pub commands: mpsc::UnboundedSender<CallCommand>,
+    pub ids: CallIds,
 }
 
 /// The digit of an INFO body: `Signal=5` (application/dtmf-relay) or `5` (application/dtmf).

@@ -6,6 +6,10 @@
 //! into messages. Each leg is one [`Call`] here: its leg, its dialog, the requests it still has to
 //! answer and the messages it may have to send again.
 //!
+//! A call the application originates is one outbound leg to the trunk under the application's
+//! id, with no caller and so no bridge: the application is its other side, and hears of it
+//! through the `Callee…` events until the answer, then as of an inbound call.
+//!
 //! Media: the application's calls carry the SDP of its media sessions; loket's own answers (target
 //! `answer`) name the configured media address and port, where nothing listens; bridged calls
 //! pass SDP through unchanged, so media flows between the phones. See `sip/NOTES.md`.
@@ -20,10 +24,10 @@ use rsipstack::sip::{Header, Method, Request, Response};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::application::{CallCommand, CallEvent, info_digit};
+use super::application::{CallCommand, CallEvent, CallIds, info_digit};
 use super::{CredentialStore, Peer, Service, send_to};
 use crate::call::bridge::Bridge;
-use crate::call::{Action, Change, Event, Leg, LegId, SessionDescription, Status};
+use crate::call::{Action, Change, EndReason, Event, Leg, LegId, SessionDescription, Status};
 use crate::dialog::{Dialog, Invitation, tag_of};
 use crate::message::{Reply, reason_phrase as reason};
 use crate::ratelimit::NewCalls;
@@ -151,6 +155,8 @@ struct Call {
     agent_offer: Option<SessionDescription>,
     /// A leg to the trunk, whose credentials answer its challenges.
     trunk: bool,
+    /// A call the application originated (this outbound leg under its id): what it was told.
+    origination: Option<Origination>,
     /// The answer to the trunk's challenge (header name and value), sent with the INVITE again
     /// and in the ACK of its 2xx.
     credentials: Option<(&'static str, String)>,
@@ -183,6 +189,7 @@ impl Call {
             media: None,
             agent_offer: None,
             trunk: false,
+            origination: None,
             credentials: None,
             scheduled: None,
         }
@@ -191,6 +198,22 @@ impl Call {
     fn next_deadline(&self) -> Option<Instant> {
         [self.leg.next_deadline(), self.ringing.as_ref().map(|(at, _)| *at), self.hangup_at].into_iter().flatten().min()
     }
+
+    /// Answered by loket (an inbound call) or by the callee (an originated one).
+    fn is_answered(&self) -> bool {
+        self.answer.is_some() || self.origination == Some(Origination::Answered)
+    }
+}
+
+/// What the application has heard of a call it originated, which tells what it hears next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origination {
+    /// Nothing final: the end is a `CalleeFailed`.
+    Dialling,
+    /// `CalleeAnswered`: the end is an `Ended`, as for an inbound call.
+    Answered,
+    /// Nothing more: the application hung up before the answer, or has heard that it failed.
+    Silent,
 }
 
 /// What one of loket's client transactions is for.
@@ -207,8 +230,9 @@ enum Purpose {
 pub(super) enum Found {
     /// The contacts of an agent, from the location store, for the call waiting on them.
     Agent { leg: LegId, bindings: Result<Vec<Binding>, StoreError> },
-    /// The trunk's next hop, for the call to `number` from the call `leg`.
-    Trunk { leg: LegId, number: String, addr: io::Result<SocketAddr> },
+    /// The trunk's next hop, for the call to `number`: the callee of the call `leg`, or, when
+    /// `originated`, the application's own call `leg`.
+    Trunk { leg: LegId, number: String, addr: io::Result<SocketAddr>, originated: bool },
     /// The trunk's next hop, for the REGISTER of the registration's `attempt`.
     Registrar { attempt: u64, addr: io::Result<SocketAddr> },
 }
@@ -236,7 +260,10 @@ pub(super) struct Calls {
     bridges: HashMap<LegId, Bridge>,
     wheel: TimerWheel<(LegId, Instant)>,
     new_calls: NewCalls,
-    next_leg: u64,
+    /// Shared with the application, whose originated calls take ids of the same sequence.
+    ids: CallIds,
+    /// Originated calls whose trunk lookup is under way, with their offer; they count as calls.
+    originating: HashMap<LegId, String>,
     client: ClientTransactions<Peer>,
     /// loket's own addresses, for Via and Contact, and the UDP socket its requests leave by.
     udp: SocketAddr,
@@ -266,6 +293,7 @@ impl Calls {
         tcp: SocketAddr,
         socket: Arc<UdpSocket>,
         application: Option<mpsc::UnboundedSender<CallEvent>>,
+        ids: CallIds,
     ) -> Calls {
         // Unbounded, but each message answers one call's lookup, and calls are bounded.
         let (found_tx, found_rx) = mpsc::unbounded_channel();
@@ -280,7 +308,8 @@ impl Calls {
             requests: HashMap::new(),
             bridges: HashMap::new(),
             wheel: TimerWheel::new(now, Duration::from_millis(10), 4_096),
-            next_leg: 0,
+            ids,
+            originating: HashMap::new(),
             udp,
             tcp,
             socket,
@@ -300,9 +329,26 @@ impl Calls {
         self.invites.contains_key(key)
     }
 
-    fn new_leg(&mut self) -> LegId {
-        self.next_leg += 1;
-        LegId(self.next_leg)
+    /// Whether `max_calls` legs are alive or about to be.
+    fn is_full(&self) -> bool {
+        self.calls.len() + self.originating.len() >= self.settings.max_calls
+    }
+
+    /// A new outbound leg `id` to `target` at `addr`, presented as `placement` says; not yet
+    /// dialled.
+    fn outbound(&mut self, id: LegId, target: &str, addr: SocketAddr, placement: &Placement) -> &mut Call {
+        let call_id = format!("{:016x}{:016x}@loket", rand::random::<u64>(), rand::random::<u64>());
+        let local_tag = format!("lk{:016x}", rand::random::<u64>());
+        let dialog = Dialog::as_uac(&call_id, &placement.from, &local_tag, target);
+        let dialog = match &placement.route {
+            Some(route) => dialog.with_route(route.clone()),
+            None => dialog,
+        };
+        self.dialogs.insert((call_id, local_tag), id);
+        let peer = Peer { path: ReplyPath::Datagram(self.socket.clone()), addr };
+        let mut call = Call::new(Leg::outbound(id, placement.timers), dialog, peer, Transport::Unreliable);
+        call.trunk = placement.trunk;
+        self.calls.entry(id).insert_entry(call).into_mut()
     }
 
     /// The session id only has to be unique per origin; the leg's number is.
@@ -344,14 +390,14 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         };
         // Only calls that would be taken use up the admission budget.
         let no_application = number.target == Target::Application && self.calls.application.is_none();
-        if no_application || self.calls.calls.len() >= settings.max_calls || !self.calls.new_calls.admit(now) {
+        if no_application || self.calls.is_full() || !self.calls.new_calls.admit(now) {
             let retry_after = self.calls.settings.retry_after.to_string();
             let reply =
                 Reply::to_request_with(&request, 503, "Service Unavailable", &[("Retry-After", &retry_after)], &[]);
             self.respond(&key, reply);
             return;
         }
-        let id = self.calls.new_leg();
+        let id = self.calls.ids.next();
         let offer = offer_of(&request);
         let own_answer = match (&number.target, &offer) {
             (Target::Answer, Some(offer)) => match sdp::answer(offer, &self.calls.local_media(id), 1) {
@@ -421,7 +467,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
     pub(super) fn on_found(&mut self, found: Found) {
         match found {
             Found::Agent { leg, bindings } => self.on_agent_found(leg, bindings),
-            Found::Trunk { leg, number, addr } => self.on_trunk_found(leg, number, addr),
+            Found::Trunk { leg, number, addr, originated } => self.on_trunk_found(leg, number, addr, originated),
             Found::Registrar { attempt, addr } => self.on_registrar_found(attempt, addr),
         }
     }
@@ -445,7 +491,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         match (targets.is_empty(), application) {
             (true, true) => {
                 let status = Status::TEMPORARILY_UNAVAILABLE.0;
-                self.calls.report(CallEvent::AgentFailed { call: leg, status });
+                self.calls.report(CallEvent::CalleeFailed { call: leg, status });
             }
             (true, false) => self.feed_call(now, leg, Event::Rejected { status: Status::TEMPORARILY_UNAVAILABLE }),
             (false, _) => self.fork(now, leg, targets),
@@ -474,21 +520,10 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         let media = offer.as_ref().filter(|_| application).and_then(|offer| media_of(&offer.0));
         let mut forks = Vec::new();
         for (target, addr) in targets {
-            let id = self.calls.new_leg();
-            let call_id = format!("{:016x}{:016x}@loket", rand::random::<u64>(), rand::random::<u64>());
-            let local_tag = format!("lk{:016x}", rand::random::<u64>());
-            let dialog = Dialog::as_uac(&call_id, &placement.from, &local_tag, &target);
-            let dialog = match &placement.route {
-                Some(route) => dialog.with_route(route.clone()),
-                None => dialog,
-            };
-            self.calls.dialogs.insert((call_id, local_tag), id);
-            let peer = Peer { path: ReplyPath::Datagram(self.calls.socket.clone()), addr };
-            let mut call = Call::new(Leg::outbound(id, placement.timers), dialog, peer, Transport::Unreliable);
+            let id = self.calls.ids.next();
+            let call = self.calls.outbound(id, &target, addr, &placement);
             call.bridge = Some(inbound);
             call.media = media;
-            call.trunk = placement.trunk;
-            self.calls.calls.insert(id, call);
             forks.push(id);
         }
         if let Some(caller) = self.calls.calls.get_mut(&inbound) {
@@ -708,7 +743,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
                     let events = if passed { coupling.on_action(id, &action) } else { Vec::new() };
                     for (leg, event) in events {
                         if application && leg == inbound {
-                            self.report_agent(inbound, event);
+                            self.report_callee(inbound, event);
                         } else {
                             queue.push_back((leg, event));
                         }
@@ -847,6 +882,20 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
                 // When the table is full the leg ends by its own timer, the peer by its own.
                 self.send_request(now, id, "BYE", &[], "", Purpose::Bye);
             }
+            // An originated call has the application as its other side.
+            Action::Progress { .. } if call.origination == Some(Origination::Dialling) => {
+                self.calls.report(CallEvent::CalleeRinging { call: id });
+            }
+            Action::Accepted { sdp } if call.origination == Some(Origination::Dialling) => {
+                let Some(sdp) = sdp else {
+                    // Without an answer to its offer the application has no media to connect.
+                    call.origination = Some(Origination::Silent);
+                    self.calls.report(CallEvent::CalleeFailed { call: id, status: 502 });
+                    return vec![(id, Event::Abandon)];
+                };
+                call.origination = Some(Origination::Answered);
+                self.calls.report(CallEvent::CalleeAnswered { call: id, sdp: sdp.0 });
+            }
             // For the bridge only, which has seen them.
             Action::Progress { .. }
             | Action::Accepted { .. }
@@ -859,8 +908,16 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
                     if let Some((_, key)) = &call.invite {
                         self.calls.invites.remove(key);
                     }
-                    if call.application && call.invite.is_some() {
-                        self.calls.report(CallEvent::Ended { call: id });
+                    let event = match call.origination {
+                        None if call.application => Some(CallEvent::Ended { call: id }),
+                        Some(Origination::Answered) => Some(CallEvent::Ended { call: id }),
+                        Some(Origination::Dialling) => {
+                            Some(CallEvent::CalleeFailed { call: id, status: failure(reason) })
+                        }
+                        None | Some(Origination::Silent) => None,
+                    };
+                    if let Some(event) = event {
+                        self.calls.report(event);
                     }
                 }
             }
@@ -879,13 +936,25 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
             | CallCommand::HangUp { call }
             | CallCommand::DialAgent { call, .. }
             | CallCommand::DialNumber { call, .. }
-            | CallCommand::HangUpAgent { call } => *call,
+            | CallCommand::HangUpCallee { call }
+            | CallCommand::Originate { call, .. } => *call,
         };
-        let Some(call) = self.calls.calls.get_mut(&id).filter(|call| call.application) else { return };
+        let Some(call) = self.calls.calls.get_mut(&id).filter(|call| call.application) else {
+            match command {
+                // An originated call has no leg until the trunk's next hop is known.
+                CallCommand::Originate { number, offer, .. } => self.dial_number(id, number, offer, true),
+                // Hung up meanwhile, it is never placed.
+                CallCommand::HangUp { .. } => drop(self.calls.originating.remove(&id)),
+                _ => {}
+            }
+            return;
+        };
         let event = match command {
             CallCommand::DialAgent { agent, offer, .. } => return self.dial_agent(id, agent, offer),
-            CallCommand::DialNumber { number, offer, .. } => return self.dial_number(id, number, offer),
-            CallCommand::HangUpAgent { .. } => {
+            CallCommand::DialNumber { number, offer, .. } => return self.dial_number(id, number, offer, false),
+            // An id in use, which is refused there.
+            CallCommand::Originate { number, offer, .. } => return self.dial_number(id, number, offer, true),
+            CallCommand::HangUpCallee { .. } => {
                 let forks = self.calls.bridges.get(&id).map(|bridge| bridge.forks().to_vec()).unwrap_or_default();
                 for fork in forks {
                     self.feed_call(now, fork, Event::Abandon);
@@ -898,6 +967,13 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
                 Event::Answered { answer: SessionDescription(sdp) }
             }
             CallCommand::Refuse { status, .. } => Event::Rejected { status: Status(status) },
+            CallCommand::HangUp { .. } if call.origination.is_some() => {
+                // A cancel of the application's own is no failure to report to it.
+                if call.origination == Some(Origination::Dialling) {
+                    call.origination = Some(Origination::Silent);
+                }
+                Event::Abandon
+            }
             CallCommand::HangUp { .. } if call.answer.is_some() => Event::HangupRequested,
             CallCommand::HangUp { .. } => Event::Rejected { status: Status::TEMPORARILY_UNAVAILABLE },
         };
@@ -911,12 +987,13 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         }
     }
 
-    /// Whether the application's call `id` may dial a callee with `offer` now: answered, and
-    /// without one ringing or talking (else 486 is reported). The offer is kept for the legs.
+    /// Whether the application's call `id` may dial a callee with `offer` now: answered (an
+    /// originated call too, which then stands for the caller), and without one ringing or
+    /// talking (else 486 is reported). The offer is kept for the legs.
     fn may_dial(&mut self, id: LegId, offer: String) -> bool {
         let busy = self.calls.bridges.get(&id).is_some_and(|bridge| !bridge.forks().is_empty());
-        let Some(call) = self.calls.calls.get_mut(&id).filter(|call| call.answer.is_some() && !busy) else {
-            self.calls.report(CallEvent::AgentFailed { call: id, status: 486 });
+        let Some(call) = self.calls.calls.get_mut(&id).filter(|call| call.is_answered() && !busy) else {
+            self.calls.report(CallEvent::CalleeFailed { call: id, status: 486 });
             return false;
         };
         call.agent_offer = Some(SessionDescription(offer));
@@ -935,12 +1012,12 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
     }
 
     /// What the agent's side of the application's call `call` did, for the application.
-    fn report_agent(&mut self, call: LegId, event: Event) {
+    fn report_callee(&mut self, call: LegId, event: Event) {
         let event = match event {
-            Event::Progress { .. } => CallEvent::AgentRinging { call },
-            Event::Answered { answer } => CallEvent::AgentAnswered { call, sdp: answer.0 },
-            Event::Rejected { status } => CallEvent::AgentFailed { call, status: status.0 },
-            Event::HangupRequested => CallEvent::AgentHungUp { call },
+            Event::Progress { .. } => CallEvent::CalleeRinging { call },
+            Event::Answered { answer } => CallEvent::CalleeAnswered { call, sdp: answer.0 },
+            Event::Rejected { status } => CallEvent::CalleeFailed { call, status: status.0 },
+            Event::HangupRequested => CallEvent::CalleeHungUp { call },
             // The agent's phone's offers are answered on its own leg.
             _ => return,
         };
@@ -992,6 +1069,17 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
                 false
             }
         }
+    }
+}
+
+/// The `CalleeFailed` status of an originated call that ended before its answer.
+fn failure(reason: EndReason) -> u16 {
+    match reason {
+        // A redirection's contacts are the trunk's business, as for a bridged callee.
+        EndReason::Refused(status) if status.0 >= 400 => status.0,
+        EndReason::NoAnswer => 408,
+        // Cancelled at the ring timeout (or ended as that CANCEL crossed the answer).
+        _ => Status::TEMPORARILY_UNAVAILABLE.0,
     }
 }
 

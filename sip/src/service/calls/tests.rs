@@ -410,6 +410,32 @@ impl Phone {
         ));
         self.socket.send_to(reply.as_bytes(), from).await.unwrap();
     }
+
+    /// Sends a request of the phone's within the dialog of loket's `invite`, which it answered,
+    /// with a body of `content_type`.
+    async fn send_in_dialog(
+        &self,
+        invite: &(String, SocketAddr),
+        method: &str,
+        cseq: u32,
+        content_type: &str,
+        body: &str,
+    ) {
+        let (invite, loket) = invite;
+        let content_type = if body.is_empty() { String::new() } else { format!("Content-Type: {content_type}\r\n") };
+        let request = format!(
+            "{method} sip:loket@{loket} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK-p{cseq}{method}\r\n\
+             Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n\
+             Contact: <sip:phone@{}>\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
+            self.addr(),
+            line_value(&ok_to(invite, &self.tag)),
+            line_value(&header_line(invite, "From: ")),
+            line_value(&header_line(invite, "Call-ID: ")),
+            self.addr(),
+            body.len(),
+        );
+        self.socket.send_to(request.as_bytes(), loket).await.unwrap();
+    }
 }
 
 const PHONE_ANSWER: &str = "v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
@@ -491,15 +517,7 @@ async fn a_call_to_an_agent_forks_and_is_bridged() {
     first.respond(&info, "200 OK", "").await;
 
     // The phone hangs up; loket answers it and hangs up the caller.
-    let bye = format!(
-        "BYE sip:loket@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK-pbye\r\nMax-Forwards: 70\r\n\
-         From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 7 BYE\r\nContent-Length: 0\r\n\r\n",
-        first.addr(),
-        line_value(&ok_to(&invite_a.0, "a")),
-        line_value(&header_line(&invite_a.0, "From: ")),
-        line_value(&header_line(&invite_a.0, "Call-ID: ")),
-    );
-    first.socket.send_to(bye.as_bytes(), server).await.unwrap();
+    first.send_in_dialog(&invite_a, "BYE", 7, "", "").await;
     let bye_to_caller = caller.receive().await;
     assert!(bye_to_caller.starts_with("BYE sip:caller@"), "{bye_to_caller}");
 }
@@ -612,7 +630,7 @@ async fn the_application_dials_the_agent_for_its_caller() {
     let call = caller.1;
     let dial = || CallCommand::DialAgent { call, agent: "agent".into(), offer: AGENT_OFFER.to_owned() };
     ends.commands.send(dial()).unwrap();
-    assert_eq!(next_event(&mut ends).await, CallEvent::AgentFailed { call, status: 480 });
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call, status: 480 });
 
     let (first, second) = (Phone::new("a").await, Phone::new("b").await);
     registered(&store, &[&first, &second]).await;
@@ -621,51 +639,35 @@ async fn the_application_dials_the_agent_for_its_caller() {
     let invite_b = second.request("INVITE").await;
     assert_eq!(body(&invite_a.0), AGENT_OFFER);
     second.respond(&invite_b, "180 Ringing", "").await;
-    assert_eq!(next_event(&mut ends).await, CallEvent::AgentRinging { call });
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeRinging { call });
     first.respond(&invite_a, "200 OK", PHONE_ANSWER).await;
-    assert_eq!(next_event(&mut ends).await, CallEvent::AgentAnswered { call, sdp: PHONE_ANSWER.to_owned() });
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeAnswered { call, sdp: PHONE_ANSWER.to_owned() });
     first.request("ACK").await;
     let cancel = second.request("CANCEL").await;
     second.respond(&cancel, "200 OK", "").await;
     second.respond(&invite_b, "487 Request Terminated", "").await;
 
     // The phone holds: loket answers with the agent session's port; the caller hears of nothing.
-    let reinvite = format!(
-        "INVITE sip:loket@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK-phold\r\nMax-Forwards: 70\r\n\
-         From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 5 INVITE\r\nContact: <sip:phone@{}>\r\n\
-         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{PHONE_ANSWER}a=sendonly\r\n",
-        first.addr(),
-        line_value(&ok_to(&invite_a.0, "a")),
-        line_value(&header_line(&invite_a.0, "From: ")),
-        line_value(&header_line(&invite_a.0, "Call-ID: ")),
-        first.addr(),
-        PHONE_ANSWER.len() + "a=sendonly\r\n".len(),
-    );
-    first.socket.send_to(reinvite.as_bytes(), server).await.unwrap();
+    first.send_in_dialog(&invite_a, "INVITE", 5, "application/sdp", &format!("{PHONE_ANSWER}a=sendonly\r\n")).await;
     let held = first.ok().await;
     assert!(body(&held).contains("m=audio 30002 ") && body(&held).ends_with("a=recvonly\r\n"), "{held}");
 
     // The agent hangs up: the application hears it, and the caller's leg stays.
-    let bye = reinvite
-        .replace("INVITE sip:", "BYE sip:")
-        .replace("CSeq: 5 INVITE", "CSeq: 6 BYE")
-        .replace("branch=z9hG4bK-phold", "branch=z9hG4bK-pbye");
-    let bye = format!("{}\r\nContent-Length: 0\r\n\r\n", bye.split("\r\nContact:").next().unwrap());
-    first.socket.send_to(bye.as_bytes(), server).await.unwrap();
+    first.send_in_dialog(&invite_a, "BYE", 6, "", "").await;
     assert!(first.ok().await.contains("CSeq: 6 BYE\r\n"));
-    assert_eq!(next_event(&mut ends).await, CallEvent::AgentHungUp { call });
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeHungUp { call });
 
     // Dialled again (one phone now), the application hangs the agent up while it rings.
     registered(&store, &[&first]).await;
     ends.commands.send(dial()).unwrap();
     let again = first.request("INVITE").await;
     first.respond(&again, "180 Ringing", "").await;
-    assert_eq!(next_event(&mut ends).await, CallEvent::AgentRinging { call });
-    ends.commands.send(CallCommand::HangUpAgent { call }).unwrap();
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeRinging { call });
+    ends.commands.send(CallCommand::HangUpCallee { call }).unwrap();
     let cancel = first.request("CANCEL").await;
     first.respond(&cancel, "200 OK", "").await;
     first.respond(&again, "487 Request Terminated", "").await;
-    assert_eq!(next_event(&mut ends).await, CallEvent::AgentFailed { call, status: 480 });
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call, status: 480 });
 
     caller.0.send("BYE", "").await;
     caller.0.expect(200, "BYE").await;
@@ -735,7 +737,7 @@ fn challenges(challenge_header: &str) -> Vec<String> {
 /// DialNumber through an outbound proxy: the INVITE names the number at the trunk's domain, from
 /// the municipality's number, with the proxy's Route; its 407 is ACKed and answered by the INVITE
 /// again (CSeq 2, same Call-ID and tag) with credentials that the trunk's check accepts; ringing
-/// and the answer reach the application, the ACK repeats the credentials, and HangUpAgent ends
+/// and the answer reach the application, the ACK repeats the credentials, and HangUpCallee ends
 /// the trunk's side with a BYE through the proxy.
 #[tokio::test]
 async fn the_application_dials_a_number_through_the_trunk() {
@@ -763,20 +765,20 @@ async fn the_application_dials_a_number_through_the_trunk() {
     assert!(authenticated(&second.0, "Proxy-Authorization", "INVITE"), "{}", second.0);
     assert_eq!(body(&second.0), AGENT_OFFER);
     proxy.respond(&second, "180 Ringing", "").await;
-    assert_eq!(next_event(&mut ends).await, CallEvent::AgentRinging { call });
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeRinging { call });
     proxy.respond(&second, "200 OK", PHONE_ANSWER).await;
-    assert_eq!(next_event(&mut ends).await, CallEvent::AgentAnswered { call, sdp: PHONE_ANSWER.to_owned() });
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeAnswered { call, sdp: PHONE_ANSWER.to_owned() });
     let ack = proxy.request("ACK").await;
     assert!(ack.0.starts_with(&format!("ACK sip:phone@{} SIP/2.0\r\n", proxy.addr())), "{}", ack.0);
     assert_eq!((header_line(&ack.0, "CSeq: "), header_line(&ack.0, "Route: ")), ("CSeq: 2 ACK".into(), route.clone()));
     // RFC 3261 §13.2.2.4: the ACK carries the INVITE's credentials.
     assert_eq!(header_line(&ack.0, "Proxy-Authorization: "), header_line(&second.0, "Proxy-Authorization: "));
 
-    ends.commands.send(CallCommand::HangUpAgent { call }).unwrap();
+    ends.commands.send(CallCommand::HangUpCallee { call }).unwrap();
     let bye = proxy.request("BYE").await;
     assert_eq!(header_line(&bye.0, "Route: "), route);
     proxy.respond(&bye, "200 OK", "").await;
-    assert_eq!(next_event(&mut ends).await, CallEvent::AgentHungUp { call });
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeHungUp { call });
     caller.send("BYE", "").await;
     caller.expect(200, "BYE").await;
     assert_eq!(next_event(&mut ends).await, CallEvent::Ended { call });
@@ -804,30 +806,202 @@ async fn calls_to_numbers_that_fail() {
     assert!(!authenticated(&second.0, "Authorization", "INVITE"), "the password is wrong");
     pbx.respond_with(&second, "401 Unauthorized", &challenges("WWW-Authenticate"), "").await;
     pbx.request("ACK").await;
-    assert_eq!(next_event(&mut ends).await, CallEvent::AgentFailed { call, status: 401 });
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call, status: 401 });
 
     ends.commands.send(dial(NUMBER)).unwrap();
     let invite = pbx.request("INVITE").await;
     pbx.respond(&invite, "403 Forbidden", "").await;
     pbx.request("ACK").await;
-    assert_eq!(next_event(&mut ends).await, CallEvent::AgentFailed { call, status: 403 });
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call, status: 403 });
 
     ends.commands.send(dial(NUMBER)).unwrap();
     let invite = pbx.request("INVITE").await;
     pbx.respond(&invite, "180 Ringing", "").await;
-    assert_eq!(next_event(&mut ends).await, CallEvent::AgentRinging { call });
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeRinging { call });
     let cancel = pbx.request("CANCEL").await;
     pbx.respond(&cancel, "200 OK", "").await;
     pbx.respond(&invite, "487 Request Terminated", "").await;
-    assert_eq!(next_event(&mut ends).await, CallEvent::AgentFailed { call, status: 480 });
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call, status: 480 });
 
     ends.commands.send(dial("+32 50 12")).unwrap();
-    assert_eq!(next_event(&mut ends).await, CallEvent::AgentFailed { call, status: 484 });
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call, status: 484 });
 
     let (server, mut ends) = with_application().await;
     let (_caller, call) = Caller::established_by(server, &mut ends).await;
     ends.commands.send(CallCommand::DialNumber { call, number: NUMBER.into(), offer: AGENT_OFFER.into() }).unwrap();
-    assert_eq!(next_event(&mut ends).await, CallEvent::AgentFailed { call, status: 503 });
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call, status: 503 });
+}
+
+/// The application's ids and the service's are one sequence: a call arriving after the
+/// application drew some gets none of them, and the application's next is new too.
+#[tokio::test]
+async fn the_application_and_the_service_draw_ids_from_one_sequence() {
+    let (server, mut ends) = with_application().await;
+    let drawn = [ends.ids.next(), ends.ids.next()];
+    let mut caller = Caller::new(server, "ivr").await;
+    caller.send("INVITE", OFFER).await;
+    let call = incoming(&mut ends).await;
+    assert!(!drawn.contains(&call), "{call:?} was drawn: {drawn:?}");
+    assert_ne!(ends.ids.next(), call);
+}
+
+fn originate(call: LegId, number: &str) -> CallCommand {
+    CallCommand::Originate { call, number: number.into(), offer: AGENT_OFFER.into() }
+}
+
+/// An originated call: the trunk gets the number at its host from the municipality's number with
+/// the application's offer, challenges it (answered with credentials), rings and answers; the
+/// application hears each step, then a digit by INFO, and its hang-up is a BYE.
+#[tokio::test]
+async fn the_application_originates_a_call_through_the_trunk() {
+    let pbx = Phone::new("t").await;
+    let (_server, mut ends) = with_trunk(trunk(&pbx.addr().to_string(), None, "s3cret")).await;
+    let call = ends.ids.next();
+    ends.commands.send(originate(call, NUMBER)).unwrap();
+
+    let first = pbx.request("INVITE").await;
+    assert!(first.0.starts_with(&format!("INVITE sip:{NUMBER}@{} SIP/2.0\r\n", pbx.addr())), "{}", first.0);
+    let from = format!("From: <sip:{DEMO}@{}>;tag=lk", pbx.addr());
+    assert!(header_line(&first.0, "From: ").starts_with(&from), "{}", first.0);
+    assert_eq!(body(&first.0), AGENT_OFFER);
+    pbx.respond_with(&first, "401 Unauthorized", &challenges("WWW-Authenticate"), "").await;
+    pbx.request("ACK").await;
+    let second = pbx.request("INVITE").await;
+    assert!(authenticated(&second.0, "Authorization", "INVITE"), "{}", second.0);
+    assert_eq!((header_line(&second.0, "CSeq: "), body(&second.0)), ("CSeq: 2 INVITE".into(), AGENT_OFFER));
+    pbx.respond(&second, "180 Ringing", "").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeRinging { call });
+    pbx.respond(&second, "200 OK", PHONE_ANSWER).await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeAnswered { call, sdp: PHONE_ANSWER.to_owned() });
+    let ack = pbx.request("ACK").await;
+    assert!(ack.0.starts_with(&format!("ACK sip:phone@{} SIP/2.0\r\n", pbx.addr())), "{}", ack.0);
+    assert_eq!(header_line(&ack.0, "Authorization: "), header_line(&second.0, "Authorization: "));
+
+    pbx.send_in_dialog(&second, "INFO", 1, "application/dtmf-relay", "Signal=5\r\nDuration=160\r\n").await;
+    assert!(pbx.ok().await.contains("CSeq: 1 INFO\r\n"));
+    assert_eq!(next_event(&mut ends).await, CallEvent::Digit { call, digit: '5' });
+
+    ends.commands.send(CallCommand::HangUp { call }).unwrap();
+    let bye = pbx.request("BYE").await;
+    assert!(bye.0.starts_with(&format!("BYE sip:phone@{} SIP/2.0\r\n", pbx.addr())), "{}", bye.0);
+    pbx.respond(&bye, "200 OK", "").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::Ended { call });
+}
+
+/// An originated call, once answered, is one of the application's calls: the callee's hold is
+/// answered with the application's media address, a number can be dialled for it (the
+/// originated call standing for the caller), and the callee's hang-up ends it.
+#[tokio::test]
+async fn an_originated_call_hung_up_by_the_callee() {
+    let pbx = Phone::new("t").await;
+    let (_server, mut ends) = with_trunk(trunk(&pbx.addr().to_string(), None, "s3cret")).await;
+    let call = ends.ids.next();
+    ends.commands.send(originate(call, NUMBER)).unwrap();
+    let invite = pbx.request("INVITE").await;
+    pbx.respond(&invite, "200 OK", PHONE_ANSWER).await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeAnswered { call, sdp: PHONE_ANSWER.to_owned() });
+    pbx.request("ACK").await;
+
+    pbx.send_in_dialog(&invite, "INVITE", 1, "application/sdp", &format!("{PHONE_ANSWER}a=sendonly\r\n")).await;
+    let held = pbx.ok().await;
+    assert!(body(&held).contains("m=audio 30002 ") && body(&held).ends_with("a=recvonly\r\n"), "{held}");
+    pbx.send_in_dialog(&invite, "ACK", 1, "", "").await;
+
+    let other = "+3250999999";
+    ends.commands.send(CallCommand::DialNumber { call, number: other.into(), offer: MEDIA_ANSWER.into() }).unwrap();
+    let dialled = pbx.request("INVITE").await;
+    assert!(dialled.0.starts_with(&format!("INVITE sip:{other}@")), "{}", dialled.0);
+    assert_eq!(body(&dialled.0), MEDIA_ANSWER);
+    pbx.respond(&dialled, "200 OK", PHONE_ANSWER).await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeAnswered { call, sdp: PHONE_ANSWER.to_owned() });
+    pbx.request("ACK").await;
+    ends.commands.send(CallCommand::HangUpCallee { call }).unwrap();
+    let bye = pbx.request("BYE").await;
+    assert_eq!(header_line(&bye.0, "Call-ID: "), header_line(&dialled.0, "Call-ID: "));
+    pbx.respond(&bye, "200 OK", "").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeHungUp { call });
+
+    pbx.send_in_dialog(&invite, "BYE", 2, "", "").await;
+    assert!(pbx.ok().await.contains("CSeq: 2 BYE\r\n"));
+    assert_eq!(next_event(&mut ends).await, CallEvent::Ended { call });
+}
+
+/// HangUp while the originated call rings: a CANCEL, the INVITE's 487 ACKed, and nothing more
+/// reported (the next event is another call's).
+#[tokio::test]
+async fn an_originated_call_hung_up_while_ringing() {
+    let pbx = Phone::new("t").await;
+    let (_server, mut ends) = with_trunk(trunk(&pbx.addr().to_string(), None, "s3cret")).await;
+    let call = ends.ids.next();
+    ends.commands.send(originate(call, NUMBER)).unwrap();
+    let invite = pbx.request("INVITE").await;
+    pbx.respond(&invite, "180 Ringing", "").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeRinging { call });
+
+    ends.commands.send(CallCommand::HangUp { call }).unwrap();
+    let cancel = pbx.request("CANCEL").await;
+    assert!(cancel.0.starts_with(&format!("CANCEL sip:{NUMBER}@{} SIP/2.0\r\n", pbx.addr())), "{}", cancel.0);
+    assert_eq!(header_line(&cancel.0, "CSeq: "), "CSeq: 1 CANCEL");
+    pbx.respond(&cancel, "200 OK", "").await;
+    pbx.respond(&invite, "487 Request Terminated", "").await;
+    let ack = pbx.request("ACK").await;
+    assert_eq!(header_line(&ack.0, "CSeq: "), "CSeq: 1 ACK");
+    // The 487 was handled before its ACK left, so an event of it would come first.
+    let next = ends.ids.next();
+    ends.commands.send(originate(next, "not a number")).unwrap();
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call: next, status: 484 });
+}
+
+/// Originated calls that fail: the trunk's refusal, a full house, silence after ringing
+/// (cancelled at the ring timeout), an answer without SDP (hung up at once), a number that is
+/// not one, and no trunk at all.
+#[tokio::test]
+async fn originated_calls_that_fail() {
+    let pbx = Phone::new("t").await;
+    let mut settings = trunk(&pbx.addr().to_string(), None, "s3cret");
+    settings.ring_timeout = Duration::from_millis(300);
+    let (mut ends, application) = channels();
+    let calls = CallSettings { trunk: Some(settings), max_calls: 1, ..CallSettings::default() };
+    serve(calls, MemoryStore::new(), Some(application)).await;
+
+    let call = ends.ids.next();
+    ends.commands.send(originate(call, NUMBER)).unwrap();
+    let invite = pbx.request("INVITE").await;
+    pbx.respond(&invite, "486 Busy Here", "").await;
+    pbx.request("ACK").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call, status: 486 });
+
+    // One call ringing is all `max_calls` allows.
+    let call = ends.ids.next();
+    ends.commands.send(originate(call, NUMBER)).unwrap();
+    let invite = pbx.request("INVITE").await;
+    pbx.respond(&invite, "180 Ringing", "").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeRinging { call });
+    let refused = ends.ids.next();
+    ends.commands.send(originate(refused, NUMBER)).unwrap();
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call: refused, status: 503 });
+    // Nobody answers: cancelled at the ring timeout.
+    let cancel = pbx.request("CANCEL").await;
+    pbx.respond(&cancel, "200 OK", "").await;
+    pbx.respond(&invite, "487 Request Terminated", "").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call, status: 480 });
+
+    let call = ends.ids.next();
+    ends.commands.send(originate(call, NUMBER)).unwrap();
+    let invite = pbx.request("INVITE").await;
+    pbx.respond(&invite, "200 OK", "").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call, status: 502 });
+    let bye = pbx.request("BYE").await;
+    pbx.respond(&bye, "200 OK", "").await;
+
+    let call = ends.ids.next();
+    ends.commands.send(originate(call, "+32 50 12")).unwrap();
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call, status: 484 });
+
+    let (_server, mut ends) = with_application().await;
+    let call = ends.ids.next();
+    ends.commands.send(originate(call, NUMBER)).unwrap();
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call, status: 503 });
 }
 
 /// The registrar's side: REGISTERs from one socket, answered by the test.

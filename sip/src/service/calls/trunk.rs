@@ -1,5 +1,6 @@
-//! The trunk's side of the service: the application's calls to numbers through it
-//! ([`CallCommand::DialNumber`](crate::service::CallCommand::DialNumber)), the answer to its
+//! The trunk's side of the service: the application's calls to numbers through it, for a caller
+//! ([`CallCommand::DialNumber`](crate::service::CallCommand::DialNumber)) or of its own
+//! ([`CallCommand::Originate`](crate::service::CallCommand::Originate)), the answer to its
 //! challenges, and loket's registration at it ([`Registration`] decides, this sends). Requests go
 //! over UDP to the trunk, or to its outbound proxy with a Route naming it; its host name is looked
 //! up for each call and each REGISTER.
@@ -10,7 +11,7 @@ use std::time::Instant;
 
 use rsipstack::sip::{Header, Response};
 
-use super::{Found, Placement, new_branch};
+use super::{Event, Found, Origination, Placement, SessionDescription, media_of, new_branch};
 use crate::call::LegId;
 use crate::dialog::Head;
 use crate::digest::Challenge;
@@ -96,9 +97,10 @@ fn is_dialable(number: &str) -> bool {
 }
 
 impl<C: CredentialStore, L: LocationStore> Service<C, L> {
-    /// Looks up the trunk's next hop for the application's call `id`; [`Self::on_found`] dials.
-    pub(super) fn dial_number(&mut self, id: LegId, number: String, offer: String) {
-        let failed = |status| CallEvent::AgentFailed { call: id, status };
+    /// Looks up the trunk's next hop for the callee of the application's call `id`, or, when
+    /// `originated`, for its new call `id`; [`Self::on_found`] dials.
+    pub(super) fn dial_number(&mut self, id: LegId, number: String, offer: String, originated: bool) {
+        let failed = |status| CallEvent::CalleeFailed { call: id, status };
         let Some(trunk) = &self.calls.settings.trunk else {
             // The number may be a citizen's (a callback), so it stays out of the log.
             tracing::warn!("a number cannot be dialled without a trunk ([sip.trunk])");
@@ -111,25 +113,50 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
             return;
         }
         let next_hop = trunk.next_hop().to_owned();
-        if !self.may_dial(id, offer) {
+        if originated {
+            if self.calls.calls.contains_key(&id) || self.calls.originating.contains_key(&id) {
+                // Not drawn from `CallIds`: a new call would take over another's state.
+                tracing::warn!(call = id.0, "an originated call must have an id of its own");
+                return;
+            }
+            if self.calls.is_full() {
+                tracing::warn!(max_calls = self.calls.settings.max_calls, "too many calls to originate one");
+                self.calls.report(failed(503));
+                return;
+            }
+            self.calls.originating.insert(id, offer);
+        } else if !self.may_dial(id, offer) {
             return;
         }
         let (found, ipv4) = (self.calls.found_tx.clone(), self.calls.udp.is_ipv4());
         tokio::spawn(async move {
             let addr = resolve(next_hop, ipv4).await;
             // The service task only goes away with the whole service.
-            let _ = found.send(Found::Trunk { leg: id, number, addr });
+            let _ = found.send(Found::Trunk { leg: id, number, addr, originated });
         });
     }
 
     /// The trunk's next hop is known: the call to `number` leaves for it.
-    pub(super) fn on_trunk_found(&mut self, leg: LegId, number: String, addr: io::Result<SocketAddr>) {
+    pub(super) fn on_trunk_found(
+        &mut self,
+        leg: LegId,
+        number: String,
+        addr: io::Result<SocketAddr>,
+        originated: bool,
+    ) {
         let Some(trunk) = self.calls.settings.trunk.as_ref() else { return };
+        let offer = if originated {
+            // Hung up while its trunk was looked up: it is not placed.
+            let Some(offer) = self.calls.originating.remove(&leg) else { return };
+            Some(offer)
+        } else {
+            None
+        };
         let addr = match addr {
             Ok(addr) => addr,
             Err(error) => {
                 tracing::warn!(next_hop = trunk.next_hop(), %error, "the trunk cannot be reached");
-                self.calls.report(CallEvent::AgentFailed { call: leg, status: 503 });
+                self.calls.report(CallEvent::CalleeFailed { call: leg, status: 503 });
                 return;
             }
         };
@@ -140,7 +167,14 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
             timers: crate::call::Timers { answer_guard: trunk.ring_timeout, ..crate::call::Timers::default() },
         };
         let target = format!("sip:{number}@{}", trunk.host);
-        self.place(Instant::now(), leg, vec![(target, addr)], placement);
+        let now = Instant::now();
+        let Some(offer) = offer else { return self.place(now, leg, vec![(target, addr)], placement) };
+        // One leg under the application's id, with no caller to bridge: it reports itself.
+        let call = self.calls.outbound(leg, &target, addr, &placement);
+        call.application = true;
+        call.origination = Some(Origination::Dialling);
+        call.media = media_of(&offer);
+        self.feed_call(now, leg, Event::Dial { offer: Some(SessionDescription(offer)) });
     }
 
     /// Keeps the answer to the trunk's 401 or 407 to leg `id`'s INVITE; `false` when the leg is
