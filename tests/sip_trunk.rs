@@ -2,24 +2,20 @@
 //! language menu transfers Dutch speakers to +3250123456, a SIPp citizen (`tests/sipp/trunk-caller*.xml`)
 //! who keys 1 by INFO, and SIPp as the trunk (`trunk-uas.xml`), reached as loket's outbound
 //! proxy, which challenges the INVITE and checks loket's credentials with `<verifyauth>`. The audio
-//! of both sides is the test's own ([`Voice`]): each sends a tone of its own and measures what it
+//! of both sides is the test's own (`support::trunk::Voice`): each sends a tone of its own and measures what it
 //! hears, so the test knows that each side hears the other through loket's two media sessions.
 //! And loket's registration at the trunk (`trunk-register.xml`). SIPp is required: without it the
 //! tests fail and say how to install it.
 
 mod support;
 
-use std::net::SocketAddr;
 use std::process::Child;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
+use support::trunk::{TRUNK_TONE, Voice, free_port, has, sipp_messages, spawned, trunk, trunk_config};
 
 /// The number the flow transfers to, which the trunk scenario expects.
 const NUMBER: &str = "+3250123456";
-/// The voice of the callee behind the trunk, told apart from the citizen's.
-const TRUNK_TONE: f64 = 1_000.0;
 
 /// The demo flows, with Dutch (1 at the language menu) transferred to [`NUMBER`].
 fn transfer_flows() -> String {
@@ -33,33 +29,6 @@ fn transfer_flows() -> String {
     flows.replace(dutch, &transfer)
 }
 
-/// `[sip.trunk]`: the trunk `pbx.test` behind the outbound proxy at `proxy`, where SIPp plays it.
-fn trunk_config(proxy: u16, password: &str) -> String {
-    format!(
-        "[sip.trunk]\nhost = \"pbx.test\"\nusername = \"loket\"\npassword = \"{password}\"\n\
-         caller_id = \"+3225550100\"\noutbound_proxy = \"127.0.0.1:{proxy}\"\n"
-    )
-}
-
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").and_then(|socket| socket.local_addr()).expect("a free port").port()
-}
-
-fn spawned(what: &str, run: std::io::Result<Child>, dir: support::TempDir) -> (Child, support::TempDir) {
-    let child =
-        run.unwrap_or_else(|error| panic!("this test needs SIPp (`apt-get install sip-tester`) for {what}: {error}"));
-    (child, dir)
-}
-
-/// SIPp as the trunk on `port`, whose callee talks at `rtp_port`; it knows loket's credentials.
-fn trunk(port: u16, rtp_port: u16) -> (Child, support::TempDir) {
-    let dir = support::TempDir::new();
-    let (port, rtp_port) = (port.to_string(), rtp_port.to_string());
-    let args = ["-p", &port, "-key", "user", "loket", "-key", "password", "s3cret", "-key", "rtp_port", &rtp_port];
-    let run = support::sipp(&dir, "trunk-uas.xml", &args).args(["-timeout", "90s", "-trace_msg"]).spawn();
-    spawned("trunk-uas.xml", run, dir)
-}
-
 /// A SIPp citizen (`scenario`) calling the demo number, whose audio is at `rtp_port`.
 fn citizen(loket: &support::Loket, scenario: &str, rtp_port: u16) -> (Child, support::TempDir) {
     let dir = support::TempDir::new();
@@ -67,117 +36,6 @@ fn citizen(loket: &support::Loket, scenario: &str, rtp_port: u16) -> (Child, sup
     let args = ["-s", "+3225550100", "-p", "0", "-key", "rtp_port", &rtp_port, "-timeout", "90s"];
     let run = support::sipp(&dir, scenario, &args).arg(&loket.sip_udp).spawn();
     spawned(scenario, run, dir)
-}
-
-/// The messages of SIPp's `-trace_msg` log in `dir`, in order: whether SIPp sent it, and its
-/// first line.
-fn sipp_messages(dir: &support::TempDir) -> Vec<(bool, String)> {
-    let log: String = std::fs::read_dir(&dir.0)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|entry| entry.file_name().to_string_lossy().ends_with("_messages.log"))
-        .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
-        .collect();
-    let lines: Vec<&str> = log.lines().collect();
-    let first_line = |index: usize| lines.get(index + 2).map(|line| line.trim().to_owned());
-    lines
-        .iter()
-        .enumerate()
-        .filter_map(|(index, line)| match line {
-            _ if line.starts_with("UDP message sent") => Some((true, first_line(index)?)),
-            _ if line.starts_with("UDP message received") => Some((false, first_line(index)?)),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Whether SIPp sent (`sent`) or received a message whose first line starts with `start`.
-fn has(messages: &[(bool, String)], sent: bool, start: &str) -> bool {
-    messages.iter().any(|(was_sent, line)| *was_sent == sent && line.starts_with(start))
-}
-
-/// Audio heard, decoded, with the time each packet arrived.
-type Heard = Arc<Mutex<Vec<(Instant, Vec<i16>)>>>;
-
-/// One side's audio, played and heard by the test: a tone in A-law every 20 ms, sent to whoever
-/// sent it RTP first (loket, whose sessions answer with symmetric RTP), and what it hears,
-/// decoded, with the time it arrived.
-struct Voice {
-    port: u16,
-    heard: Heard,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Voice {
-    async fn start(tone: f64) -> Voice {
-        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("an RTP port");
-        let port = socket.local_addr().expect("its address").port();
-        let heard = Arc::new(Mutex::new(Vec::new()));
-        let task = tokio::spawn(talk(socket, tone, Arc::clone(&heard)));
-        Voice { port, heard, task }
-    }
-
-    /// When the first audio arrived.
-    fn first_heard(&self) -> Option<Instant> {
-        self.heard.lock().unwrap_or_else(PoisonError::into_inner).first().map(|(at, _)| *at)
-    }
-
-    /// The tenths of a second of audio heard since `since` in which `tone` sounds.
-    fn tenths_with(&self, tone: f64, since: Instant) -> usize {
-        let heard = self.heard.lock().unwrap_or_else(PoisonError::into_inner);
-        let samples: Vec<i16> =
-            heard.iter().filter(|(at, _)| *at >= since).flat_map(|(_, samples)| samples.iter().copied()).collect();
-        samples.chunks_exact(800).filter(|tenth| loket_media::tone::amplitude(tenth, tone) > 2_000.0).count()
-    }
-}
-
-impl Drop for Voice {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn talk(socket: UdpSocket, tone: f64, heard: Heard) {
-    let mut peer: Option<SocketAddr> = None;
-    let mut every = tokio::time::interval(Duration::from_millis(20));
-    let (mut sequence, mut timestamp) = (0u16, 0u32);
-    let mut buffer = [0u8; 2_048];
-    loop {
-        tokio::select! {
-            received = socket.recv_from(&mut buffer) => {
-                let Ok((len, from)) = received else { return };
-                peer.get_or_insert(from);
-                // RTP version 2, its CSRCs skipped; PCMU (0) or PCMA (8).
-                let packet = &buffer[..len];
-                let start = 12 + 4 * usize::from(packet.first().copied().unwrap_or_default() & 0x0f);
-                if len <= start || packet[0] >> 6 != 2 {
-                    continue;
-                }
-                let samples: Vec<i16> = match packet[1] & 0x7f {
-                    0 => packet[start..].iter().map(|&code| loket_media::g711::ulaw_decode(code)).collect(),
-                    8 => packet[start..].iter().map(|&code| loket_media::g711::alaw_decode(code)).collect(),
-                    _ => continue,
-                };
-                heard.lock().unwrap_or_else(PoisonError::into_inner).push((Instant::now(), samples));
-            }
-            _ = every.tick() => {
-                let Some(peer) = peer else { continue };
-                let mut packet = vec![0x80, 8];
-                packet.extend_from_slice(&sequence.to_be_bytes());
-                packet.extend_from_slice(&timestamp.to_be_bytes());
-                packet.extend_from_slice(&0x7e57_u32.to_be_bytes());
-                packet.extend((0..160u32).map(|n| {
-                    let phase = 2.0 * std::f64::consts::PI * tone * f64::from(timestamp.wrapping_add(n)) / 8_000.0;
-                    loket_media::g711::alaw_encode((8_000.0 * phase.sin()) as i16)
-                }));
-                // A lost packet is a gap in the tone, which the measure allows for.
-                let _ = socket.send_to(&packet, peer).await;
-                sequence = sequence.wrapping_add(1);
-                timestamp = timestamp.wrapping_add(160);
-            }
-        }
-    }
 }
 
 /// Both sides hear each other through loket once the trunk answered: at least a second of the

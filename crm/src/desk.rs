@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use loket_be::PhoneNumber;
 use loket_routing::core::{Action, AgentRecord, Input, WorkItem};
 use loket_routing::error::StoreError;
 use loket_routing::event::RoutingEvent;
@@ -20,7 +21,8 @@ pub type DeskFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub enum CallState {
     /// The caller waits for the agent; nothing rings yet.
     Waiting,
-    /// loket rings the agent's phone.
+    /// loket rings the agent's phone; for a call loket places (a callback, the agent's own
+    /// call), the citizen's.
     Ringing,
     /// Caller and agent talk, since `since` (milliseconds since the epoch).
     Connected {
@@ -30,7 +32,8 @@ pub enum CallState {
     Held {
         since: i64,
     },
-    /// The agent's phone did not answer; the caller is back in the queue.
+    /// The agent's phone did not answer and the caller is back in the queue; for a call loket
+    /// places, the citizen did not answer.
     NotAnswered,
     Ended,
 }
@@ -85,6 +88,35 @@ pub enum TransferTarget {
     /// A supervisor takes the call back from its agent: the caller waits in this queue, and the
     /// router's log says the supervisor moved it (the agent may be offered it again).
     TakenBack(QueueId),
+    /// To a number outside, dialled through the SIP trunk: the agent's part ends and the caller
+    /// hears the number ring.
+    Number(PhoneNumber),
+}
+
+/// A call the agent places (click-to-dial), as the workspace shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Dialled {
+    /// E.164.
+    pub number: String,
+    pub case_id: Option<i64>,
+    pub call: CallState,
+}
+
+/// What the agent asks of the call they placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialControl {
+    HangUp,
+    Hold(bool),
+}
+
+/// Where a call the agent places belongs (its case, or the contact it was made to), and who
+/// places it, for the timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DialFor {
+    pub case_id: Option<i64>,
+    pub contact_id: Option<i64>,
+    /// The agent's name.
+    pub by: String,
 }
 
 /// Why the browser's softphone could not connect.
@@ -106,6 +138,14 @@ pub enum CallError {
     NotCoaching,
     #[error("your softphone is in another call: finish it first")]
     SoftphoneBusy,
+    #[error("you have no call to which this applies")]
+    NoCallOfYours,
+    #[error("answer or decline the offer first")]
+    OfferPending,
+    #[error("the router is unavailable: {0}")]
+    Router(String),
+    #[error("the call cannot be placed: {0}")]
+    CannotDial(String),
 }
 
 pub trait Desk: Send + Sync + 'static {
@@ -135,6 +175,19 @@ pub trait Desk: Send + Sync + 'static {
     /// takes them off it.
     fn hold(&self, item: WorkItemId, on: bool) -> Result<(), CallError>;
     fn call_state(&self, item: WorkItemId) -> Option<CallState>;
+    /// The number loket calls back for the voice item `item` (a caller who chose a callback),
+    /// shown in its pop.
+    fn callback(&self, item: WorkItemId) -> Option<String>;
+    /// The agent calls `number` through the trunk from their browser softphone (click-to-dial);
+    /// the router offers them nothing until the call ends, and the call joins the timeline of
+    /// the case or contact it was made for.
+    fn dial<'a>(&'a self, agent: AgentId, number: PhoneNumber, on: DialFor) -> DeskFuture<'a, Result<(), CallError>>;
+    /// The call the agent placed, while it lasts.
+    fn dialled(&self, agent: AgentId) -> Option<Dialled>;
+    fn dial_control(&self, agent: AgentId, control: DialControl) -> Result<(), CallError>;
+    /// Sends a keypad digit (`0`–`9`, `*`, `#`) to the other party of the agent's call: the
+    /// citizen, or the number they called (an IVR, a switchboard).
+    fn send_digit(&self, agent: AgentId, digit: char) -> Result<(), CallError>;
     /// Connects the agent's browser softphone: the browser's SDP offer in, loket's answer out.
     /// Calls the agent accepts then go to the browser instead of ringing a phone. A new
     /// softphone replaces the agent's previous one, even during a call.

@@ -15,6 +15,24 @@ function element(tag, content, className) {
   return node;
 }
 
+// A form that posts `fields` and the CSRF token to `action`, with one button.
+function postForm(action, fields, label, className) {
+  const form = element("form", undefined, className);
+  form.method = "post";
+  form.action = action;
+  for (const [name, value] of [["csrf", csrf], ...fields]) {
+    const input = element("input");
+    input.type = "hidden";
+    input.name = name;
+    input.value = value;
+    form.append(input);
+  }
+  const button = element("button", label);
+  button.type = "submit";
+  form.append(button);
+  return form;
+}
+
 function row(list, label, value) {
   if (value === null || value === undefined || value === "" || (Array.isArray(value) && value.length === 0)) return;
   list.append(element("dt", label), element("dd", Array.isArray(value) ? value.join(", ") : String(value)));
@@ -26,6 +44,7 @@ function renderPop(pop) {
   const facts = element("dl", undefined, "facts");
   row(facts, text("request"), pop.case ? `${pop.case.service} · ${pop.case.request_type}` : text(`channel-${pop.channel}`));
   row(facts, text("queue"), pop.queue);
+  row(facts, text("callback"), pop.callback);
   row(facts, text("waited"), `${pop.waited_seconds} s`);
   if (pop.case) {
     row(facts, text("caller"), pop.case.caller);
@@ -44,20 +63,7 @@ function renderPop(pop) {
     const list = element("ul", undefined, "candidates");
     for (const candidate of pop.case.candidates) {
       const item = element("li", `${candidate.name} `);
-      const form = element("form", undefined, "inline");
-      form.method = "post";
-      form.action = `/workspace/items/${pop.item}/link`;
-      for (const [name, value] of [["csrf", csrf], ["contact_id", candidate.id]]) {
-        const input = element("input");
-        input.type = "hidden";
-        input.name = name;
-        input.value = value;
-        form.append(input);
-      }
-      const button = element("button", text("link"));
-      button.type = "submit";
-      form.append(button);
-      item.append(form);
+      item.append(postForm(`/workspace/items/${pop.item}/link`, [["contact_id", candidate.id]], text("link"), "inline"));
       list.append(item);
     }
     box.append(element("p", text("candidates")), list);
@@ -66,7 +72,7 @@ function renderPop(pop) {
     const details = element("dl", undefined, "facts");
     row(details, text("national-number"), contact.national_number);
     row(details, text("language"), contact.language);
-    row(details, text("phones"), contact.phones);
+    if (contact.phones.length) details.append(element("dt", text("phones")), phoneList(contact.phones, pop.case.id));
     row(details, text("emails"), contact.emails);
     row(details, text("address"), contact.address);
     box.append(details);
@@ -86,7 +92,36 @@ function renderPop(pop) {
   return box;
 }
 
+// The contact's numbers, each with a button that calls it from the softphone, for the case.
+function phoneList(phones, caseId) {
+  const list = element("dd", undefined, "phones");
+  for (const phone of phones) {
+    const form = postForm("/workspace/dial", [["number", phone], ["case_id", caseId]], text("dial-call"), "inline dial-phone");
+    form.prepend(`${phone} `);
+    list.append(form);
+  }
+  return list;
+}
+
+// The call the agent placed, and the keypad while the agent is in a call.
+function renderDialled(state) {
+  const dialled = state.dialled;
+  document.getElementById("dial-form").querySelector("button").disabled = !state.softphone || Boolean(dialled);
+  document.getElementById("dial-needs-softphone").hidden = state.softphone;
+  document.getElementById("dialled").hidden = !dialled;
+  if (dialled) {
+    document.getElementById("dialled-number").textContent = dialled.number;
+    document.getElementById("dialled-state").textContent = text(`call-${dialled.call.state}`);
+    const call = dialled.call.state;
+    root.querySelector(".dial-hold").hidden = call !== "connected";
+    root.querySelector(".dial-resume").hidden = call !== "held";
+  }
+  const talking = (call) => call && (call.state === "connected" || call.state === "held");
+  document.getElementById("keypad").hidden = !(talking(dialled?.call) || state.work.some((held) => talking(held.call)));
+}
+
 function render(state) {
+  renderDialled(state);
   document.getElementById("agent-state").textContent = text(`state-${state.state}`);
   document.getElementById("help-form").hidden = Boolean(state.help);
   document.getElementById("help-thread").hidden = !state.help;
@@ -179,17 +214,9 @@ function agentTransfer(item, agents) {
 
 // A form with one button about an item, posted like the others: call controls and claims.
 function callButton(item, action, label, key) {
-  const form = element("form", undefined, `inline call-${action}`);
-  form.method = "post";
-  form.action = action === "claim" ? `/workspace/items/${item}/claim` : `/workspace/items/${item}/call/${action}`;
-  const token = element("input");
-  token.type = "hidden";
-  token.name = "csrf";
-  token.value = csrf;
-  const button = element("button", text(label));
-  button.type = "submit";
-  button.accessKey = key;
-  form.append(token, button);
+  const path = action === "claim" ? `/workspace/items/${item}/claim` : `/workspace/items/${item}/call/${action}`;
+  const form = postForm(path, [], text(label), `inline call-${action}`);
+  form.querySelector("button").accessKey = key;
   return form;
 }
 
@@ -208,7 +235,10 @@ root.addEventListener("submit", async (event) => {
   event.preventDefault();
   const form = event.target;
   const body = new URLSearchParams(new FormData(form, event.submitter));
-  await fetch(form.action, { method: "POST", body });
+  const response = await fetch(form.action, { method: "POST", body });
+  const error = document.getElementById("workspace-error");
+  error.hidden = response.ok;
+  error.textContent = response.ok ? "" : `${text("request-failed")} (${response.status})`;
   await refresh();
 });
 

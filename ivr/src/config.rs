@@ -192,6 +192,10 @@ pub enum NodeConfig {
     },
     Transfer {
         number: String,
+        /// Where the flow goes on when the number cannot be reached (refused, not answering, no
+        /// trunk); without it the call ends.
+        #[serde(default)]
+        failed: Option<String>,
     },
     Hangup {
         #[serde(default)]

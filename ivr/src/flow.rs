@@ -58,6 +58,7 @@ pub(crate) enum Node {
     },
     Transfer {
         number: String,
+        failed: Option<NodeId>,
     },
     Hangup {
         prompts: Vec<PromptSpec>,
@@ -423,13 +424,16 @@ fn compile(
                 }
                 Node::Queue { queue: queue.clone(), skills: skills.clone(), priority: *priority }
             }
-            NodeConfig::Transfer { number } => match PhoneNumber::parse(number) {
-                Ok(parsed) => Node::Transfer { number: parsed.e164().to_owned() },
-                Err(_) => {
-                    problem(format!("{number:?} is not a phone number"));
-                    Node::Transfer { number: String::new() }
+            NodeConfig::Transfer { number, failed } => {
+                let failed = failed.as_deref().map(|target| link("failed", target));
+                match PhoneNumber::parse(number) {
+                    Ok(parsed) => Node::Transfer { number: parsed.e164().to_owned(), failed },
+                    Err(_) => {
+                        problem(format!("{number:?} is not a phone number"));
+                        Node::Transfer { number: String::new(), failed }
+                    }
                 }
-            },
+            }
             NodeConfig::Hangup { prompts } => Node::Hangup { prompts: prompts.iter().map(prompt).collect() },
         };
         for message in problems.take() {
@@ -505,7 +509,8 @@ fn successors(node: &Node) -> Vec<NodeId> {
         Node::Menu { choices, on_failure, .. } => choices.iter().map(|(_, next)| *next).chain([*on_failure]).collect(),
         Node::Collect(collect) => vec![collect.next, collect.on_failure, collect.on_skip],
         Node::Hours { open, closed, .. } => vec![*open, *closed],
-        Node::Queue { .. } | Node::Transfer { .. } | Node::Hangup { .. } => Vec::new(),
+        Node::Transfer { failed, .. } => failed.iter().copied().collect(),
+        Node::Queue { .. } | Node::Hangup { .. } => Vec::new(),
     }
 }
 

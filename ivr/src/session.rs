@@ -22,6 +22,10 @@ pub enum Event {
     PromptFinished,
     HangUp,
     DeadlineReached,
+    /// The number of [`Action::Transfer`] answered: the caller talks to it, and the IVR is over.
+    TransferAnswered,
+    /// The number of [`Action::Transfer`] could not be reached; the caller is still there.
+    TransferFailed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +34,8 @@ pub enum Action {
     Play { prompts: Vec<PromptRef>, barge_in: bool },
     /// A digit interrupted the prompt.
     StopPlayback,
+    /// Put the caller through to this number (E.164), then say whether it answered.
+    Transfer { number: String },
     /// The IVR is over; the session takes no more events.
     Finished(Box<Outcome>),
 }
@@ -106,6 +112,10 @@ enum State {
         digits: String,
         prompting: bool,
         deadline: Option<Instant>,
+    },
+    /// A `transfer` node's number is being dialled.
+    Transferring {
+        node: NodeId,
     },
     Finished,
 }
@@ -188,6 +198,18 @@ impl Session {
                 }
                 _ => {}
             },
+            State::Transferring { node } => match (event, &self.flow.nodes[node]) {
+                (Event::TransferAnswered, Node::Transfer { number, .. }) => {
+                    let end = End::Transfer { number: number.clone() };
+                    self.finish(end, &mut actions);
+                }
+                (Event::TransferFailed, Node::Transfer { failed: Some(next), .. }) => {
+                    let next = *next;
+                    self.enter(next, &mut actions);
+                }
+                (Event::TransferFailed, _) => self.finish(End::Hangup, &mut actions),
+                _ => {}
+            },
         }
         actions
     }
@@ -228,9 +250,11 @@ impl Session {
                     let end = End::Queue { queue: fill(queue), skills, priority: *priority };
                     return self.finish(end, actions);
                 }
-                Node::Transfer { number } => {
+                Node::Transfer { number, .. } => {
                     self.step(node, Input::Passed);
-                    return self.finish(End::Transfer { number: number.clone() }, actions);
+                    actions.push(Action::Transfer { number: number.clone() });
+                    self.state = State::Transferring { node };
+                    return;
                 }
                 Node::Hangup { prompts } => {
                     self.step(node, Input::Passed);

@@ -40,6 +40,7 @@ impl Call {
                     self.heard.extend(prompts.iter().map(|p| format!("{}@{}", p.id, p.language.code())))
                 }
                 Action::StopPlayback => {}
+                Action::Transfer { number } => panic!("the demo transfers nowhere, yet {number}"),
                 Action::Finished(outcome) => {
                     assert!(self.outcome.is_none(), "finished twice");
                     self.outcome = Some(*outcome);
@@ -340,12 +341,11 @@ fn every_prompt_has_its_three_texts() {
     assert!(texts.contains(&("closed", Language::Fr, "Nos services sont fermés en ce moment. Rappelez-nous pendant les heures d'ouverture ou consultez notre site web.")));
 }
 
-#[test]
-fn a_transfer_ends_the_ivr_with_the_number_in_e164() {
-    let text = r#"
+const TRANSFER: &str = r#"
 version = 1
 [prompts]
 hello = { nl = "Hallo", fr = "Bonjour", en = "Hello" }
+sorry = { nl = "Sorry", fr = "Désolé", en = "Sorry" }
 [[flows]]
 name = "after-hours"
 numbers = ["+3225550111"]
@@ -353,16 +353,48 @@ language = "fr"
 start = "hello"
 [flows.nodes]
 hello = { type = "play", prompts = ["hello"], next = "on-call", barge_in = false }
-on-call = { type = "transfer", number = "0470 12 34 56" }
+on-call = { type = "transfer", number = "0470 12 34 56", failed = "sorry" }
+sorry = { type = "hangup", prompts = ["sorry"] }
 "#;
-    let ivr = Ivr::parse("after-hours.toml", text).unwrap_or_else(|errors| panic!("{errors:?}"));
+
+/// The flow's transfer: the number in E.164 after the greeting, and what the IVR learns of it.
+fn transferring() -> Session {
+    let ivr = Ivr::parse("after-hours.toml", TRANSFER).unwrap_or_else(|errors| panic!("{errors:?}"));
     let (mut session, actions) = Session::start(ivr.flow_for("+3225550111").unwrap(), OPEN);
     assert!(matches!(&actions[..], [Action::Play { prompts, barge_in: false }] if prompts[0].language == Language::Fr));
     let now = Instant::now();
     assert!(session.handle(now, Event::Digit('1')).is_empty(), "no barge-in on this prompt");
     let actions = session.handle(now, Event::PromptFinished);
-    match &actions[..] {
+    assert_eq!(actions, [Action::Transfer { number: "+32470123456".to_owned() }]);
+    assert!(session.handle(now, Event::Digit('5')).is_empty(), "keys mean nothing while the number rings");
+    session
+}
+
+#[test]
+fn an_answered_transfer_ends_the_ivr() {
+    let mut session = transferring();
+    match &session.handle(Instant::now(), Event::TransferAnswered)[..] {
         [Action::Finished(outcome)] => assert_eq!(outcome.end, End::Transfer { number: "+32470123456".to_owned() }),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_failed_transfer_goes_on_where_the_flow_says() {
+    let mut session = transferring();
+    let actions = session.handle(Instant::now(), Event::TransferFailed);
+    assert!(matches!(&actions[..], [Action::Play { prompts, .. }] if &*prompts[0].id == "sorry"), "{actions:?}");
+    match &session.handle(Instant::now(), Event::PromptFinished)[..] {
+        [Action::Finished(outcome)] => assert_eq!(outcome.end, End::Hangup),
+        other => panic!("{other:?}"),
+    }
+    // Without `failed`, the call ends at once.
+    let text = TRANSFER.replace(r#", failed = "sorry""#, "").replace("sorry = { type", "# sorry = { type");
+    let ivr = Ivr::parse("after-hours.toml", &text).unwrap_or_else(|errors| panic!("{errors:?}"));
+    let (mut session, _) = Session::start(ivr.flow_for("+3225550111").unwrap(), OPEN);
+    session.handle(Instant::now(), Event::PromptFinished);
+    match &session.handle(Instant::now(), Event::TransferFailed)[..] {
+        [Action::Finished(outcome)] => assert_eq!(outcome.end, End::Hangup),
         other => panic!("{other:?}"),
     }
 }

@@ -81,6 +81,10 @@ fn a_loop_that_never_waits_for_the_caller_is_refused() {
         + "again = { type = \"set\", attributes = { x = \"1\" }, next = \"hello\" }\nbye = { type = \"hangup\" }\n";
     let flow = flow.replacen("bye = { type = \"hangup\" }\n", "", 1);
     assert_error(&flow, "a loop through this node never waits for the caller");
+    // A transfer that fails back to itself would dial for ever.
+    let redial = MINIMAL.replace(r#"next = "bye""#, r#"next = "dial""#)
+        + "dial = { type = \"transfer\", number = \"+3250123456\", failed = \"hello\" }\n";
+    assert_error(&redial, "a loop through this node never waits for the caller");
     // The same loop through a menu waits for the caller: accepted.
     let menu = r#"
 [[flows]]
@@ -139,6 +143,7 @@ bye = {{ type = "hangup" }}
         (r#"{ type = "set", attributes = { language = "de" }, next = "bye" }"#, r#"unknown language "de""#),
         (r#"{ type = "queue", queue = "{service}-l1" }"#, "{service} names no attribute that this flow sets"),
         (r#"{ type = "transfer", number = "call me" }"#, r#""call me" is not a phone number"#),
+        (r#"{ type = "transfer", number = "+3250123456", failed = "nowhere" }"#, r#"`failed` names "nowhere""#),
     ] {
         let errors = errors(&node(definition));
         assert!(

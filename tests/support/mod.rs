@@ -2,6 +2,9 @@
 //! What the end-to-end tests share: a `loket` process on a free port with the demo loaded, a
 //! scratch directory, and a cookie-keeping HTTP client that logs in like a browser.
 
+pub mod browser;
+pub mod trunk;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -279,6 +282,11 @@ pub const CITIZEN_TONE: f64 = 450.0;
 /// of `CITIZEN_TONE` in A-law) and stays on the line until loket hangs up
 /// (`ivr-caller-until-bye.xml`).
 pub fn ivr_caller(loket: &Loket, digits: &str) -> (Child, TempDir) {
+    ivr_caller_playing(loket, "ivr-caller-until-bye.xml", digits)
+}
+
+/// A citizen as [`ivr_caller`] who plays `scenario` (`voice.pcma`, the tone, is in its folder).
+pub fn ivr_caller_playing(loket: &Loket, scenario: &str, digits: &str) -> (Child, TempDir) {
     let dir = TempDir::new();
     // A second of the tone, a whole number of periods, so that it loops without a click.
     let voice: Vec<u8> = (0..8_000)
@@ -289,7 +297,7 @@ pub fn ivr_caller(loket: &Loket, digits: &str) -> (Child, TempDir) {
         .collect();
     std::fs::write(dir.0.join("voice.pcma"), voice).expect("write voice.pcma");
     let args = ["-key", "digits", digits, "-s", "+3225550100", "-p", "0", "-timeout", "150s"];
-    let caller = sipp(&dir, "ivr-caller-until-bye.xml", &args).arg(&loket.sip_udp).spawn();
+    let caller = sipp(&dir, scenario, &args).arg(&loket.sip_udp).spawn();
     (caller.unwrap_or_else(|error| panic!("this test needs SIPp (`apt-get install sip-tester`): {error}")), dir)
 }
 

@@ -26,7 +26,7 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use super::help::{self, HelpMessage};
-use super::session::CsrfForm;
+use super::session::{CsrfForm, NoFields};
 use super::templates::Layout;
 use super::workspace::{
     Listed, PresenceForm, agent_of, follow, list_item, listed, profile, same_origin, shown_state, unavailable,
@@ -331,15 +331,12 @@ fn help_of(state: &AppState, agent: AgentId) -> (Option<u64>, Vec<HelpMessage>) 
     }
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 /// The supervisor has helped the agent: their flag goes down.
 async fn helped(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(agent): Path<i64>,
-    _form: CsrfForm<Empty>,
+    _form: CsrfForm<NoFields>,
 ) -> Result<Redirect, WebError> {
     current.require(Permission::Supervise)?;
     help::lower(&state, &current, AgentId(agent)).await?;

@@ -15,6 +15,7 @@ mod audit_view;
 mod board;
 mod cases;
 mod contacts;
+mod dial;
 mod error;
 mod facebook;
 mod forms;

@@ -9,7 +9,7 @@ use axum::response::Response;
 use super::metrics::RequestLabels;
 use super::{
     AppState, accounts, admin_mailboxes, admin_templates, admin_users, assets, audit_view, board, cases, contacts,
-    facebook, forms, health, home, language, login, search, workspace,
+    dial, facebook, forms, health, home, language, login, search, workspace,
 };
 
 pub fn router(state: AppState) -> Router {
@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .merge(cases::routes(state.config.max_upload_bytes))
         .merge(search::routes())
         .merge(workspace::routes())
+        .merge(dial::routes())
         .merge(board::routes())
         .merge(forms::routes(state.config.max_upload_bytes))
         .merge(facebook::routes(state.config.facebook.as_ref()))

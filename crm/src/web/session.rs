@@ -110,6 +110,10 @@ impl FromRequestParts<AppState> for CurrentUser {
     }
 }
 
+/// A form that carries nothing but its CSRF token: a button (`CsrfForm<NoFields>`).
+#[derive(serde::Deserialize)]
+pub struct NoFields {}
+
 /// A urlencoded form whose `csrf` field matches the session's token. Every state-changing form
 /// goes through this extractor, the login form included (its session is the anonymous one the
 /// login page created).

@@ -26,11 +26,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::help::{self, HelpMessage, HelpThread};
-use super::session::CsrfForm;
+use super::session::{CsrfForm, NoFields};
 use super::templates::Layout;
 use super::{AppState, CurrentUser, WebError};
 use crate::auth::Permission;
-use crate::desk::{CallState, Desk, TransferTarget};
+use crate::desk::{CallError, CallState, Desk, Dialled, TransferTarget};
 use crate::records::cases::{self, CaseFilter, CaseId, CaseStatus};
 use crate::records::contacts::{self, ContactId};
 use crate::records::timeline::{self, NewEntry, Summary};
@@ -105,6 +105,8 @@ struct DeskState {
     softphone: bool,
     /// During a call: the agents available to take it (a blind transfer).
     transfer_agents: Vec<TransferAgent>,
+    /// The call the agent placed, while it lasts.
+    dialled: Option<Dialled>,
     /// The queues the agent works, with their first waiting items, to claim from.
     queues: Vec<QueueList>,
 }
@@ -174,6 +176,8 @@ struct Pop {
     channel: Channel,
     queue: String,
     waited_seconds: u64,
+    /// For a caller who chose a callback: the number loket calls when the agent accepts.
+    callback: Option<String>,
     case: Option<PopCase>,
 }
 
@@ -235,6 +239,7 @@ async fn state(State(state): State<AppState>, current: CurrentUser) -> Result<Js
             help: state.help_asked(agent),
             softphone: desk.has_softphone(agent),
             transfer_agents: Vec::new(),
+            dialled: desk.dialled(agent),
             queues: Vec::new(),
         }));
     };
@@ -267,7 +272,7 @@ async fn state(State(state): State<AppState>, current: CurrentUser) -> Result<Js
                 None => None,
             };
             let Accepted { item, channel, queue, .. } = accepted;
-            Some(Pop { item: item.0, channel, queue, waited_seconds: 0, case })
+            Some(Pop { item: item.0, channel, queue, waited_seconds: 0, callback: None, case })
         }
         _ => None,
     };
@@ -285,6 +290,7 @@ async fn state(State(state): State<AppState>, current: CurrentUser) -> Result<Js
             true => transfer_agents(&state, desk.as_ref(), agent).await?,
             false => Vec::new(),
         },
+        dialled: desk.dialled(agent),
         queues: queue_lists(&state, desk.as_ref(), &record.profile.queues).await?,
     }))
 }
@@ -326,6 +332,7 @@ async fn pop(state: &AppState, current: &CurrentUser, item: &loket_routing::core
         channel: item.spec.channel,
         queue: item.queue.as_str().to_owned(),
         waited_seconds: waited.as_secs(),
+        callback: state.desk()?.callback(item.id),
         case,
     })
 }
@@ -569,14 +576,11 @@ pub(super) async fn profile(state: &AppState, agent: AgentId) -> Result<AgentPro
     Ok(profile)
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 async fn accept(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(item): Path<u64>,
-    _form: CsrfForm<Empty>,
+    _form: CsrfForm<NoFields>,
 ) -> Result<Redirect, WebError> {
     current.require(Permission::HandleWork)?;
     let desk = state.desk()?;
@@ -593,7 +597,7 @@ async fn claim(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(item): Path<u64>,
-    _form: CsrfForm<Empty>,
+    _form: CsrfForm<NoFields>,
 ) -> Result<Redirect, WebError> {
     current.require(Permission::HandleWork)?;
     let (agent, item) = (agent_of(&current), WorkItemId(item));
@@ -607,6 +611,9 @@ async fn take(state: &AppState, current: &CurrentUser, item: WorkItemId, input: 
     let Some(accepted) = desk.item(item).await.map_err(unavailable)? else {
         return Err(WebError::BadRequest("this item is gone".into()));
     };
+    if desk.callback(item).is_some() && !desk.has_softphone(agent) {
+        return Err(WebError::BadRequest(CallError::NoSoftphone.to_string()));
+    }
     desk.execute(input).await.map_err(|error| WebError::BadRequest(format!("the item cannot be taken: {error}")))?;
     let channel = accepted.spec.channel;
     let queue = accepted.queue.as_str().to_owned();
@@ -621,7 +628,7 @@ async fn decline(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(item): Path<u64>,
-    _form: CsrfForm<Empty>,
+    _form: CsrfForm<NoFields>,
 ) -> Result<Redirect, WebError> {
     current.require(Permission::HandleWork)?;
     let desk = state.desk()?;
@@ -637,7 +644,7 @@ async fn control(
     State(state): State<AppState>,
     current: CurrentUser,
     Path((item, action)): Path<(u64, String)>,
-    _form: CsrfForm<Empty>,
+    _form: CsrfForm<NoFields>,
 ) -> Result<Redirect, WebError> {
     current.require(Permission::HandleWork)?;
     let desk = state.desk()?;
@@ -736,6 +743,9 @@ struct TransferForm {
     /// Another agent's id, in place of a queue.
     #[serde(default)]
     agent: Option<i64>,
+    /// A number outside, in place of a queue or an agent.
+    #[serde(default)]
+    number: String,
 }
 
 /// A blind transfer: the caller waits again, in `queue`, or is offered to another agent who is
@@ -751,6 +761,9 @@ async fn transfer(
     let me = agent_of(&current);
     let item = holds(desk.as_ref(), me, item).await?;
     let to = match form.agent {
+        _ if !form.number.trim().is_empty() => TransferTarget::Number(
+            PhoneNumber::parse(&form.number).map_err(|error| WebError::BadRequest(format!("that number: {error}")))?,
+        ),
         Some(target) => {
             let available = transfer_agents(&state, desk.as_ref(), me).await?.iter().any(|agent| agent.id == target);
             if !available {

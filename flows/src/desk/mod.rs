@@ -7,12 +7,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use loket_crm::desk::{CallError, CallState, Coaching, Desk, DeskFuture, SoftphoneError, TransferTarget};
+use loket_be::PhoneNumber;
+use loket_crm::desk::{
+    CallError, CallState, Coaching, Desk, DeskFuture, DialControl, DialFor, Dialled, SoftphoneError, TransferTarget,
+};
 use loket_routing::core::{Action, AgentRecord, Input, WorkItem};
 use loket_routing::engine::Router;
 use loket_routing::error::StoreError;
 use loket_routing::event::RoutingEvent;
-use loket_routing::model::{AgentId, QueueId, ServiceLevelTarget, Timestamp, WorkItemId};
+use loket_routing::model::{AgentId, Presence, QueueId, ServiceLevelTarget, Timestamp, WorkItemId};
 use loket_routing::store::{EventCursor, QueueStore};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -25,6 +28,8 @@ use today::Today;
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 /// Events read from the log at a time.
 const READ_BATCH: usize = 1_000;
+/// The away reason of an agent on a call they placed, while the router offers them nothing.
+pub const OUTBOUND: &str = "outbound";
 
 pub struct RouterDesk<S: QueueStore> {
     router: Arc<Router<S>>,
@@ -166,6 +171,46 @@ impl<S: QueueStore> Desk for RouterDesk<S> {
 
     fn call_state(&self, item: WorkItemId) -> Option<CallState> {
         self.voice.call_state(item)
+    }
+
+    fn callback(&self, item: WorkItemId) -> Option<String> {
+        self.voice.callback(item)
+    }
+
+    fn dial<'a>(&'a self, agent: AgentId, number: PhoneNumber, on: DialFor) -> DeskFuture<'a, Result<(), CallError>> {
+        Box::pin(async move {
+            let router = |error: StoreError| CallError::Router(error.to_string());
+            let record = self.router.store().agent(agent).await.map_err(router)?;
+            if record.as_ref().and_then(AgentRecord::offered_item).is_some() {
+                return Err(CallError::OfferPending);
+            }
+            // Away while the call lasts, so that nothing is offered; back afterwards.
+            let restore = match record.map(|record| record.presence) {
+                Some(Presence::Available) => {
+                    let away = Presence::Away { reason: OUTBOUND.to_owned() };
+                    self.router.execute(Input::PresenceChanged { agent, presence: away }).await.map_err(router)?;
+                    Some(Presence::Available)
+                }
+                _ => None,
+            };
+            let placed = self.voice.dial(agent, number, on, restore.clone());
+            if let (Err(_), Some(presence)) = (&placed, restore) {
+                self.router.execute(Input::PresenceChanged { agent, presence }).await.map_err(router)?;
+            }
+            placed
+        })
+    }
+
+    fn dialled(&self, agent: AgentId) -> Option<Dialled> {
+        self.voice.dialled(agent)
+    }
+
+    fn dial_control(&self, agent: AgentId, control: DialControl) -> Result<(), CallError> {
+        self.voice.dial_control(agent, control)
+    }
+
+    fn send_digit(&self, agent: AgentId, digit: char) -> Result<(), CallError> {
+        self.voice.send_digit(agent, digit)
     }
 
     fn softphone<'a>(&'a self, agent: AgentId, offer: &'a str) -> DeskFuture<'a, Result<String, SoftphoneError>> {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use loket_be::PhoneNumber;
 use loket_crm::desk::{CallState, TransferTarget};
 use loket_ivr::{Action, End, Event, Outcome, Session as IvrSession, WaitAction, WaitEvent, Waiting};
 use loket_media::edge::{Codec, RemoteParams, Session, WebRtcLeg};
@@ -18,6 +19,7 @@ use tokio::sync::mpsc;
 use super::case::{self, Draft};
 use super::coach;
 use super::line::{Heard, Line, Signal};
+use super::outbound::Callback;
 use super::{Voice, lock};
 use crate::work::WorkItems;
 
@@ -76,8 +78,8 @@ impl<W: WorkItems> Voice<W> {
                 End::Queue { queue, skills, priority } => {
                     self.wait_in_queue(&mut line, &outcome, queue, skills, *priority, &caller).await;
                 }
-                End::Transfer { number } => self.transfer_to_number(&mut line, number).await,
-                End::Hangup | End::CallerHungUp => {}
+                // The transfer took place in the IVR (`Action::Transfer`).
+                End::Transfer { .. } | End::Hangup | End::CallerHungUp => {}
             }
         }
         line.hang_up();
@@ -89,20 +91,25 @@ impl<W: WorkItems> Voice<W> {
         let arrived = loket_ivr::schedule::brussels(time::OffsetDateTime::now_utc());
         let (mut session, mut actions) = IvrSession::start(flow, arrived);
         loop {
+            let mut transferred = None;
             for action in std::mem::take(&mut actions) {
                 match action {
                     Action::Play { prompts, .. } => line.play(self.parts.prompts.playlist(&prompts), false).await,
                     Action::StopPlayback => line.stop_playback().await,
+                    Action::Transfer { number } => transferred = Some(self.transfer_to_number(line, &number).await),
                     Action::Finished(outcome) => return Some(*outcome),
                 }
             }
-            let event = match line.next(session.next_deadline()).await {
-                Heard::Digit(digit) => Event::Digit(digit),
-                Heard::PromptFinished => Event::PromptFinished,
-                Heard::HungUp => Event::HangUp,
-                Heard::Deadline => Event::DeadlineReached,
-                // Nothing else concerns a caller in the IVR (no agent has the call yet).
-                Heard::Other(_) => continue,
+            let event = match transferred {
+                Some(event) => event,
+                None => match line.next(session.next_deadline()).await {
+                    Heard::Digit(digit) => Event::Digit(digit),
+                    Heard::PromptFinished => Event::PromptFinished,
+                    Heard::HungUp => Event::HangUp,
+                    Heard::Deadline => Event::DeadlineReached,
+                    // Nothing else concerns a caller in the IVR (no agent has the call yet).
+                    Heard::Other(_) => continue,
+                },
             };
             actions = session.handle(Instant::now(), event);
             if event == Event::HangUp && !session.is_finished() {
@@ -182,8 +189,10 @@ impl<W: WorkItems> Voice<W> {
     ) {
         let started = Instant::now();
         let mut config = self.parts.ivr.waiting().cloned();
-        if draft.is_none() {
-            // A callback request is noted on the case: without one, none is offered.
+        let callback_number = PhoneNumber::parse(caller).ok();
+        if draft.is_none() || callback_number.is_none() {
+            // A callback is noted on the case and calls the caller's number: without both, none
+            // is offered.
             config.iter_mut().for_each(|config| config.offer = None);
         }
         let (mut waiting, mut actions) = match config {
@@ -204,11 +213,13 @@ impl<W: WorkItems> Voice<W> {
                     WaitAction::Music => line.play(vec![self.parts.prompts.music()], true).await,
                     WaitAction::Say(prompts) => line.play(self.parts.prompts.playlist(&prompts), false).await,
                     WaitAction::CallbackRequested => {
-                        let Some(draft) = draft else { return };
+                        let (Some(draft), Some(number)) = (draft, callback_number) else { return };
                         let noted = case::callback_requested(&self.parts.db, draft, caller, self.now()).await;
                         if let Err(error) = noted {
                             tracing::warn!(case = draft.case_id, %error, "a callback request was not noted");
                         }
+                        // The item keeps its place; the agent who accepts it calls back.
+                        lock(&self.callbacks).insert(item, Callback { number, draft });
                         return;
                     }
                 }
@@ -308,12 +319,12 @@ impl<W: WorkItems> Voice<W> {
 
     /// A second media session for the agent, and the agent's phones rung with its offer.
     async fn ring_agent(&self, line: &Line, username: &str) -> Option<Session> {
-        self.dial(line, |call, offer| CallCommand::DialAgent { call, agent: username.to_owned(), offer })
+        self.dial_callee(line, |call, offer| CallCommand::DialAgent { call, agent: username.to_owned(), offer })
     }
 
     /// A second media session for a callee, and `command` (given the call and that session's
     /// offer) to dial it.
-    fn dial(&self, line: &Line, command: impl FnOnce(LegId, String) -> CallCommand) -> Option<Session> {
+    fn dial_callee(&self, line: &Line, command: impl FnOnce(LegId, String) -> CallCommand) -> Option<Session> {
         let media = match self.parts.media.allocate() {
             Ok(media) => media,
             Err(error) => {
@@ -327,57 +338,118 @@ impl<W: WorkItems> Voice<W> {
         Some(media)
     }
 
-    /// The IVR's transfer to `number`: dialled through the trunk, then the caller and the callee
-    /// talk through loket's two media sessions until either hangs up, which ends the other. A
-    /// dial that fails (no trunk, a refusal, nobody answering) leaves the caller to be hung up.
-    async fn transfer_to_number(&self, line: &mut Line, number: &str) {
+    /// The IVR's transfer to `number`: dialled through the trunk while the caller hears music,
+    /// then the caller and the callee talk through loket's two media sessions until either hangs
+    /// up, which ends the other. What the flow learns: answered, failed (no trunk, a refusal,
+    /// nobody answering: the flow goes on), or the caller gone.
+    async fn transfer_to_number(&self, line: &mut Line, number: &str) -> Event {
+        line.play(vec![self.parts.prompts.music()], true).await;
+        match self.reach_number(line, number).await {
+            Reached::Answered(media) => {
+                self.stay_with_number(line, media).await;
+                Event::TransferAnswered
+            }
+            Reached::Failed => {
+                line.stop_playback().await;
+                Event::TransferFailed
+            }
+            Reached::CallerGone => Event::HangUp,
+        }
+    }
+
+    /// Dials `number` through the trunk for the caller of `line`, while the caller hears what
+    /// plays, and bridges the two when it answers.
+    async fn reach_number(&self, line: &mut Line, number: &str) -> Reached {
         let Some(media) =
-            self.dial(line, |call, offer| CallCommand::DialNumber { call, number: number.to_owned(), offer })
+            self.dial_callee(line, |call, offer| CallCommand::DialNumber { call, number: number.to_owned(), offer })
         else {
-            return;
+            return Reached::Failed;
         };
         let answered = loop {
             match line.next(None).await {
                 Heard::Other(Signal::CalleeAnswered(sdp)) => break Some(sdp),
                 Heard::Other(Signal::CalleeFailed(status)) => {
-                    tracing::info!(call = line.call.0, %number, status, "a transfer to a number failed; hanging up");
+                    // The number may be a citizen's: it stays out of the log.
+                    tracing::info!(call = line.call.0, status, "a transfer to a number failed");
                     break None;
                 }
                 Heard::HungUp => {
                     line.command(CallCommand::HangUpCallee { call: line.call });
-                    break None;
+                    media.close().await;
+                    return Reached::CallerGone;
                 }
                 _ => {}
             }
         };
-        let bridged = match answered {
-            Some(sdp) => self.bridge_callee(line, &media, &sdp).await,
-            None => false,
-        };
-        if bridged {
-            tracing::info!(call = line.call.0, %number, "a caller was transferred to a number");
-            let (caller, callee) = (line.media.stats(), media.stats());
-            loop {
-                match line.next(None).await {
-                    Heard::HungUp => {
-                        line.command(CallCommand::HangUpCallee { call: line.call });
-                        break;
-                    }
-                    Heard::Other(Signal::CalleeHungUp) => break,
-                    _ => {}
-                }
-            }
-            let (caller_after, callee_after) = (line.media.stats(), media.stats());
-            tracing::info!(
-                call = line.call.0,
-                from_caller = caller_after.received_packets.saturating_sub(caller.received_packets),
-                to_caller = caller_after.sent_packets.saturating_sub(caller.sent_packets),
-                from_callee = callee_after.received_packets.saturating_sub(callee.received_packets),
-                to_callee = callee_after.sent_packets.saturating_sub(callee.sent_packets),
-                "a transferred call ended"
-            );
+        if let Some(sdp) = answered
+            && self.bridge_callee(line, &media, &sdp).await
+        {
+            return Reached::Answered(media);
         }
         media.close().await;
+        Reached::Failed
+    }
+
+    /// The caller and the number talk until either hangs up, which ends the other.
+    async fn stay_with_number(&self, line: &mut Line, media: Session) {
+        tracing::info!(call = line.call.0, "a caller was transferred to a number");
+        let (caller, callee) = (line.media.stats(), media.stats());
+        loop {
+            match line.next(None).await {
+                Heard::HungUp => {
+                    line.command(CallCommand::HangUpCallee { call: line.call });
+                    break;
+                }
+                Heard::Other(Signal::CalleeHungUp) => break,
+                _ => {}
+            }
+        }
+        let (caller_after, callee_after) = (line.media.stats(), media.stats());
+        tracing::info!(
+            call = line.call.0,
+            from_caller = caller_after.received_packets.saturating_sub(caller.received_packets),
+            to_caller = caller_after.sent_packets.saturating_sub(caller.sent_packets),
+            from_callee = callee_after.received_packets.saturating_sub(callee.received_packets),
+            to_callee = callee_after.sent_packets.saturating_sub(callee.sent_packets),
+            "a transferred call ended"
+        );
+        media.close().await;
+    }
+
+    /// The agent's blind transfer to `number`: the agent's item stays theirs while the number
+    /// rings, so that a number that does not answer sends the caller back to the queue rather
+    /// than away; once it answers the agent wraps up.
+    async fn transfer_out(
+        &self,
+        line: &mut Line,
+        item: WorkItemId,
+        agent: AgentId,
+        queue: &str,
+        number: &PhoneNumber,
+        draft: Option<Draft>,
+    ) -> Talked {
+        self.set_state(item, agent, CallState::Ringing);
+        line.play(vec![self.parts.prompts.music()], true).await;
+        match self.reach_number(line, number.e164()).await {
+            Reached::Answered(media) => {
+                self.finished(item, agent).await;
+                if let Some(draft) = draft
+                    && let Err(error) = case::transferred_to_number(&self.parts.db, draft, number, self.now()).await
+                {
+                    tracing::warn!(case = draft.case_id, %error, "a transfer to a number was not noted");
+                }
+                self.stay_with_number(line, media).await;
+                Talked::Ended
+            }
+            Reached::CallerGone => {
+                self.finished(item, agent).await;
+                Talked::Ended
+            }
+            Reached::Failed => {
+                self.not_answered(item, agent, queue).await;
+                Talked::Transferred(QueueId::new(queue))
+            }
+        }
     }
 
     /// Sets the callee's answer as `media`'s far end and bridges it to the caller's session;
@@ -399,8 +471,8 @@ impl<W: WorkItems> Voice<W> {
         bridged
     }
 
-    /// The agent's phone did not answer: the item goes back to its queue, where the caller still
-    /// waits, and the router offers it again.
+    /// The agent's phone (or the number the agent transferred to) did not answer: the item goes
+    /// back to its queue, where the caller still waits, and the router offers it again.
     async fn not_answered(&self, item: WorkItemId, agent: AgentId, queue: &str) {
         self.set_state(item, agent, CallState::NotAnswered);
         let input = Input::ItemTransferred { agent, item, to: QueueId::new(queue) };
@@ -462,6 +534,7 @@ impl<W: WorkItems> Voice<W> {
                     let _ = line.media.resume().await;
                     break;
                 }
+                Heard::Other(Signal::SendDigit(digit)) => line.send_digit(digit).await,
                 Heard::Other(Signal::Hold(on)) => {
                     let done =
                         if on { line.media.hold(self.parts.prompts.music()).await } else { line.media.resume().await };
@@ -514,13 +587,25 @@ impl<W: WorkItems> Voice<W> {
         if let Some(draft) = recording {
             self.keep_recording(line, draft).await;
         }
+        let phone = matches!(agent_leg, AgentLeg::Phone { .. });
         agent_leg.release(line).await;
-        if let Some(to) = transferred {
-            self.set_state(item, agent, CallState::Ended);
-            return Talked::Transferred(self.transferred(item, agent, queue, to).await);
+        match transferred {
+            Some(TransferTarget::Number(number)) => {
+                if phone {
+                    // The service dials one callee per call: the agent's phone goes first.
+                    line.callee_gone().await;
+                }
+                self.transfer_out(line, item, agent, queue, &number, draft).await
+            }
+            Some(to) => {
+                self.set_state(item, agent, CallState::Ended);
+                Talked::Transferred(self.transferred(item, agent, queue, to).await)
+            }
+            None => {
+                self.finished(item, agent).await;
+                Talked::Ended
+            }
         }
-        self.finished(item, agent).await;
-        Talked::Ended
     }
 
     /// The router takes a blind transfer: the agent goes to wrap-up and the caller waits in the
@@ -534,6 +619,8 @@ impl<W: WorkItems> Voice<W> {
                 let to = QueueId::new(queue);
                 (Input::ItemTransferred { agent, item, to: to.clone() }, to, Some(target))
             }
+            // Taken care of by the call, which dials the number.
+            TransferTarget::Number(_) => return QueueId::new(queue),
         };
         if let Err(error) = self.parts.work.execute(input).await {
             tracing::warn!(item = item.0, %error, "the router did not take a transfer");
@@ -584,7 +671,7 @@ impl<W: WorkItems> Voice<W> {
     }
 
     /// The call of an agent's item is over: the router moves the agent to wrap-up.
-    async fn finished(&self, item: WorkItemId, agent: AgentId) {
+    pub(super) async fn finished(&self, item: WorkItemId, agent: AgentId) {
         self.set_state(item, agent, CallState::Ended);
         if let Err(error) = self.parts.work.execute(Input::WorkCompleted { agent, item }).await {
             tracing::warn!(item = item.0, %error, "the router did not take the end of a call");
@@ -653,6 +740,15 @@ impl AgentLeg {
     }
 }
 
+/// How a dial for a caller ended.
+enum Reached {
+    /// Bridged to the caller through this session.
+    Answered(Session),
+    /// Refused, not answered, or not placed; the caller is still there.
+    Failed,
+    CallerGone,
+}
+
 /// How a conversation ended.
 enum Talked {
     Ended,
@@ -689,7 +785,7 @@ fn work_item(
 }
 
 /// The media session's view of the far end.
-fn remote_params(remote: &sdp::Remote) -> RemoteParams {
+pub(super) fn remote_params(remote: &sdp::Remote) -> RemoteParams {
     RemoteParams {
         rtp: remote.rtp,
         rtcp: None,

@@ -172,6 +172,47 @@ pub(super) async fn callback_requested(db: &Db, draft: Draft, caller: &str, now:
     note(db, draft, Summary::new("timeline-callback-requested").arg("caller", shown_caller(caller)), now).await
 }
 
+/// The agent sent the caller to a number outside, which answered.
+pub(super) async fn transferred_to_number(
+    db: &Db,
+    draft: Draft,
+    number: &PhoneNumber,
+    now: Millis,
+) -> Result<(), sqlx::Error> {
+    note(db, draft, Summary::new("timeline-transferred-to-number").arg("number", number.e164()), now).await
+}
+
+/// A call loket placed (a callback, an agent's own call) on the timeline of its case, else of
+/// the contact it was made to: how long it lasted, or that nobody answered. `by`: the agent.
+pub(super) async fn call_out(
+    db: &Db,
+    case_id: Option<i64>,
+    contact_id: Option<i64>,
+    by: &str,
+    number: &PhoneNumber,
+    talked_seconds: Option<u64>,
+    now: Millis,
+) -> Result<(), sqlx::Error> {
+    if case_id.is_none() && contact_id.is_none() {
+        return Ok(());
+    }
+    let summary = match talked_seconds {
+        Some(seconds) => Summary::new("timeline-call-out").arg("seconds", seconds.to_string()),
+        None => Summary::new("timeline-call-out-unanswered"),
+    };
+    let entry = NewEntry {
+        case_id,
+        contact_id,
+        kind: "call",
+        actor_name: by,
+        public: false,
+        summary: summary.arg("number", number.e164()),
+        body: None,
+    };
+    let mut conn = db.pool().acquire().await?;
+    timeline::append(&mut conn, &entry, now).await
+}
+
 async fn note(db: &Db, draft: Draft, summary: Summary, now: Millis) -> Result<(), sqlx::Error> {
     let mut conn = db.pool().acquire().await?;
     let entry = NewEntry {

@@ -12,6 +12,9 @@ use loket_sip::call::LegId;
 use loket_sip::service::CallCommand;
 use tokio::sync::mpsc;
 
+/// How long a hung-up callee may take to be gone: its BYE answered, or given up on.
+const CALLEE_GONE_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What reaches a call's task after it started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Signal {
@@ -30,6 +33,8 @@ pub(super) enum Signal {
     Hold(bool),
     /// The console: the agent sends the caller to a queue or another agent.
     Transfer(TransferTarget),
+    /// The console: a digit of the agent's keypad, for the other party.
+    SendDigit(char),
     /// The board: a supervisor coaches the call in this mode, or leaves it (`None`).
     Coach {
         supervisor: AgentId,
@@ -97,6 +102,34 @@ impl Line {
     pub fn hang_up(&mut self) {
         self.command(CallCommand::HangUp { call: self.call });
         self.ended = true;
+    }
+
+    /// The service says the call is over (a call loket placed that failed): nothing more to
+    /// send about it.
+    pub fn ended_by_service(&mut self) {
+        self.ended = true;
+    }
+
+    /// Sends a keypad digit to this line's party; anything but `0`–`9`, `*` and `#` is ignored.
+    pub async fn send_digit(&self, digit: char) {
+        let Some(digit) = loket_media::dtmf::Digit::from_char(digit) else { return };
+        if let Err(error) = self.media.send_digit(digit).await {
+            tracing::debug!(call = self.call.0, %error, "a digit could not be sent");
+        }
+    }
+
+    /// Waits until the callee dialled for this call is gone (it was hung up), the caller hangs
+    /// up, or a few seconds have passed; what else arrives meanwhile is dropped.
+    pub async fn callee_gone(&mut self) {
+        let deadline = Instant::now() + CALLEE_GONE_WITHIN;
+        loop {
+            match self.next(Some(deadline)).await {
+                Heard::Other(Signal::CalleeHungUp | Signal::CalleeFailed(_)) | Heard::HungUp | Heard::Deadline => {
+                    return;
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Waits for the next thing that matters to the call, or `deadline`.

@@ -16,22 +16,24 @@ mod call;
 mod case;
 mod coach;
 mod line;
+mod outbound;
 mod prompts;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use loket_crm::clock::Clock;
 use loket_crm::db::Db;
-use loket_crm::desk::{CallError, CallState, Coaching, TransferTarget};
+use loket_crm::desk::{CallError, CallState, Coaching, Dialled, TransferTarget};
 use loket_crm::register::NationalRegister;
 use loket_ivr::Ivr;
 use loket_media::edge::{MediaEngine, WebRtcError, WebRtcLeg};
 use loket_routing::model::{AgentId, WorkItemId};
 use loket_sip::call::LegId;
+use loket_sip::service::CallCommand;
 use loket_sip::service::CallEvent;
-use loket_sip::service::application::ApplicationEnds;
+use loket_sip::service::application::{ApplicationEnds, CallIds};
 use tokio::sync::{broadcast, mpsc};
 
 pub use prompts::{Prompts, PromptsError};
@@ -39,6 +41,7 @@ pub use prompts::{Prompts, PromptsError};
 use crate::work::WorkItems;
 use call::Incoming;
 use line::Signal;
+use outbound::Callback;
 
 /// What the calls need, shared by their tasks.
 pub struct Parts<W> {
@@ -75,6 +78,18 @@ pub struct Voice<W> {
     coaching: Mutex<HashMap<WorkItemId, (AgentId, Coaching)>>,
     /// The agents' browser softphones, while connected.
     softphones: Arc<Mutex<HashMap<AgentId, Arc<WebRtcLeg>>>>,
+    /// How calls are placed, once [`Voice::run`] serves the SIP service.
+    dialer: OnceLock<Dialer>,
+    /// The items of callers who chose a callback, until an agent accepts one.
+    callbacks: Mutex<HashMap<WorkItemId, Callback>>,
+    /// The calls agents placed themselves, by agent.
+    dialled: Mutex<HashMap<AgentId, (LegId, Dialled)>>,
+}
+
+/// The SIP service's side for calls loket places: their commands, and their ids.
+struct Dialer {
+    commands: mpsc::UnboundedSender<CallCommand>,
+    ids: CallIds,
 }
 
 /// The maps hold ids only: consistent after every insert and remove, so a panic elsewhere
@@ -94,6 +109,9 @@ impl<W: WorkItems> Voice<W> {
             changes: broadcast::channel(1_024).0,
             coaching: Mutex::default(),
             softphones: Arc::default(),
+            dialer: OnceLock::new(),
+            callbacks: Mutex::default(),
+            dialled: Mutex::default(),
         }
     }
 
@@ -104,6 +122,11 @@ impl<W: WorkItems> Voice<W> {
 
     /// Serves the calls until the SIP service stops.
     pub async fn run(self: Arc<Self>, mut ends: ApplicationEnds) {
+        let dialer = Dialer { commands: ends.commands.clone(), ids: ends.ids.clone() };
+        if self.dialer.set(dialer).is_err() {
+            tracing::error!("the voice flows serve one SIP service only");
+            return;
+        }
         while let Some(event) = ends.events.recv().await {
             let (call, signal) = match event {
                 CallEvent::Incoming { call, dialled, caller, offer } => {
@@ -129,9 +152,35 @@ impl<W: WorkItems> Voice<W> {
         }
     }
 
-    /// Puts the caller of `item` through to `agent`'s phones.
-    pub fn connect(&self, item: WorkItemId, agent: AgentId, username: &str) -> Result<(), CallError> {
-        self.signal(item, Signal::Connect { agent, username: username.to_owned() })
+    /// Puts the caller of `item` through to `agent`'s phones, or calls back the caller who
+    /// chose a callback.
+    pub fn connect(self: &Arc<Self>, item: WorkItemId, agent: AgentId, username: &str) -> Result<(), CallError> {
+        let callback = lock(&self.callbacks).remove(&item);
+        match callback {
+            Some(callback) => self.call_back(item, agent, username, callback.clone()).inspect_err(|_| {
+                lock(&self.callbacks).insert(item, callback);
+            }),
+            None => self.signal(item, Signal::Connect { agent, username: username.to_owned() }),
+        }
+    }
+
+    /// The number a callback item calls.
+    pub fn callback(&self, item: WorkItemId) -> Option<String> {
+        lock(&self.callbacks).get(&item).map(|callback| callback.number.e164().to_owned())
+    }
+
+    /// Sends a keypad digit to the other party of `agent`'s call: the one they placed, else the
+    /// caller they talk to.
+    pub fn send_digit(&self, agent: AgentId, digit: char) -> Result<(), CallError> {
+        if let Some(call) = lock(&self.dialled).get(&agent).map(|(call, _)| *call) {
+            return self.signal_call(call, Signal::SendDigit(digit)).map_err(|_| CallError::NoCallOfYours);
+        }
+        let talking = lock(&self.states)
+            .iter()
+            .find(|(_, (holder, state))| *holder == agent && state.is_talking())
+            .map(|(item, _)| *item)
+            .ok_or(CallError::NoCallOfYours)?;
+        self.signal(talking, Signal::SendDigit(digit))
     }
 
     pub fn hang_up(&self, item: WorkItemId) -> Result<(), CallError> {
@@ -188,19 +237,22 @@ impl<W: WorkItems> Voice<W> {
         if mode.is_some() && self.softphone_of(supervisor).is_none() {
             return Err(CallError::NoSoftphone);
         }
-        if mode.is_some() && self.softphone_busy(supervisor, item) {
+        if mode.is_some() && self.softphone_busy(supervisor, Some(item)) {
             return Err(CallError::SoftphoneBusy);
         }
         self.signal(item, Signal::Coach { supervisor, mode })
     }
 
-    /// The agent's one softphone carries a call other than `item`: their own, or one they coach.
-    fn softphone_busy(&self, agent: AgentId, item: WorkItemId) -> bool {
-        let coaches_another = lock(&self.coaching).iter().any(|(other, (coach, _))| *coach == agent && *other != item);
+    /// The agent's one softphone carries a call other than that of `item`: their own, one
+    /// they placed, or one they coach.
+    fn softphone_busy(&self, agent: AgentId, item: Option<WorkItemId>) -> bool {
+        let other = |other: &WorkItemId| Some(*other) != item;
+        let coaches_another = lock(&self.coaching).iter().any(|(item, (coach, _))| *coach == agent && other(item));
         coaches_another
-            || lock(&self.states).iter().any(|(other, (holder, state))| {
+            || lock(&self.dialled).contains_key(&agent)
+            || lock(&self.states).iter().any(|(item, (holder, state))| {
                 *holder == agent
-                    && *other != item
+                    && other(item)
                     && matches!(state, CallState::Ringing | CallState::Connected { .. } | CallState::Held { .. })
             })
     }
@@ -220,9 +272,13 @@ impl<W: WorkItems> Voice<W> {
 
     fn signal(&self, item: WorkItemId, signal: Signal) -> Result<(), CallError> {
         let call = lock(&self.items).get(&item).copied().ok_or(CallError::NoCall(item.0 as i64))?;
+        self.signal_call(call, signal).map_err(|()| CallError::NoCall(item.0 as i64))
+    }
+
+    fn signal_call(&self, call: LegId, signal: Signal) -> Result<(), ()> {
         let calls = lock(&self.calls);
         let sent = calls.get(&call).is_some_and(|signals| signals.send(signal).is_ok());
-        if sent { Ok(()) } else { Err(CallError::NoCall(item.0 as i64)) }
+        if sent { Ok(()) } else { Err(()) }
     }
 
     fn set_state(&self, item: WorkItemId, agent: AgentId, state: CallState) {
