@@ -1,10 +1,11 @@
-//! Calls loket places, with real peers: an agent's click-to-dial from the workspace and the
-//! callback a waiting citizen chose, both from the agent's browser softphone (headless Chromium)
-//! through the SIP trunk, which SIPp plays (`tests/sipp/trunk-callee.xml`, reached as loket's
-//! outbound proxy: it challenges the INVITE and checks loket's credentials). The party behind the
-//! trunk is the test's own audio (`support::trunk::Voice`): a tone, what it hears, and the digits
-//! that reach it as telephone-events. SIPp and Chromium are required: without them the tests fail
-//! and say how to install them.
+//! Calls loket places, with real peers: an agent's click-to-dial from the workspace, the
+//! callback a waiting citizen chose, and the consultation of a transfer, all from the agent's
+//! browser softphone (headless Chromium) through the SIP trunk, which SIPp plays
+//! (`tests/sipp/trunk-callee*.xml`, reached as loket's outbound proxy: it challenges the INVITE
+//! and checks loket's credentials). The party behind the trunk is the test's own audio
+//! (`support::trunk::Voice`): a tone, what it hears, and the digits that reach it as
+//! telephone-events. SIPp and Chromium are required: without them the tests fail and say how to
+//! install them.
 
 mod support;
 
@@ -137,5 +138,48 @@ async fn a_citizen_who_chose_a_callback_is_called_back() {
     for expected in ["teruggebeld te worden op +32470000001", "Uitgaande oproep naar +32470000001"] {
         assert!(page.contains(expected), "the timeline says {expected:?}");
     }
+    loket.stop();
+}
+
+/// A consultative transfer: the agent takes a citizen's call on the softphone and consults a
+/// number through the trunk while the citizen waits on hold (the consulted party hears the agent,
+/// not the citizen), then completes the transfer: the citizen and the consulted party hear each
+/// other, the agent wraps up, and when the consulted party hangs up, loket hangs up the citizen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_consults_a_number_then_transfers_the_caller() {
+    let port = free_port();
+    let consulted = Voice::start(TRUNK_TONE).await;
+    let trunk = trunk_playing("trunk-callee-hangs-up.xml", port, consulted.port);
+    let (loket, _flows) = support::start_with_ivr(true, &trunk_config(port, "s3cret"), &[]);
+    let driver = start_chromedriver().await;
+    let browser = Browser::open(&driver).await;
+    browser.agent_on_softphone(&loket, "agent", AGENT_TONE).await;
+    let caller = support::ivr_caller(&loket, "11285073003328#");
+    browser.wait_for_text("#offer-pop", "the offer's pop", |text| text.contains("Lotte Vermeulen")).await;
+    browser.click("#accept-form button").await;
+    browser.wait_for_text("#work-list .call-state", "the call connected", |text| text == "verbonden").await;
+    browser.wait_for_tone("the agent hears the citizen", support::CITIZEN_TONE, true).await;
+
+    let consulting = Instant::now();
+    browser.type_into("#work-list .call-consult input[name=number]", NUMBER).await;
+    browser.click("#work-list .call-consult button").await;
+    browser.wait_for_text("#work-list .call-state", "the consultation", |text| text == "in overleg").await;
+    browser.wait_for_tone("the agent hears the consulted party", TRUNK_TONE, true).await;
+    wait_until_heard(&consulted, AGENT_TONE, consulting, "the consulted party hears the agent").await;
+    assert!(
+        consulted.tenths_with(support::CITIZEN_TONE, consulting) <= 1,
+        "the citizen, on hold, is not heard in the consultation"
+    );
+
+    let completed = Instant::now();
+    browser.click("#work-list .consult-complete button").await;
+    browser.wait_for_text("#wrap-up-pop", "the agent's wrap-up", |text| text.contains("Lotte Vermeulen")).await;
+    wait_until_heard(&consulted, support::CITIZEN_TONE, completed, "the consulted party hears the citizen").await;
+    let trunk_dir = support::finished_sipp("trunk-callee-hangs-up.xml", trunk).await;
+    support::finish_sipp("ivr-caller-until-bye.xml", caller).await;
+    let messages = sipp_messages(&trunk_dir);
+    assert!(has(&messages, false, &format!("INVITE sip:{NUMBER}@pbx.test")), "the number consulted: {messages:?}");
+    assert!(has(&messages, true, "BYE "), "the consulted party hung up: {messages:?}");
+    browser.close().await;
     loket.stop();
 }

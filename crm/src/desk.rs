@@ -32,6 +32,12 @@ pub enum CallState {
     Held {
         since: i64,
     },
+    /// The caller waits on hold while the agent calls someone to consult (`answered`: they
+    /// talk); connected since `since`.
+    Consulting {
+        since: i64,
+        answered: bool,
+    },
     /// The agent's phone did not answer and the caller is back in the queue; for a call loket
     /// places, the citizen did not answer.
     NotAnswered,
@@ -43,6 +49,12 @@ impl CallState {
     /// supervisor's take-back act on.
     pub fn is_talking(self) -> bool {
         matches!(self, CallState::Connected { .. } | CallState::Held { .. })
+    }
+
+    /// The agent consults someone while the caller waits (coaching and transfers wait for the
+    /// consultation to end).
+    pub fn is_consulting(self) -> bool {
+        matches!(self, CallState::Consulting { .. })
     }
 }
 
@@ -91,6 +103,15 @@ pub enum TransferTarget {
     /// To a number outside, dialled through the SIP trunk: the agent's part ends and the caller
     /// hears the number ring.
     Number(PhoneNumber),
+}
+
+/// A step of a consultative transfer: the caller waits on hold while the agent calls the number
+/// (`Start`), then either talks to it (`Complete`: the agent leaves) or comes back (`Cancel`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsultStep {
+    Start(PhoneNumber),
+    Complete,
+    Cancel,
 }
 
 /// A call the agent places (click-to-dial), as the workspace shows it.
@@ -174,6 +195,8 @@ pub trait Desk: Send + Sync + 'static {
     /// Puts the caller of `item` on hold (`true`: music, and the agent no longer hears them) or
     /// takes them off it.
     fn hold(&self, item: WorkItemId, on: bool) -> Result<(), CallError>;
+    /// A step of the agent's consultative transfer of the call of `item`.
+    fn consult(&self, item: WorkItemId, step: ConsultStep) -> Result<(), CallError>;
     fn call_state(&self, item: WorkItemId) -> Option<CallState>;
     /// The number loket calls back for the voice item `item` (a caller who chose a callback),
     /// shown in its pop.

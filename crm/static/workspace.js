@@ -116,7 +116,7 @@ function renderDialled(state) {
     root.querySelector(".dial-hold").hidden = call !== "connected";
     root.querySelector(".dial-resume").hidden = call !== "held";
   }
-  const talking = (call) => call && (call.state === "connected" || call.state === "held");
+  const talking = (call) => call && ["connected", "held", "consulting"].includes(call.state);
   document.getElementById("keypad").hidden = !(talking(dialled?.call) || state.work.some((held) => talking(held.call)));
 }
 
@@ -162,6 +162,16 @@ function render(state) {
       transfer.action = `/workspace/items/${held.pop.item}/transfer`;
       card.append(transfer);
       if (state.transfer_agents.length) card.append(agentTransfer(held.pop.item, state.transfer_agents));
+      const consult = document.getElementById("consult-template").cloneNode(true);
+      consult.removeAttribute("id");
+      consult.hidden = false;
+      consult.action = `/workspace/items/${held.pop.item}/consult`;
+      card.append(consult);
+    }
+    if (callState === "consulting") {
+      const step = (name) => postForm(`/workspace/items/${held.pop.item}/consult/${name}`, [], text(`consult-${name}`), `inline consult-${name}`);
+      if (held.call.answered) card.append(step("complete"));
+      card.append(step("cancel"));
     }
     if (callState === "held") card.append(callButton(held.pop.item, "resume", "resume", "p"));
     if (callState && callState !== "ended") card.append(callButton(held.pop.item, "hangup", "hang-up", "h"));

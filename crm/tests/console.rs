@@ -165,6 +165,8 @@ async fn every_route_admits_exactly_its_roles() {
         check("POST", "/workspace/dial", case_workers, &[("number", "+3225550199")], 503),
         check("POST", "/workspace/dial/hangup", case_workers, &[], 503),
         check("POST", "/workspace/keypad", case_workers, &[("digit", "5")], 503),
+        check("POST", "/workspace/items/1/consult", case_workers, &[("number", "+3225550199")], 503),
+        check("POST", "/workspace/items/1/consult/complete", case_workers, &[], 503),
         check("GET", "/board", Allowed::Only(&[Role::Supervisor]), &[], 200),
         check("POST", "/board/agents/1/helped", Allowed::Only(&[Role::Supervisor]), &[], 503),
         check("POST", "/board/agents/1/help-reply", Allowed::Only(&[Role::Supervisor]), &[("text", "ja")], 503),

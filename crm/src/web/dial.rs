@@ -1,7 +1,8 @@
-//! Calls the agent places from the console (click-to-dial: from the workspace, a case or a
-//! contact, or a number typed in), their control, and the keypad that sends digits to the other
-//! party of the agent's call. The call itself is the desk's (`Desk::dial`): dialled through the
-//! SIP trunk from the agent's browser softphone.
+//! Calls the agent places from the console: their own (click-to-dial: from the workspace, a case
+//! or a contact, or a number typed in) and its control, and the consultation of a transfer (the
+//! caller waits while the agent calls the number, then is put through or taken back); and the
+//! keypad that sends digits to the other party of the agent's call. The calls themselves are the
+//! desk's (`Desk::dial`, `Desk::consult`), dialled through the SIP trunk.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -11,10 +12,10 @@ use loket_be::PhoneNumber;
 use serde::Deserialize;
 
 use super::session::{CsrfForm, NoFields};
-use super::workspace::agent_of;
+use super::workspace::{agent_of, holds};
 use super::{AppState, CurrentUser, WebError};
 use crate::auth::Permission;
-use crate::desk::{DialControl, DialFor};
+use crate::desk::{ConsultStep, DialControl, DialFor};
 use crate::records::cases::{self, CaseId};
 
 pub fn routes() -> Router<AppState> {
@@ -22,6 +23,13 @@ pub fn routes() -> Router<AppState> {
         .route("/workspace/dial", post(dial))
         .route("/workspace/dial/{action}", post(control))
         .route("/workspace/keypad", post(keypad))
+        .route("/workspace/items/{item}/consult", post(consult))
+        .route("/workspace/items/{item}/consult/{step}", post(consult_step))
+}
+
+/// A number typed in, in E.164.
+pub(super) fn number_of(text: &str) -> Result<PhoneNumber, WebError> {
+    PhoneNumber::parse(text).map_err(|error| WebError::BadRequest(format!("that number: {error}")))
 }
 
 #[derive(Deserialize)]
@@ -42,8 +50,7 @@ async fn dial(
 ) -> Result<Redirect, WebError> {
     current.require(Permission::HandleWork)?;
     let desk = state.desk()?;
-    let number =
-        PhoneNumber::parse(&form.number).map_err(|error| WebError::BadRequest(format!("that number: {error}")))?;
+    let number = number_of(&form.number)?;
     let mut on = DialFor { case_id: None, contact_id: form.contact_id, by: current.user.display_name.clone() };
     if let Some(case_id) = form.case_id {
         let case = cases::get(&state.db, CaseId(case_id)).await?.ok_or(WebError::NotFound)?;
@@ -91,5 +98,45 @@ async fn keypad(
         _ => return Err(WebError::BadRequest("a key is one of 0–9, * and #".into())),
     };
     desk.send_digit(agent_of(&current), digit).map_err(|error| WebError::BadRequest(error.to_string()))?;
+    Ok(Redirect::to("/workspace"))
+}
+
+#[derive(Deserialize)]
+struct ConsultForm {
+    number: String,
+}
+
+/// The agent calls `number` about the call of `item` while its caller waits on hold.
+async fn consult(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(item): Path<u64>,
+    CsrfForm { form, .. }: CsrfForm<ConsultForm>,
+) -> Result<Redirect, WebError> {
+    current.require(Permission::HandleWork)?;
+    let desk = state.desk()?;
+    let item = holds(desk.as_ref(), agent_of(&current), item).await?;
+    let step = ConsultStep::Start(number_of(&form.number)?);
+    desk.consult(item, step).map_err(|error| WebError::BadRequest(error.to_string()))?;
+    Ok(Redirect::to("/workspace"))
+}
+
+/// `complete`: the caller talks to the consulted party and the agent wraps up; `cancel`: back
+/// to the caller.
+async fn consult_step(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path((item, step)): Path<(u64, String)>,
+    _form: CsrfForm<NoFields>,
+) -> Result<Redirect, WebError> {
+    current.require(Permission::HandleWork)?;
+    let desk = state.desk()?;
+    let item = holds(desk.as_ref(), agent_of(&current), item).await?;
+    let step = match step.as_str() {
+        "complete" => ConsultStep::Complete,
+        "cancel" => ConsultStep::Cancel,
+        _ => return Err(WebError::NotFound),
+    };
+    desk.consult(item, step).map_err(|error| WebError::BadRequest(error.to_string()))?;
     Ok(Redirect::to("/workspace"))
 }

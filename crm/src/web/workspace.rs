@@ -761,9 +761,7 @@ async fn transfer(
     let me = agent_of(&current);
     let item = holds(desk.as_ref(), me, item).await?;
     let to = match form.agent {
-        _ if !form.number.trim().is_empty() => TransferTarget::Number(
-            PhoneNumber::parse(&form.number).map_err(|error| WebError::BadRequest(format!("that number: {error}")))?,
-        ),
+        _ if !form.number.trim().is_empty() => TransferTarget::Number(super::dial::number_of(&form.number)?),
         Some(target) => {
             let available = transfer_agents(&state, desk.as_ref(), me).await?.iter().any(|agent| agent.id == target);
             if !available {
@@ -806,7 +804,7 @@ async fn transfer_agents(state: &AppState, desk: &dyn Desk, me: AgentId) -> Resu
 }
 
 /// The item, if the agent holds it (accepted).
-async fn holds(desk: &dyn Desk, agent: AgentId, item: u64) -> Result<WorkItemId, WebError> {
+pub(super) async fn holds(desk: &dyn Desk, agent: AgentId, item: u64) -> Result<WorkItemId, WebError> {
     let item = WorkItemId(item);
     let record = desk.agent(agent).await.map_err(unavailable)?;
     let held = record.is_some_and(|record| record.work.iter().any(|held| held.item == item && held.accepted));

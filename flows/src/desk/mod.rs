@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use loket_be::PhoneNumber;
 use loket_crm::desk::{
-    CallError, CallState, Coaching, Desk, DeskFuture, DialControl, DialFor, Dialled, SoftphoneError, TransferTarget,
+    CallError, CallState, Coaching, ConsultStep, Desk, DeskFuture, DialControl, DialFor, Dialled, SoftphoneError,
+    TransferTarget,
 };
 use loket_routing::core::{Action, AgentRecord, Input, WorkItem};
 use loket_routing::engine::Router;
@@ -167,6 +168,10 @@ impl<S: QueueStore> Desk for RouterDesk<S> {
 
     fn hold(&self, item: WorkItemId, on: bool) -> Result<(), CallError> {
         self.voice.hold(item, on)
+    }
+
+    fn consult(&self, item: WorkItemId, step: ConsultStep) -> Result<(), CallError> {
+        self.voice.consult(item, step)
     }
 
     fn call_state(&self, item: WorkItemId) -> Option<CallState> {

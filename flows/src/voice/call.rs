@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use super::case::{self, Draft};
 use super::coach;
+use super::consult::{Consult, Consulted, Held};
 use super::line::{Heard, Line, Signal};
 use super::outbound::Callback;
 use super::{Voice, lock};
@@ -278,12 +279,9 @@ impl<W: WorkItems> Voice<W> {
                 }
                 Heard::Other(Signal::CalleeAnswered(sdp)) => {
                     if let Some((agent, agent_media)) = ringing.take() {
-                        let answered = match sdp::remote(&sdp) {
-                            Ok(remote) => agent_media.set_remote(remote_params(&remote)).await.is_ok(),
-                            Err(error) => {
-                                tracing::warn!(%error, "the agent's phone answered with unusable SDP");
-                                false
-                            }
+                        let answered = match far_end(line.call, &sdp) {
+                            Some(remote) => agent_media.set_remote(remote).await.is_ok(),
+                            None => false,
                         };
                         let leg = AgentLeg::Phone { media: agent_media, answered };
                         talked = Some(self.talk(line, item, agent, &queue, leg, draft).await);
@@ -455,16 +453,12 @@ impl<W: WorkItems> Voice<W> {
     /// Sets the callee's answer as `media`'s far end and bridges it to the caller's session;
     /// `false` (and the callee hung up) when either fails.
     async fn bridge_callee(&self, line: &Line, media: &Session, answer: &str) -> bool {
-        let remote = match sdp::remote(answer) {
-            Ok(remote) => remote,
-            Err(error) => {
-                tracing::warn!(call = line.call.0, %error, "the callee answered with unusable SDP");
-                line.command(CallCommand::HangUpCallee { call: line.call });
-                return false;
-            }
+        let Some(remote) = far_end(line.call, answer) else {
+            line.command(CallCommand::HangUpCallee { call: line.call });
+            return false;
         };
         line.stop_playback().await;
-        let bridged = media.set_remote(remote_params(&remote)).await.is_ok() && line.media.bridge(media).await.is_ok();
+        let bridged = media.set_remote(remote).await.is_ok() && line.media.bridge(media).await.is_ok();
         if !bridged {
             line.command(CallCommand::HangUpCallee { call: line.call });
         }
@@ -516,13 +510,55 @@ impl<W: WorkItems> Voice<W> {
         };
         let mut transferred = None;
         let mut coached = None;
+        let mut consult = None;
+        let mut completed = None;
         loop {
             let heard = tokio::select! {
                 heard = line.next(None) => heard,
                 () = agent_leg.gone() => Heard::Other(Signal::CalleeHungUp),
                 supervisor = coach::gone(&coached) => Heard::Other(Signal::Coach { supervisor, mode: None }),
+                consulted = Consult::next(&mut consult) => Heard::Other(consulted),
             };
+            // Whatever ends the call or takes the agent away ends a consultation first.
+            let ends = matches!(
+                heard,
+                Heard::HungUp | Heard::Other(Signal::HangUp | Signal::Transfer(_) | Signal::CalleeHungUp)
+            );
+            if ends && consult.is_some() {
+                let held = Held { item, agent, media: agent_leg.media(), since };
+                self.back_to_caller(line, held, &mut consult).await;
+            }
             match heard {
+                Heard::Other(Signal::Consult(step)) if coached.is_none() => {
+                    let held = Held { item, agent, media: agent_leg.media(), since };
+                    match self.consult_step(line, held, &mut consult, step).await {
+                        Consulted::Going => {}
+                        Consulted::Completed(consulted) => {
+                            completed = Some(consulted);
+                            agent_leg.hang_up(line);
+                            break;
+                        }
+                    }
+                }
+                Heard::Other(Signal::ConsultAnswered(sdp)) => {
+                    let held = Held { item, agent, media: agent_leg.media(), since };
+                    self.consult_answered(held, &mut consult, &sdp).await;
+                }
+                Heard::Other(Signal::ConsultGone) => {
+                    // Back with the caller, who stays on hold until the agent resumes.
+                    if let Some(consulted) = consult.take() {
+                        consulted.end().await;
+                        let _ = line.media.bridge(agent_leg.media()).await;
+                        self.set_state(item, agent, CallState::Held { since });
+                    }
+                }
+                Heard::Other(Signal::SendDigit(digit)) if consult.is_some() => {
+                    if let Some(consulted) = &consult {
+                        consulted.send_digit(digit).await;
+                    }
+                }
+                // The caller stays on hold while the agent consults.
+                Heard::Other(Signal::Hold(_) | Signal::Coach { .. }) if consult.is_some() => {}
                 Heard::Other(Signal::Coach { supervisor, mode }) => {
                     let media = agent_leg.media();
                     coached = self.apply_coaching(line, item, agent, media, coached.take(), supervisor, mode).await;
@@ -589,6 +625,17 @@ impl<W: WorkItems> Voice<W> {
         }
         let phone = matches!(agent_leg, AgentLeg::Phone { .. });
         agent_leg.release(line).await;
+        if let Some(consulted) = completed {
+            self.finished(item, agent).await;
+            if let Some(draft) = draft
+                && let Err(error) =
+                    case::transferred_to_number(&self.parts.db, draft, &consulted.number, self.now()).await
+            {
+                tracing::warn!(case = draft.case_id, %error, "a transfer to a number was not noted");
+            }
+            self.stay_with_consulted(line, consulted).await;
+            return Talked::Ended;
+        }
         match transferred {
             Some(TransferTarget::Number(number)) => {
                 if phone {
@@ -784,8 +831,20 @@ fn work_item(
     item
 }
 
+/// The far end an SDP answer names, for a media session; `None` (and a warning) when it is
+/// unusable.
+pub(super) fn far_end(call: LegId, answer: &str) -> Option<RemoteParams> {
+    match sdp::remote(answer) {
+        Ok(remote) => Some(remote_params(&remote)),
+        Err(error) => {
+            tracing::warn!(call = call.0, %error, "an answer with unusable SDP");
+            None
+        }
+    }
+}
+
 /// The media session's view of the far end.
-pub(super) fn remote_params(remote: &sdp::Remote) -> RemoteParams {
+fn remote_params(remote: &sdp::Remote) -> RemoteParams {
     RemoteParams {
         rtp: remote.rtp,
         rtcp: None,

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use loket_crm::desk::{Coaching, TransferTarget};
+use loket_crm::desk::{Coaching, ConsultStep, TransferTarget};
 use loket_media::edge::{PlayOptions, Session, SessionEvent};
 use loket_media::playback::Prompt;
 use loket_routing::model::AgentId;
@@ -35,6 +35,12 @@ pub(super) enum Signal {
     Transfer(TransferTarget),
     /// The console: a digit of the agent's keypad, for the other party.
     SendDigit(char),
+    /// The console: a step of the agent's consultative transfer.
+    Consult(ConsultStep),
+    /// The party the agent consults answered with this SDP.
+    ConsultAnswered(String),
+    /// The party the agent consults did not answer, or hung up.
+    ConsultGone,
     /// The board: a supervisor coaches the call in this mode, or leaves it (`None`).
     Coach {
         supervisor: AgentId,

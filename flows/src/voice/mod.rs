@@ -15,6 +15,7 @@
 mod call;
 mod case;
 mod coach;
+mod consult;
 mod line;
 mod outbound;
 mod prompts;
@@ -25,7 +26,7 @@ use std::time::Duration;
 
 use loket_crm::clock::Clock;
 use loket_crm::db::Db;
-use loket_crm::desk::{CallError, CallState, Coaching, Dialled, TransferTarget};
+use loket_crm::desk::{CallError, CallState, Coaching, ConsultStep, Dialled, TransferTarget};
 use loket_crm::register::NationalRegister;
 use loket_ivr::Ivr;
 use loket_media::edge::{MediaEngine, WebRtcError, WebRtcLeg};
@@ -82,8 +83,8 @@ pub struct Voice<W> {
     dialer: OnceLock<Dialer>,
     /// The items of callers who chose a callback, until an agent accepts one.
     callbacks: Mutex<HashMap<WorkItemId, Callback>>,
-    /// The calls agents placed themselves, by agent.
-    dialled: Mutex<HashMap<AgentId, (LegId, Dialled)>>,
+    /// The calls agents placed themselves, by agent (their id once placed).
+    dialled: Mutex<HashMap<AgentId, (Option<LegId>, Dialled)>>,
 }
 
 /// The SIP service's side for calls loket places: their commands, and their ids.
@@ -172,12 +173,12 @@ impl<W: WorkItems> Voice<W> {
     /// Sends a keypad digit to the other party of `agent`'s call: the one they placed, else the
     /// caller they talk to.
     pub fn send_digit(&self, agent: AgentId, digit: char) -> Result<(), CallError> {
-        if let Some(call) = lock(&self.dialled).get(&agent).map(|(call, _)| *call) {
+        if let Some(call) = lock(&self.dialled).get(&agent).and_then(|(call, _)| *call) {
             return self.signal_call(call, Signal::SendDigit(digit)).map_err(|_| CallError::NoCallOfYours);
         }
         let talking = lock(&self.states)
             .iter()
-            .find(|(_, (holder, state))| *holder == agent && state.is_talking())
+            .find(|(_, (holder, state))| *holder == agent && (state.is_talking() || state.is_consulting()))
             .map(|(item, _)| *item)
             .ok_or(CallError::NoCallOfYours)?;
         self.signal(talking, Signal::SendDigit(digit))
@@ -193,6 +194,11 @@ impl<W: WorkItems> Voice<W> {
 
     pub fn hold(&self, item: WorkItemId, on: bool) -> Result<(), CallError> {
         self.signal(item, Signal::Hold(on))
+    }
+
+    /// A step of the agent's consultative transfer of the call of `item`.
+    pub fn consult(&self, item: WorkItemId, step: ConsultStep) -> Result<(), CallError> {
+        self.signal(item, Signal::Consult(step))
     }
 
     pub fn call_state(&self, item: WorkItemId) -> Option<CallState> {

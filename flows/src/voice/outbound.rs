@@ -74,7 +74,7 @@ impl<W: WorkItems> Voice<W> {
             DialControl::HangUp => Signal::HangUp,
             DialControl::Hold(on) => Signal::Hold(on),
         };
-        let call = lock(&self.dialled).get(&agent).map(|(call, _)| *call).ok_or(CallError::NoCallOfYours)?;
+        let call = lock(&self.dialled).get(&agent).and_then(|(call, _)| *call).ok_or(CallError::NoCallOfYours)?;
         self.signal_call(call, signal).map_err(|_| CallError::NoCallOfYours)
     }
 
@@ -87,48 +87,58 @@ impl<W: WorkItems> Voice<W> {
         if self.softphone_busy(agent, item) {
             return Err(CallError::SoftphoneBusy);
         }
-        let Some(dialer) = self.dialer.get() else {
-            return Err(CallError::CannotDial("the SIP service is not running".into()));
-        };
-        let call = dialer.ids.next();
         if let Purpose::Dial { on, .. } = &purpose {
             // Claimed before anything else, so that two clicks cannot both dial.
             match lock(&self.dialled).entry(agent) {
                 Entry::Occupied(_) => return Err(CallError::SoftphoneBusy),
                 Entry::Vacant(entry) => {
                     let number = number.e164().to_owned();
-                    entry.insert((call, Dialled { number, case_id: on.case_id, call: CallState::Ringing }));
+                    entry.insert((None, Dialled { number, case_id: on.case_id, call: CallState::Ringing }));
                 }
             }
         }
-        let media = match self.parts.media.allocate() {
-            Ok(media) => media,
+        let line = match self.originate(&number) {
+            Ok(line) => line,
             Err(error) => {
                 if let Purpose::Dial { .. } = purpose {
                     lock(&self.dialled).remove(&agent);
                 }
-                return Err(CallError::CannotDial(error.to_string()));
+                return Err(error);
             }
         };
+        match &purpose {
+            Purpose::Callback { item, .. } => {
+                lock(&self.items).insert(*item, line.call);
+                self.set_state(*item, agent, CallState::Ringing);
+            }
+            Purpose::Dial { .. } => {
+                if let Some((call, _)) = lock(&self.dialled).get_mut(&agent) {
+                    *call = Some(line.call);
+                }
+                let _ = self.changes.send(agent);
+            }
+        }
+        tokio::spawn(Arc::clone(self).outbound(line, agent, softphone, number, purpose));
+        Ok(())
+    }
+
+    /// Dials `number` through the trunk with a media session of its own: the call's line, whose
+    /// signals say how the call goes.
+    pub(super) fn originate(&self, number: &PhoneNumber) -> Result<Line, CallError> {
+        let Some(dialer) = self.dialer.get() else {
+            return Err(CallError::CannotDial("the SIP service is not running".into()));
+        };
+        let media = self.parts.media.allocate().map_err(|error| CallError::CannotDial(error.to_string()))?;
+        let call = dialer.ids.next();
         let address = media.sdp_address();
         let local = LocalMedia { address: address.ip(), port: address.port(), session_id: call.0 };
         let offer = sdp::offer(&local, 1, Direction::SendRecv);
         // Unbounded as for callers: the answer, a few controls, the end.
         let (signals, receiver) = mpsc::unbounded_channel();
         lock(&self.calls).insert(call, signals);
-        match &purpose {
-            Purpose::Callback { item, .. } => {
-                lock(&self.items).insert(*item, call);
-                self.set_state(*item, agent, CallState::Ringing);
-            }
-            Purpose::Dial { .. } => {
-                let _ = self.changes.send(agent);
-            }
-        }
         let line = Line::new(call, media, dialer.commands.clone(), receiver);
         line.command(CallCommand::Originate { call, number: number.e164().to_owned(), offer });
-        tokio::spawn(Arc::clone(self).outbound(line, agent, softphone, number, purpose));
-        Ok(())
+        Ok(line)
     }
 
     /// The call from the first ring to its end, then its note on the timeline and, for a
@@ -191,15 +201,8 @@ impl<W: WorkItems> Voice<W> {
 
     /// The citizen answered: their session gets the far end and is bridged to the softphone.
     async fn answered(&self, line: &Line, softphone: &WebRtcLeg, answer: &str) -> bool {
-        let remote = match sdp::remote(answer) {
-            Ok(remote) => remote,
-            Err(error) => {
-                tracing::warn!(call = line.call.0, %error, "the citizen's side answered with unusable SDP");
-                return false;
-            }
-        };
-        line.media.set_remote(super::call::remote_params(&remote)).await.is_ok()
-            && line.media.bridge(softphone.session()).await.is_ok()
+        let Some(remote) = super::call::far_end(line.call, answer) else { return false };
+        line.media.set_remote(remote).await.is_ok() && line.media.bridge(softphone.session()).await.is_ok()
     }
 
     /// Agent and citizen talk until either hangs up or the browser goes; how long, in seconds.
