@@ -526,7 +526,7 @@ impl<W: WorkItems> Voice<W> {
             );
             if ends && consult.is_some() {
                 let held = Held { item, agent, media: agent_leg.media(), since };
-                self.back_to_caller(line, held, &mut consult).await;
+                self.back_to_caller(line, held, &mut consult, true).await;
             }
             match heard {
                 Heard::Other(Signal::Consult(step)) if coached.is_none() => {
@@ -542,15 +542,11 @@ impl<W: WorkItems> Voice<W> {
                 }
                 Heard::Other(Signal::ConsultAnswered(sdp)) => {
                     let held = Held { item, agent, media: agent_leg.media(), since };
-                    self.consult_answered(held, &mut consult, &sdp).await;
+                    self.consult_answered(line, held, &mut consult, &sdp).await;
                 }
                 Heard::Other(Signal::ConsultGone) => {
-                    // Back with the caller, who stays on hold until the agent resumes.
-                    if let Some(consulted) = consult.take() {
-                        consulted.end().await;
-                        let _ = line.media.bridge(agent_leg.media()).await;
-                        self.set_state(item, agent, CallState::Held { since });
-                    }
+                    let held = Held { item, agent, media: agent_leg.media(), since };
+                    self.back_to_caller(line, held, &mut consult, false).await;
                 }
                 Heard::Other(Signal::SendDigit(digit)) if consult.is_some() => {
                     if let Some(consulted) = &consult {

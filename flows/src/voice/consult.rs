@@ -41,12 +41,6 @@ impl Consult {
     pub async fn send_digit(&self, digit: char) {
         self.line.send_digit(digit).await;
     }
-
-    /// Hangs the consulted party up and lets its media go.
-    pub async fn end(mut self) {
-        self.line.hang_up();
-        self.line.media.close().await;
-    }
 }
 
 /// The call a consultation belongs to: its item, its agent, the agent's side of the media, and
@@ -95,14 +89,20 @@ impl<W: WorkItems> Voice<W> {
                     return Consulted::Completed(consulted);
                 }
             }
-            ConsultStep::Cancel => self.back_to_caller(line, held, consult).await,
+            ConsultStep::Cancel => self.back_to_caller(line, held, consult, true).await,
             _ => {}
         }
         Consulted::Going
     }
 
     /// The consulted party answered: the agent talks to them.
-    pub(super) async fn consult_answered(&self, held: Held<'_>, consult: &mut Option<Consult>, answer: &str) {
+    pub(super) async fn consult_answered(
+        &self,
+        line: &Line,
+        held: Held<'_>,
+        consult: &mut Option<Consult>,
+        answer: &str,
+    ) {
         let Held { item, agent, media: agent_media, since } = held;
         let Some(consulted) = consult.as_mut() else { return };
         let remote = super::call::far_end(consulted.line.call, answer);
@@ -116,20 +116,28 @@ impl<W: WorkItems> Voice<W> {
         if bridged {
             consulted.answered = true;
             self.set_state(item, agent, CallState::Consulting { since, answered: true });
-        } else if let Some(consulted) = consult.take() {
-            consulted.end().await;
-            self.set_state(item, agent, CallState::Held { since });
+        } else {
+            self.back_to_caller(line, held, consult, false).await;
         }
     }
 
     /// Ends the consultation, if any, and puts the agent back with the caller, who hears them
-    /// again.
-    pub(super) async fn back_to_caller(&self, line: &Line, held: Held<'_>, consult: &mut Option<Consult>) {
+    /// again when `resume`, else stays on hold until the agent resumes.
+    pub(super) async fn back_to_caller(
+        &self,
+        line: &Line,
+        held: Held<'_>,
+        consult: &mut Option<Consult>,
+        resume: bool,
+    ) {
         let Held { item, agent, media: agent_media, since } = held;
         let Some(consulted) = consult.take() else { return };
-        consulted.end().await;
-        let back = line.media.bridge(agent_media).await.is_ok() && line.media.resume().await.is_ok();
-        let state = if back { CallState::Connected { since } } else { CallState::Held { since } };
+        let mut other = consulted.line;
+        other.hang_up();
+        self.let_go(other).await;
+        let back = line.media.bridge(agent_media).await.is_ok();
+        let resumed = resume && back && line.media.resume().await.is_ok();
+        let state = if resumed { CallState::Connected { since } } else { CallState::Held { since } };
         self.set_state(item, agent, state);
     }
 
@@ -155,6 +163,6 @@ impl<W: WorkItems> Voice<W> {
             other.hang_up();
             line.hang_up();
         }
-        other.media.close().await;
+        self.let_go(other).await;
     }
 }

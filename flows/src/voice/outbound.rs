@@ -141,6 +141,13 @@ impl<W: WorkItems> Voice<W> {
         Ok(line)
     }
 
+    /// The end of a line [`Self::originate`] gave: its media goes, and its call leaves the calls
+    /// that signals reach.
+    pub(super) async fn let_go(&self, line: Line) {
+        lock(&self.calls).remove(&line.call);
+        line.media.close().await;
+    }
+
     /// The call from the first ring to its end, then its note on the timeline and, for a
     /// callback, the agent's wrap-up.
     async fn outbound(
@@ -178,8 +185,7 @@ impl<W: WorkItems> Voice<W> {
         if answer.is_some() && !bridged {
             line.hang_up();
         }
-        line.media.close().await;
-        lock(&self.calls).remove(&line.call);
+        self.let_go(line).await;
         self.note_outbound(&number, talked, &purpose).await;
         match purpose {
             Purpose::Callback { item, .. } => {
