@@ -16,7 +16,7 @@
 //!
 //! With a trunk in the settings, loket registers there if asked to (and removes the binding when
 //! [`Sockets::serve_until`] is told to stop), and the application dials numbers and originates
-//! calls through it.
+//! calls through it; it originates calls to agents' registered phones, trunk or not.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -40,7 +40,7 @@ pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, IN
 pub mod application;
 mod calls;
 
-pub use application::{Application, CallCommand, CallEvent, CallIds};
+pub use application::{Application, CallCommand, CallEvent, CallIds, Destination};
 pub use calls::{CallSettings, Number, Target};
 
 /// Where agents' SIP credentials come from (the CRM in the binary).

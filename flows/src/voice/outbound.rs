@@ -15,7 +15,7 @@ use loket_media::edge::WebRtcLeg;
 use loket_routing::core::Input;
 use loket_routing::model::{AgentId, Presence, WorkItemId};
 use loket_sip::sdp::{self, Direction, LocalMedia};
-use loket_sip::service::CallCommand;
+use loket_sip::service::{CallCommand, Destination};
 use tokio::sync::mpsc;
 
 use super::case::{self, Draft};
@@ -137,7 +137,7 @@ impl<W: WorkItems> Voice<W> {
         let (signals, receiver) = mpsc::unbounded_channel();
         lock(&self.calls).insert(call, signals);
         let line = Line::new(call, media, dialer.commands.clone(), receiver);
-        line.command(CallCommand::Originate { call, number: number.e164().to_owned(), offer });
+        line.command(CallCommand::Originate { call, to: Destination::Number(number.e164().to_owned()), offer });
         Ok(line)
     }
 

@@ -8,8 +8,10 @@
 //! ([`CallCommand::DialNumber`]). Both report through the same `Callee…` events and are hung up
 //! with [`CallCommand::HangUpCallee`]: the application knows which one it dialled.
 //!
-//! The application also places calls of its own, with no caller behind them (a callback, an
-//! agent's click-to-dial): [`CallCommand::Originate`] under an id from [`CallIds::next`].
+//! The application also places calls of its own, with no caller behind them, under an id from
+//! [`CallIds::next`]: [`CallCommand::Originate`] to a [`Destination`], a number through the trunk
+//! (a callback, an agent's click-to-dial from the browser) or an agent's registered phones (a
+//! desk phone rung first for its agent's click-to-dial, a colleague's for a consultation).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,8 +38,9 @@ pub enum CallEvent {
     Digit { call: LegId, digit: char },
     /// The call is over, whoever ended it; commands for it are ignored from now on.
     Ended { call: LegId },
-    /// The callee rings: one of the agent's phones dialled by [`CallCommand::DialAgent`], or the
-    /// number dialled by [`CallCommand::DialNumber`].
+    /// The callee rings: one of the agent's phones dialled by [`CallCommand::DialAgent`] (each
+    /// phone that rings says so), or the number dialled by [`CallCommand::DialNumber`]; or the
+    /// destination of [`CallCommand::Originate`], alike.
     CalleeRinging { call: LegId },
     /// The callee answered with this SDP (the first of the agent's phones; the others have been
     /// cancelled).
@@ -73,17 +76,30 @@ pub enum CallCommand {
     DialNumber { call: LegId, number: String, offer: String },
     /// Hangs up the callee's side of `call` (CANCEL while it rings, BYE once answered).
     HangUpCallee { call: LegId },
-    /// Places a call of loket's own to `number` (`+` and digits) through the trunk, as
-    /// [`CallCommand::DialNumber`] does for a caller, under the new id `call` (from
-    /// [`CallIds::next`]). It reports [`CallEvent::CalleeRinging`], then
-    /// [`CallEvent::CalleeAnswered`] (from then on it is one of the application's calls: digits
-    /// by INFO, [`CallCommand::HangUp`], [`CallEvent::Ended`] when the callee hangs up) or
-    /// [`CallEvent::CalleeFailed`], after which the id is free: the trunk's refusal, 484 for a
-    /// number that is not one, 503 without a trunk (or its host's address) or without room for
-    /// the call, 408 or 480 when nobody answers, 502 for an answer without SDP (hung up at once).
-    /// [`CallCommand::HangUp`] before the answer cancels it, and nothing more is reported: the
-    /// application ended it itself.
-    Originate { call: LegId, number: String, offer: String },
+    /// Places a call of loket's own to `to`, with `offer` (the SDP of the application's media
+    /// session for it), under the new id `call` (from [`CallIds::next`]; an id in use is ignored).
+    /// It reports [`CallEvent::CalleeRinging`], then [`CallEvent::CalleeAnswered`] (from then on
+    /// it is one of the application's calls, whatever its destination: digits by INFO, holds
+    /// answered with the offer's address, [`CallCommand::HangUp`] as BYE, [`CallEvent::Ended`]
+    /// when the callee hangs up, and it may dial a callee, standing for the caller) or
+    /// [`CallEvent::CalleeFailed`], after which the id is free: the callee's refusal, 503 without
+    /// room for the call, 408 or 480 when nobody answers, 502 for an answer without SDP (hung up
+    /// at once), and what [`Destination`] says of each. [`CallCommand::HangUp`] before the answer
+    /// cancels it, and nothing more is reported: the application ended it itself.
+    Originate { call: LegId, to: Destination, offer: String },
+}
+
+/// Whom a call loket places ([`CallCommand::Originate`]) reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// A number (`+` and digits, as `+3250123456`), called through the trunk as
+    /// [`CallCommand::DialNumber`] calls it for a caller (one challenge answered, the trunk's ring
+    /// timeout): 484 for a number that is not one, 503 without a trunk or its host's address.
+    Number(String),
+    /// Every registered phone of this agent user, rung at once from `sip:loket@DOMAIN` as
+    /// [`CallCommand::DialAgent`] rings them for a caller: the first to answer wins and the others
+    /// are cancelled; 480 when none is registered, 486 when all are busy.
+    Agent(String),
 }
 
 /// The ids of call legs, shared by the service (its legs) and the application (the calls it

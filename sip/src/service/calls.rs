@@ -6,9 +6,12 @@
 //! into messages. Each leg is one [`Call`] here: its leg, its dialog, the requests it still has to
 //! answer and the messages it may have to send again.
 //!
-//! A call the application originates is one outbound leg to the trunk under the application's
-//! id, with no caller and so no bridge: the application is its other side, and hears of it
-//! through the `Callee…` events until the answer, then as of an inbound call.
+//! A call the application originates to a number is one outbound leg to the trunk under the
+//! application's id, with no caller and so no bridge: the application is its other side, and
+//! hears of it through the `Callee…` events until the answer, then as of an inbound call. One to
+//! an agent's phones is forked as for a caller, by a bridge under the application's id whose
+//! inbound side is the application itself, with no leg ([`originate`]); the phone that answers
+//! first takes the id, and from then on the call is that same single leg.
 //!
 //! Media: the application's calls carry the SDP of its media sessions; loket's own answers (target
 //! `answer`) name the configured media address and port, where nothing listens; bridged calls
@@ -40,7 +43,10 @@ use crate::transaction::{
 use crate::transport::ReplyPath;
 use crate::trunk::Trunk;
 
+mod originate;
 mod trunk;
+
+use originate::Originating;
 
 /// Where a dialled number goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,7 +150,8 @@ struct Call {
     change: Option<(Request, TransactionKey)>,
     change_answer: Option<ResponseBytes>,
     sdp_version: u64,
-    /// The bridge this leg belongs to, by its inbound leg.
+    /// The bridge this leg belongs to, by its inbound side's id (which has no leg for the
+    /// application's own call to an agent's phones).
     bridge: Option<LegId>,
     /// The application handles this leg.
     application: bool,
@@ -155,7 +162,8 @@ struct Call {
     agent_offer: Option<SessionDescription>,
     /// A leg to the trunk, whose credentials answer its challenges.
     trunk: bool,
-    /// A call the application originated (this outbound leg under its id): what it was told.
+    /// A call the application originated (this outbound leg under its id: to the trunk, or the
+    /// agent's phone that answered first): what it was told.
     origination: Option<Origination>,
     /// The answer to the trunk's challenge (header name and value), sent with the INVITE again
     /// and in the ACK of its 2xx.
@@ -228,8 +236,9 @@ enum Purpose {
 
 /// What a lookup outside the service task found, for what waits on it.
 pub(super) enum Found {
-    /// The contacts of an agent, from the location store, for the call waiting on them.
-    Agent { leg: LegId, bindings: Result<Vec<Binding>, StoreError> },
+    /// The contacts of an agent, from the location store, for the call waiting on them: the
+    /// callee of the call `leg`, or, when `originated`, the application's own call `leg`.
+    Agent { leg: LegId, bindings: Result<Vec<Binding>, StoreError>, originated: bool },
     /// The trunk's next hop, for the call to `number`: the callee of the call `leg`, or, when
     /// `originated`, the application's own call `leg`.
     Trunk { leg: LegId, number: String, addr: io::Result<SocketAddr>, originated: bool },
@@ -248,6 +257,14 @@ struct Placement {
     timers: crate::call::Timers,
 }
 
+impl Placement {
+    /// Straight to the target (a registered phone, a URI) as `from`, with the default guard on
+    /// ringing.
+    fn direct(from: String) -> Placement {
+        Placement { from, route: None, trunk: false, timers: crate::call::Timers::default() }
+    }
+}
+
 pub(super) struct Calls {
     settings: CallSettings,
     calls: HashMap<LegId, Call>,
@@ -262,8 +279,8 @@ pub(super) struct Calls {
     new_calls: NewCalls,
     /// Shared with the application, whose originated calls take ids of the same sequence.
     ids: CallIds,
-    /// Originated calls whose trunk lookup is under way, with their offer; they count as calls.
-    originating: HashMap<LegId, String>,
+    /// The application's own calls with no leg under their id (yet); they count as calls.
+    originating: HashMap<LegId, Originating>,
     client: ClientTransactions<Peer>,
     /// loket's own addresses, for Via and Contact, and the UDP socket its requests leave by.
     udp: SocketAddr,
@@ -452,7 +469,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
             (Target::Answer, Some(answer)) => {
                 self.feed_call(now, id, Event::Answered { answer: SessionDescription(answer) })
             }
-            (Target::Agent(user), _) => self.look_up_agent(id, &user),
+            (Target::Agent(user), _) => self.look_up_agent(id, &user, false),
             (Target::Uri(uri), _) => match socket_addr_of(&uri) {
                 Some(addr) => self.fork(now, id, vec![(uri, addr)]),
                 None => {
@@ -466,14 +483,14 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
 
     pub(super) fn on_found(&mut self, found: Found) {
         match found {
-            Found::Agent { leg, bindings } => self.on_agent_found(leg, bindings),
+            Found::Agent { leg, bindings, originated } => self.on_agent_found(leg, bindings, originated),
             Found::Trunk { leg, number, addr, originated } => self.on_trunk_found(leg, number, addr, originated),
             Found::Registrar { attempt, addr } => self.on_registrar_found(attempt, addr),
         }
     }
 
     /// The agent's contacts are known: ring them all, or refuse the call when there are none.
-    fn on_agent_found(&mut self, leg: LegId, bindings: Result<Vec<Binding>, StoreError>) {
+    fn on_agent_found(&mut self, leg: LegId, bindings: Result<Vec<Binding>, StoreError>, originated: bool) {
         let now = Instant::now();
         let targets: Vec<(String, SocketAddr)> = match bindings {
             // Only UDP contacts for now: a TCP phone would need its registration's connection.
@@ -487,6 +504,9 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
                 Vec::new()
             }
         };
+        if originated {
+            return self.ring_phones(leg, targets);
+        }
         let application = self.calls.calls.get(&leg).is_some_and(|call| call.application);
         match (targets.is_empty(), application) {
             (true, true) => {
@@ -505,29 +525,46 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         let from =
             header(caller.invite.as_ref().map(|(request, _)| request), |header| matches!(header, Header::From(_)))
                 .map(|from| format!("<{}>", uri_of(from)))
-                .unwrap_or_else(|| format!("<sip:loket@{}>", self.settings.domain));
-        let placement = Placement { from, route: None, trunk: false, timers: crate::call::Timers::default() };
-        self.place(now, inbound, targets, placement);
+                .unwrap_or_else(|| self.loket_from());
+        self.place(now, inbound, targets, Placement::direct(from));
+    }
+
+    /// loket's own From, a name-addr without tag.
+    fn loket_from(&self) -> String {
+        format!("<sip:loket@{}>", self.settings.domain)
     }
 
     /// [`Self::fork`] with the legs presented as `placement` says.
     fn place(&mut self, now: Instant, inbound: LegId, targets: Vec<(String, SocketAddr)>, placement: Placement) {
-        let Some(caller) = self.calls.calls.get(&inbound) else { return };
-        // The application's legs to a callee carry its media session's offer, and answer later
-        // offers from the callee with that session's address.
+        let Some(caller) = self.calls.calls.get_mut(&inbound) else { return };
+        caller.bridge = Some(inbound);
+        // The application's legs to a callee carry its media session's offer.
         let application = caller.application;
         let offer = if application { caller.agent_offer.clone() } else { caller.offer.clone() };
-        let media = offer.as_ref().filter(|_| application).and_then(|offer| media_of(&offer.0));
+        self.couple(now, inbound, targets, &placement, offer, application);
+    }
+
+    /// Places one outbound leg per target with `offer`, bridged under `inbound`: the inbound leg
+    /// (already told of its bridge), or the application's own call to an agent's phones, which
+    /// has none. `anchored`: the offer is of an application's media session, whose address
+    /// answers the callees' later offers, which so do not cross the bridge.
+    fn couple(
+        &mut self,
+        now: Instant,
+        inbound: LegId,
+        targets: Vec<(String, SocketAddr)>,
+        placement: &Placement,
+        offer: Option<SessionDescription>,
+        anchored: bool,
+    ) {
+        let media = offer.as_ref().filter(|_| anchored).and_then(|offer| media_of(&offer.0));
         let mut forks = Vec::new();
         for (target, addr) in targets {
             let id = self.calls.ids.next();
-            let call = self.calls.outbound(id, &target, addr, &placement);
+            let call = self.calls.outbound(id, &target, addr, placement);
             call.bridge = Some(inbound);
             call.media = media;
             forks.push(id);
-        }
-        if let Some(caller) = self.calls.calls.get_mut(&inbound) {
-            caller.bridge = Some(inbound);
         }
         self.calls.bridges.insert(inbound, Bridge::new(inbound, forks.clone()));
         for fork in forks {
@@ -727,14 +764,13 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
     /// Feeds `event` to leg `id`, and what its actions cause to the legs bridged with it.
     fn feed_call(&mut self, now: Instant, id: LegId, event: Event) {
         let mut queue = VecDeque::from([(id, event)]);
-        while let Some((id, event)) = queue.pop_front() {
+        while let Some((mut id, event)) = queue.pop_front() {
             let Some(call) = self.calls.calls.get_mut(&id) else { continue };
             let actions = call.leg.handle(now, event);
             let bridge = call.bridge;
             // An application's call and its agent's legs: the application learns what the agent's
             // side did and answers each side's offers itself (its media sessions anchor both).
-            let application =
-                bridge.is_some_and(|inbound| self.calls.calls.get(&inbound).is_some_and(|c| c.application));
+            let application = bridge.is_some_and(|inbound| self.calls.is_application(inbound));
             for action in actions {
                 if let Some(inbound) = bridge
                     && let Some(coupling) = self.calls.bridges.get_mut(&inbound)
@@ -742,10 +778,14 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
                     let passed = !application || id != inbound || matches!(action, Action::Ended(_));
                     let events = if passed { coupling.on_action(id, &action) } else { Vec::new() };
                     for (leg, event) in events {
-                        if application && leg == inbound {
-                            self.report_callee(inbound, event);
-                        } else {
+                        if !application || leg != inbound {
                             queue.push_back((leg, event));
+                        } else if self.calls.rings_phones(inbound) {
+                            // The answer gives this leg the call's id, under which it carries out
+                            // the rest of its actions (and its bridge is gone).
+                            id = self.phones_did(inbound, id, event, &mut queue);
+                        } else {
+                            self.report_callee(inbound, event);
                         }
                     }
                 }
@@ -941,10 +981,9 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         };
         let Some(call) = self.calls.calls.get_mut(&id).filter(|call| call.application) else {
             match command {
-                // An originated call has no leg until the trunk's next hop is known.
-                CallCommand::Originate { number, offer, .. } => self.dial_number(id, number, offer, true),
-                // Hung up meanwhile, it is never placed.
-                CallCommand::HangUp { .. } => drop(self.calls.originating.remove(&id)),
+                // An originated call has no leg until its destination is looked up.
+                CallCommand::Originate { to, offer, .. } => self.originate(id, to, offer),
+                CallCommand::HangUp { .. } => self.hang_up_unplaced(id),
                 _ => {}
             }
             return;
@@ -953,7 +992,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
             CallCommand::DialAgent { agent, offer, .. } => return self.dial_agent(id, agent, offer),
             CallCommand::DialNumber { number, offer, .. } => return self.dial_number(id, number, offer, false),
             // An id in use, which is refused there.
-            CallCommand::Originate { number, offer, .. } => return self.dial_number(id, number, offer, true),
+            CallCommand::Originate { to, offer, .. } => return self.originate(id, to, offer),
             CallCommand::HangUpCallee { .. } => {
                 let forks = self.calls.bridges.get(&id).map(|bridge| bridge.forks().to_vec()).unwrap_or_default();
                 for fork in forks {
@@ -983,7 +1022,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
     /// Looks up the agent's phones for the application's call `id`; [`Self::on_found`] rings them.
     fn dial_agent(&mut self, id: LegId, agent: String, offer: String) {
         if self.may_dial(id, offer) {
-            self.look_up_agent(id, &agent);
+            self.look_up_agent(id, &agent, false);
         }
     }
 
@@ -1000,14 +1039,15 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         true
     }
 
-    /// Starts the lookup of `user`'s registered phones; the answer comes back as a [`Found`].
-    fn look_up_agent(&self, id: LegId, user: &str) {
+    /// Starts the lookup of `user`'s registered phones for the call `id` (`originated`: the
+    /// application's own); the answer comes back as a [`Found`].
+    fn look_up_agent(&self, id: LegId, user: &str, originated: bool) {
         let aor = format!("{user}@{}", self.settings.domain.to_ascii_lowercase());
         let (locations, found) = (self.locations.clone(), self.calls.found_tx.clone());
         tokio::spawn(async move {
             let bindings = locations.lookup(&aor, SystemTime::now()).await;
             // The service task only goes away with the whole service.
-            let _ = found.send(Found::Agent { leg: id, bindings });
+            let _ = found.send(Found::Agent { leg: id, bindings, originated });
         });
     }
 

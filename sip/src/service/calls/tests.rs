@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use super::*;
 use crate::digest::StoredHa1;
 use crate::registrar::{MemoryStore, Policy};
-use crate::service::application::{Application, ApplicationEnds, channels};
+use crate::service::application::{Application, ApplicationEnds, Destination, channels};
 use crate::service::{Settings, Sockets};
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -367,14 +367,19 @@ impl Phone {
 
     /// The next 200 to a request of the phone's, skipping anything else.
     async fn ok(&self) -> String {
+        self.response(200).await
+    }
+
+    /// The next response with `status` to a request of the phone's, skipping anything else.
+    async fn response(&self, status: u16) -> String {
         let mut buffer = vec![0u8; 65_536];
         loop {
             let (len, _) = tokio::time::timeout(DEADLINE, self.socket.recv_from(&mut buffer))
                 .await
-                .expect("a 200 within the deadline")
+                .unwrap_or_else(|_| panic!("a {status} within the deadline"))
                 .unwrap();
             let text = String::from_utf8(buffer[..len].to_vec()).unwrap();
-            if text.starts_with("SIP/2.0 200 ") {
+            if text.starts_with(&format!("SIP/2.0 {status} ")) {
                 return text;
             }
         }
@@ -846,7 +851,7 @@ async fn the_application_and_the_service_draw_ids_from_one_sequence() {
 }
 
 fn originate(call: LegId, number: &str) -> CallCommand {
-    CallCommand::Originate { call, number: number.into(), offer: AGENT_OFFER.into() }
+    CallCommand::Originate { call, to: Destination::Number(number.into()), offer: AGENT_OFFER.into() }
 }
 
 /// An originated call: the trunk gets the number at its host from the municipality's number with
@@ -1002,6 +1007,164 @@ async fn originated_calls_that_fail() {
     let call = ends.ids.next();
     ends.commands.send(originate(call, NUMBER)).unwrap();
     assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call, status: 503 });
+}
+
+fn call_agent(call: LegId, user: &str) -> CallCommand {
+    CallCommand::Originate { call, to: Destination::Agent(user.into()), offer: AGENT_OFFER.into() }
+}
+
+/// An originated call to an agent rings both registered phones from loket with the
+/// application's offer; the first to answer wins and the other is cancelled. Answered, it is one
+/// of the application's calls: a digit by INFO, a hold answered with its media address, a callee
+/// dialled for it (no phone of the colleague: 480, not busy), and the phone's hang-up ends it and
+/// its dialog. With `max_calls` 1, it counts while it rings, and nothing of it counts afterwards.
+#[tokio::test]
+async fn the_application_originates_a_call_to_an_agents_phones() {
+    let (first, second) = (Phone::new("a").await, Phone::new("b").await);
+    let store = MemoryStore::new();
+    registered(&store, &[&first, &second]).await;
+    let (mut ends, application) = channels();
+    serve(CallSettings { max_calls: 1, ..CallSettings::default() }, store, Some(application)).await;
+    let call = ends.ids.next();
+    ends.commands.send(call_agent(call, "agent")).unwrap();
+
+    let invite_a = first.request("INVITE").await;
+    let invite_b = second.request("INVITE").await;
+    for (invite, phone) in [(&invite_a, &first), (&invite_b, &second)] {
+        assert!(invite.0.starts_with(&format!("INVITE sip:agent@{} SIP/2.0\r\n", phone.addr())), "{}", invite.0);
+        assert!(header_line(&invite.0, "From: ").starts_with("From: <sip:loket@loket.test>;tag=lk"), "{}", invite.0);
+        assert_eq!(body(&invite.0), AGENT_OFFER);
+    }
+    second.respond(&invite_b, "180 Ringing", "").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeRinging { call });
+    let refused = ends.ids.next();
+    ends.commands.send(call_agent(refused, "agent")).unwrap();
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call: refused, status: 503 });
+
+    first.respond(&invite_a, "200 OK", PHONE_ANSWER).await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeAnswered { call, sdp: PHONE_ANSWER.to_owned() });
+    first.request("ACK").await;
+    // The 200 again, as if the ACK were lost: its INVITE's transaction still finds the leg.
+    first.respond(&invite_a, "200 OK", PHONE_ANSWER).await;
+    first.request("ACK").await;
+    let cancel = second.request("CANCEL").await;
+    assert!(cancel.0.starts_with(&format!("CANCEL sip:agent@{} SIP/2.0\r\n", second.addr())), "{}", cancel.0);
+    second.respond(&cancel, "200 OK", "").await;
+    second.respond(&invite_b, "487 Request Terminated", "").await;
+    let ack = second.request("ACK").await;
+    assert_eq!(header_line(&ack.0, "CSeq: "), "CSeq: 1 ACK");
+
+    first.send_in_dialog(&invite_a, "INFO", 1, "application/dtmf-relay", "Signal=5\r\nDuration=160\r\n").await;
+    assert!(first.ok().await.contains("CSeq: 1 INFO\r\n"));
+    assert_eq!(next_event(&mut ends).await, CallEvent::Digit { call, digit: '5' });
+    first.send_in_dialog(&invite_a, "INVITE", 2, "application/sdp", &format!("{PHONE_ANSWER}a=sendonly\r\n")).await;
+    let held = first.ok().await;
+    assert!(body(&held).contains("m=audio 30002 ") && body(&held).ends_with("a=recvonly\r\n"), "{held}");
+    first.send_in_dialog(&invite_a, "ACK", 2, "", "").await;
+    let colleague = CallCommand::DialAgent { call, agent: "colleague".into(), offer: MEDIA_ANSWER.into() };
+    ends.commands.send(colleague).unwrap();
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call, status: 480 });
+
+    first.send_in_dialog(&invite_a, "BYE", 3, "", "").await;
+    assert!(first.ok().await.contains("CSeq: 3 BYE\r\n"));
+    assert_eq!(next_event(&mut ends).await, CallEvent::Ended { call });
+    first.send_in_dialog(&invite_a, "BYE", 4, "", "").await;
+    assert!(first.response(481).await.contains("CSeq: 4 BYE\r\n"));
+    let next = ends.ids.next();
+    ends.commands.send(call_agent(next, "nobody")).unwrap();
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call: next, status: 480 });
+}
+
+/// The application hangs up its call to an agent: while the phones ring, both are cancelled and
+/// nothing is reported; once one answered (the other cancelled as soon as it rings), with a BYE
+/// to it, and the call ends.
+#[tokio::test]
+async fn the_application_hangs_up_its_call_to_an_agent() {
+    let (first, second) = (Phone::new("a").await, Phone::new("b").await);
+    let store = MemoryStore::new();
+    registered(&store, &[&first, &second]).await;
+    let (_server, mut ends) = with_application_and(store).await;
+    let call = ends.ids.next();
+    ends.commands.send(call_agent(call, "agent")).unwrap();
+    let invites = [(&first, first.request("INVITE").await), (&second, second.request("INVITE").await)];
+    for (phone, invite) in &invites {
+        phone.respond(invite, "180 Ringing", "").await;
+        assert_eq!(next_event(&mut ends).await, CallEvent::CalleeRinging { call });
+    }
+    ends.commands.send(CallCommand::HangUp { call }).unwrap();
+    for (phone, invite) in &invites {
+        let cancel = phone.request("CANCEL").await;
+        phone.respond(&cancel, "200 OK", "").await;
+        phone.respond(invite, "487 Request Terminated", "").await;
+        phone.request("ACK").await;
+    }
+    // The 487s were handled before their ACKs left, so an event of them would come first.
+    let probe = ends.ids.next();
+    ends.commands.send(call_agent(probe, "nobody")).unwrap();
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call: probe, status: 480 });
+
+    let call = ends.ids.next();
+    ends.commands.send(call_agent(call, "agent")).unwrap();
+    let invite_a = first.request("INVITE").await;
+    let invite_b = second.request("INVITE").await;
+    second.respond(&invite_b, "200 OK", PHONE_ANSWER).await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeAnswered { call, sdp: PHONE_ANSWER.to_owned() });
+    second.request("ACK").await;
+    // RFC 3261 §9.1: no CANCEL before a provisional response.
+    first.respond(&invite_a, "180 Ringing", "").await;
+    let cancel = first.request("CANCEL").await;
+    first.respond(&cancel, "200 OK", "").await;
+    first.respond(&invite_a, "487 Request Terminated", "").await;
+    first.request("ACK").await;
+
+    ends.commands.send(CallCommand::HangUp { call }).unwrap();
+    let bye = second.request("BYE").await;
+    assert!(bye.0.starts_with(&format!("BYE sip:phone@{} SIP/2.0\r\n", second.addr())), "{}", bye.0);
+    assert_eq!(header_line(&bye.0, "Call-ID: "), header_line(&invite_b.0, "Call-ID: "));
+    second.respond(&bye, "200 OK", "").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::Ended { call });
+}
+
+/// Originated calls to an agent that fail: no phone registered (480), every phone refusing (486
+/// before any other refusal), and a first answer without SDP (502), which is hung up while the
+/// other phone is cancelled, with nothing more reported.
+#[tokio::test]
+async fn originated_calls_to_an_agent_that_fail() {
+    let store = MemoryStore::new();
+    let (_server, mut ends) = with_application_and(store.clone()).await;
+    let call = ends.ids.next();
+    ends.commands.send(call_agent(call, "agent")).unwrap();
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call, status: 480 });
+
+    let (first, second) = (Phone::new("a").await, Phone::new("b").await);
+    registered(&store, &[&first, &second]).await;
+    let call = ends.ids.next();
+    ends.commands.send(call_agent(call, "agent")).unwrap();
+    let invite_a = first.request("INVITE").await;
+    let invite_b = second.request("INVITE").await;
+    first.respond(&invite_a, "603 Decline", "").await;
+    first.request("ACK").await;
+    second.respond(&invite_b, "486 Busy Here", "").await;
+    second.request("ACK").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call, status: 486 });
+
+    let call = ends.ids.next();
+    ends.commands.send(call_agent(call, "agent")).unwrap();
+    let invite_a = first.request("INVITE").await;
+    let invite_b = second.request("INVITE").await;
+    second.respond(&invite_b, "180 Ringing", "").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeRinging { call });
+    first.respond(&invite_a, "200 OK", "").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call, status: 502 });
+    let bye = first.request("BYE").await;
+    first.respond(&bye, "200 OK", "").await;
+    let cancel = second.request("CANCEL").await;
+    second.respond(&cancel, "200 OK", "").await;
+    second.respond(&invite_b, "487 Request Terminated", "").await;
+    second.request("ACK").await;
+    let probe = ends.ids.next();
+    ends.commands.send(call_agent(probe, "nobody")).unwrap();
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call: probe, status: 480 });
 }
 
 /// The registrar's side: REGISTERs from one socket, answered by the test.

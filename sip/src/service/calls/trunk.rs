@@ -1,6 +1,6 @@
 //! The trunk's side of the service: the application's calls to numbers through it, for a caller
 //! ([`CallCommand::DialNumber`](crate::service::CallCommand::DialNumber)) or of its own
-//! ([`CallCommand::Originate`](crate::service::CallCommand::Originate)), the answer to its
+//! ([`Destination::Number`](crate::service::Destination::Number)), the answer to its
 //! challenges, and loket's registration at it ([`Registration`] decides, this sends). Requests go
 //! over UDP to the trunk, or to its outbound proxy with a Route naming it; its host name is looked
 //! up for each call and each REGISTER.
@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use rsipstack::sip::{Header, Response};
 
-use super::{Event, Found, Origination, Placement, SessionDescription, media_of, new_branch};
+use super::{Event, Found, Originating, Origination, Placement, SessionDescription, media_of, new_branch};
 use crate::call::LegId;
 use crate::dialog::Head;
 use crate::digest::Challenge;
@@ -114,17 +114,10 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         }
         let next_hop = trunk.next_hop().to_owned();
         if originated {
-            if self.calls.calls.contains_key(&id) || self.calls.originating.contains_key(&id) {
-                // Not drawn from `CallIds`: a new call would take over another's state.
-                tracing::warn!(call = id.0, "an originated call must have an id of its own");
+            if !self.may_originate(id) {
                 return;
             }
-            if self.calls.is_full() {
-                tracing::warn!(max_calls = self.calls.settings.max_calls, "too many calls to originate one");
-                self.calls.report(failed(503));
-                return;
-            }
-            self.calls.originating.insert(id, offer);
+            self.calls.originating.insert(id, Originating::LookingUp(offer));
         } else if !self.may_dial(id, offer) {
             return;
         }
@@ -147,7 +140,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         let Some(trunk) = self.calls.settings.trunk.as_ref() else { return };
         let offer = if originated {
             // Hung up while its trunk was looked up: it is not placed.
-            let Some(offer) = self.calls.originating.remove(&leg) else { return };
+            let Some(Originating::LookingUp(offer)) = self.calls.originating.remove(&leg) else { return };
             Some(offer)
         } else {
             None
