@@ -166,6 +166,125 @@ async fn an_agent_talks_through_the_browser_softphone() {
     loket.stop();
 }
 
+/// A consultative transfer to a colleague: the agent, on a call, consults a colleague who is
+/// available (Camille, whose console is in French). The colleague's workspace rings with the
+/// call's case; a first time she declines and the agent is back with the caller, a second time
+/// she answers and the two hear each other while the citizen, on hold, hears neither. The agent
+/// completes the transfer and wraps up; the call is now the colleague's, who hears the citizen,
+/// hangs up and wraps up in her turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_consults_a_colleague_then_hands_the_call_over() {
+    const COLLEAGUE_TONE: f64 = SUPERVISOR_TONE;
+    let (loket, _flows) = support::start_with_ivr(true, "", &[]);
+    let driver = start_chromedriver().await;
+    let agent = Browser::open(&driver).await;
+    agent.agent_on_softphone(&loket, "agent", AGENT_TONE).await;
+    let caller = support::ivr_caller(&loket, "11285073003328#");
+    agent.wait_for_text("#offer-pop", "the offer's pop", |text| text.contains("Lotte Vermeulen")).await;
+    agent.click("#accept-form button").await;
+    agent.wait_for_text("#work-list .call-state", "the call connected", |text| text == "verbonden").await;
+    // Only now is the colleague available, so that the router offered the call to the agent.
+    let colleague = Browser::open(&driver).await;
+    colleague.agent_on_softphone(&loket, "agent2", COLLEAGUE_TONE).await;
+
+    agent
+        .wait_for_text("#work-list .call-consult-agent", "the colleague to consult", |text| {
+            text.contains("Camille Dubois")
+        })
+        .await;
+    agent.click("#work-list .call-consult-agent button").await;
+    agent.wait_for_text("#work-list .call-state", "the consultation", |text| text == "in overleg").await;
+    colleague
+        .wait_for_text("#consultation-from", "the consultation rings", |text| text.contains("Jonas Peeters"))
+        .await;
+    colleague.click("#consultation-hangup button").await;
+    agent.wait_for_text("#work-list .call-state", "declined: back with the caller", |text| text == "in wacht").await;
+    colleague.wait_for_text("#agent-state", "the colleague available again", |text| text == "disponible").await;
+
+    agent
+        .wait_for_text("#work-list .call-consult-agent", "the colleague to consult", |text| {
+            text.contains("Camille Dubois")
+        })
+        .await;
+    agent.click("#work-list .call-consult-agent button").await;
+    colleague.wait_for_text("#consultation-pop", "the call's case", |text| text.contains("Lotte Vermeulen")).await;
+    colleague.click("#consultation-answer button").await;
+    colleague
+        .wait_for_text("#consultation-from", "the consultation answered", |text| text.starts_with("En consultation"))
+        .await;
+    colleague.wait_for_tone("the colleague hears the agent", AGENT_TONE, true).await;
+    agent.wait_for_tone("the agent hears the colleague", COLLEAGUE_TONE, true).await;
+    colleague
+        .keeps_hearing("the citizen, on hold, is not in the consultation", support::CITIZEN_TONE, false, PHASE)
+        .await;
+
+    agent.click("#work-list .consult-complete button").await;
+    agent.wait_for_text("#wrap-up-pop", "the agent's wrap-up", |text| text.contains("Lotte Vermeulen")).await;
+    colleague
+        .wait_for_text("#work-list .call-state", "the call is the colleague's", |text| text == "en communication")
+        .await;
+    assert!(colleague.text("#consultation").await.is_empty(), "the consultation is over");
+    colleague.wait_for_tone("the colleague hears the citizen", support::CITIZEN_TONE, true).await;
+    colleague.wait_for_tone("the agent is gone from the call", AGENT_TONE, false).await;
+    colleague.click("#work-list .call-hangup button").await;
+    support::finish_sipp("ivr-caller-until-bye.xml", caller).await;
+    colleague.wait_for_text("#wrap-up-pop", "the colleague's wrap-up", |text| text.contains("Lotte Vermeulen")).await;
+    colleague.click("#wrap-up-form button").await;
+    colleague.wait_for_text("#agent-state", "the colleague available again", |text| text == "disponible").await;
+    agent.close().await;
+    colleague.close().await;
+    loket.stop();
+}
+
+/// The same with a colleague who has no browser softphone but a desk phone (baresip, which
+/// answers by itself and plays back what it hears): loket rings the phone, the agent hears
+/// themselves come back through it, and the colleague's workspace shows the consultation without
+/// an answer button. Completed, the call is the colleague's: they hang up from their page, which
+/// ends the phone's call and the citizen's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_consults_a_colleague_on_a_desk_phone() {
+    let (loket, _flows) = support::start_with_ivr(true, "", &[("LOKET_SIP_DIGEST_ALGORITHMS", "MD5")]);
+    let mut phone = tokio::task::block_in_place(|| support::Baresip::register(&loket, "agent2"));
+    let driver = start_chromedriver().await;
+    let agent = Browser::open(&driver).await;
+    agent.agent_on_softphone(&loket, "agent", AGENT_TONE).await;
+    let caller = support::ivr_caller(&loket, "11285073003328#");
+    agent.wait_for_text("#offer-pop", "the offer's pop", |text| text.contains("Lotte Vermeulen")).await;
+    agent.click("#accept-form button").await;
+    agent.wait_for_text("#work-list .call-state", "the call connected", |text| text == "verbonden").await;
+    let colleague = Browser::open(&driver).await;
+    colleague.log_in_to(&loket, "agent2", "/workspace").await;
+    colleague.click("button[name=presence][value=available]").await;
+    colleague.wait_for_text("#agent-state", "the colleague available", |text| text == "disponible").await;
+
+    agent
+        .wait_for_text("#work-list .call-consult-agent", "the colleague to consult", |text| {
+            text.contains("Camille Dubois")
+        })
+        .await;
+    agent.click("#work-list .call-consult-agent button").await;
+    tokio::task::block_in_place(|| phone.wait_for("the phone answered", |line| line.contains("Call established")));
+    agent.wait_for_text("#work-list .consult-complete", "the colleague answered", |text| !text.is_empty()).await;
+    agent.wait_for_tone("the agent hears themselves through the colleague's phone", AGENT_TONE, true).await;
+    colleague
+        .wait_for_text("#consultation-from", "the consultation on the page", |text| text.contains("Jonas Peeters"))
+        .await;
+    assert_eq!(colleague.attribute("#consultation-answer", "hidden").await, "true", "the phone answers, not the page");
+
+    agent.click("#work-list .consult-complete button").await;
+    agent.wait_for_text("#wrap-up-pop", "the agent's wrap-up", |text| text.contains("Lotte Vermeulen")).await;
+    colleague
+        .wait_for_text("#work-list .call-state", "the call is the colleague's", |text| text == "en communication")
+        .await;
+    colleague.click("#work-list .call-hangup button").await;
+    tokio::task::block_in_place(|| phone.wait_for("the phone's call ended", |line| line.contains("session closed")));
+    support::finish_sipp("ivr-caller-until-bye.xml", caller).await;
+    colleague.wait_for_text("#wrap-up-pop", "the colleague's wrap-up", |text| text.contains("Lotte Vermeulen")).await;
+    agent.close().await;
+    colleague.close().await;
+    loket.stop();
+}
+
 /// How long each coaching mode is listened to.
 const PHASE: Duration = Duration::from_secs(2);
 

@@ -1,6 +1,7 @@
-//! Calls loket places, with real peers: an agent's click-to-dial from the workspace, the
-//! callback a waiting citizen chose, and the consultation of a transfer, all from the agent's
-//! browser softphone (headless Chromium) through the SIP trunk, which SIPp plays
+//! Calls loket places, with real peers: an agent's click-to-dial from the workspace (from the
+//! browser softphone, and from a desk phone, baresip), the callback a waiting citizen chose, and
+//! the consultation of a transfer, from the agent's browser softphone (headless Chromium)
+//! through the SIP trunk, which SIPp plays
 //! (`tests/sipp/trunk-callee*.xml`, reached as loket's outbound proxy: it challenges the INVITE
 //! and checks loket's credentials). The party behind the trunk is the test's own audio
 //! (`support::trunk::Voice`): a tone, what it hears, and the digits that reach it as
@@ -80,6 +81,57 @@ async fn an_agent_calls_a_number_from_the_workspace() {
     assert!(!has(&messages, true, "SIP/2.0 403"), "loket's credentials are right: {messages:?}");
     browser.wait_for_text("#agent-state", "the agent available again", |text| text == "beschikbaar").await;
     assert!(browser.attribute("#dialled", "hidden").await == "true", "the call is gone from the page");
+    browser.close().await;
+    loket.stop();
+}
+
+/// An agent without the browser softphone, on a desk phone (baresip, which answers by itself and
+/// plays back what it hears): the workspace's call rings the phone first, and once it answers
+/// loket dials the number through the trunk. The callee hears itself come back through the
+/// agent's phone, so audio crossed loket both ways; the keypad's digits reach the callee; hold and
+/// resume work from the page; the page's hang-up ends both the phone's call and the trunk's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_on_a_desk_phone_calls_a_number() {
+    let port = free_port();
+    let callee = Voice::start(TRUNK_TONE).await;
+    let trunk = trunk_playing("trunk-callee.xml", port, callee.port);
+    let digest = [("LOKET_SIP_DIGEST_ALGORITHMS", "MD5")];
+    let loket = support::start_with_config(&trunk_config(port, "s3cret"), &digest);
+    let mut phone = tokio::task::block_in_place(|| support::Baresip::register(&loket, "agent"));
+    let driver = start_chromedriver().await;
+    let browser = Browser::open(&driver).await;
+    browser.log_in_to(&loket, "agent", "/workspace").await;
+    browser.click("button[name=presence][value=available]").await;
+    browser.wait_for_text("#agent-state", "the agent available", |text| text == "beschikbaar").await;
+    assert!(browser.attribute("#dial-phone-first", "hidden").await != "true", "the page says the phone rings first");
+
+    let dialled = Instant::now();
+    browser.type_into("#dial-number", NUMBER).await;
+    browser.click("#dial-form button").await;
+    tokio::task::block_in_place(|| {
+        phone.wait_for("the phone answered", |line| line.contains("Call established"));
+    });
+    browser.wait_for_text("#dialled-state", "the callee answered", |text| text == "verbonden").await;
+    browser.wait_for_text("#agent-state", "the agent away while calling", |text| text == "afwezig").await;
+    wait_until_heard(&callee, TRUNK_TONE, dialled, "the callee hears itself through the agent's phone").await;
+    for key in ["7", "#"] {
+        browser.click(&format!("#keypad button[value='{key}']")).await;
+    }
+    wait_until_keyed(&callee, "7#").await;
+    browser.click("#dialled .dial-hold button").await;
+    browser.wait_for_text("#dialled-state", "the callee on hold", |text| text == "in wacht").await;
+    browser.click("#dialled .dial-resume button").await;
+    browser.wait_for_text("#dialled-state", "the call resumed", |text| text == "verbonden").await;
+
+    browser.click("#dialled .dial-hangup button").await;
+    tokio::task::block_in_place(|| {
+        phone.wait_for("the phone's call ended by loket", |line| line.contains("session closed"));
+    });
+    let trunk_dir = support::finished_sipp("trunk-callee.xml", trunk).await;
+    let messages = sipp_messages(&trunk_dir);
+    assert!(has(&messages, false, &format!("INVITE sip:{NUMBER}@pbx.test")), "the number dialled: {messages:?}");
+    assert!(has(&messages, false, "BYE "), "loket hung up the trunk's side: {messages:?}");
+    browser.wait_for_text("#agent-state", "the agent available again", |text| text == "beschikbaar").await;
     browser.close().await;
     loket.stop();
 }

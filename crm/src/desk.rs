@@ -105,13 +105,39 @@ pub enum TransferTarget {
     Number(PhoneNumber),
 }
 
-/// A step of a consultative transfer: the caller waits on hold while the agent calls the number
-/// (`Start`), then either talks to it (`Complete`: the agent leaves) or comes back (`Cancel`).
+/// A step of a consultative transfer: the caller waits on hold while the agent calls someone
+/// (`Start`), then either puts the caller through to them (`Complete`: the agent leaves) or
+/// comes back (`Cancel`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsultStep {
-    Start(PhoneNumber),
+    Start(Consulted),
     Complete,
     Cancel,
+}
+
+/// Whom an agent consults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Consulted {
+    /// A number outside, dialled through the SIP trunk: on completion the caller talks to it and
+    /// the call leaves the console.
+    Number(PhoneNumber),
+    /// A colleague who is available, with their user name: their workspace shows the call's
+    /// case, and their browser softphone answers from it or, without one, their registered phones
+    /// ring; on completion the call becomes theirs, with its work item and its controls.
+    Agent { agent: AgentId, username: String },
+}
+
+/// A colleague's consultation as the consulted agent's workspace shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Consultation {
+    /// The call's work item, whose case the consulted agent sees.
+    pub item: WorkItemId,
+    /// The agent who consults.
+    pub from: AgentId,
+    /// The consulted agent answered: the two talk while the caller waits.
+    pub answered: bool,
+    /// Their phones ring: they answer there, not from the workspace.
+    pub on_phone: bool,
 }
 
 /// A call the agent places (click-to-dial), as the workspace shows it.
@@ -138,6 +164,9 @@ pub struct DialFor {
     pub contact_id: Option<i64>,
     /// The agent's name.
     pub by: String,
+    /// The agent's user name: without a browser softphone, loket rings their registered phones
+    /// first and dials the number once they answer.
+    pub username: String,
 }
 
 /// Why the browser's softphone could not connect.
@@ -167,6 +196,8 @@ pub enum CallError {
     Router(String),
     #[error("the call cannot be placed: {0}")]
     CannotDial(String),
+    #[error("that colleague cannot be consulted now: their softphone is not connected or is in a call")]
+    ColleagueUnavailable,
 }
 
 pub trait Desk: Send + Sync + 'static {
@@ -197,13 +228,20 @@ pub trait Desk: Send + Sync + 'static {
     fn hold(&self, item: WorkItemId, on: bool) -> Result<(), CallError>;
     /// A step of the agent's consultative transfer of the call of `item`.
     fn consult(&self, item: WorkItemId, step: ConsultStep) -> Result<(), CallError>;
+    /// The consultation that rings, or goes on, in the workspace of the colleague `agent`.
+    fn consultation(&self, agent: AgentId) -> Option<Consultation>;
+    /// The colleague consulted about the call of `item`.
+    fn consulted(&self, item: WorkItemId) -> Option<AgentId>;
+    /// The colleague `agent` answers the consultation that rings for them (`true`), or declines
+    /// it or leaves it once answered (`false`): the consulting agent is back with the caller.
+    fn answer_consultation(&self, agent: AgentId, answer: bool) -> Result<(), CallError>;
     fn call_state(&self, item: WorkItemId) -> Option<CallState>;
     /// The number loket calls back for the voice item `item` (a caller who chose a callback),
     /// shown in its pop.
     fn callback(&self, item: WorkItemId) -> Option<String>;
-    /// The agent calls `number` through the trunk from their browser softphone (click-to-dial);
-    /// the router offers them nothing until the call ends, and the call joins the timeline of
-    /// the case or contact it was made for.
+    /// The agent calls `number` through the trunk (click-to-dial) from their browser softphone,
+    /// or from their desk phone, which rings first; the router offers them nothing until the call
+    /// ends, and the call joins the timeline of the case or contact it was made for.
     fn dial<'a>(&'a self, agent: AgentId, number: PhoneNumber, on: DialFor) -> DeskFuture<'a, Result<(), CallError>>;
     /// The call the agent placed, while it lasts.
     fn dialled(&self, agent: AgentId) -> Option<Dialled>;

@@ -106,8 +106,8 @@ function phoneList(phones, caseId) {
 // The call the agent placed, and the keypad while the agent is in a call.
 function renderDialled(state) {
   const dialled = state.dialled;
-  document.getElementById("dial-form").querySelector("button").disabled = !state.softphone || Boolean(dialled);
-  document.getElementById("dial-needs-softphone").hidden = state.softphone;
+  document.getElementById("dial-form").querySelector("button").disabled = Boolean(dialled);
+  document.getElementById("dial-phone-first").hidden = state.softphone;
   document.getElementById("dialled").hidden = !dialled;
   if (dialled) {
     document.getElementById("dialled-number").textContent = dialled.number;
@@ -120,8 +120,17 @@ function renderDialled(state) {
   document.getElementById("keypad").hidden = !(talking(dialled?.call) || state.work.some((held) => talking(held.call)));
 }
 
+// While a call is in hand, the colleagues it can go to come and go without this agent's desk
+// changing: their list is read again every few seconds.
+let colleaguesTimer = null;
+
 function render(state) {
   renderDialled(state);
+  renderConsultation(state.consultation);
+  clearTimeout(colleaguesTimer);
+  if (state.work.some((held) => ["connected", "held"].includes(held.call?.state))) {
+    colleaguesTimer = setTimeout(refresh, 5000);
+  }
   document.getElementById("agent-state").textContent = text(`state-${state.state}`);
   document.getElementById("help-form").hidden = Boolean(state.help);
   document.getElementById("help-thread").hidden = !state.help;
@@ -161,12 +170,18 @@ function render(state) {
       transfer.hidden = false;
       transfer.action = `/workspace/items/${held.pop.item}/transfer`;
       card.append(transfer);
-      if (state.transfer_agents.length) card.append(agentTransfer(held.pop.item, state.transfer_agents));
+      const item = held.pop.item;
+      if (state.transfer_agents.length) {
+        card.append(agentForm(`/workspace/items/${item}/transfer`, state.transfer_agents, "transfer-to-agent", "transfer", "call-transfer-agent"));
+      }
       const consult = document.getElementById("consult-template").cloneNode(true);
       consult.removeAttribute("id");
       consult.hidden = false;
-      consult.action = `/workspace/items/${held.pop.item}/consult`;
+      consult.action = `/workspace/items/${item}/consult`;
       card.append(consult);
+      if (state.transfer_agents.length) {
+        card.append(agentForm(`/workspace/items/${item}/consult`, state.transfer_agents, "consult-agent", "consult", "call-consult-agent"));
+      }
     }
     if (callState === "consulting") {
       const step = (name) => postForm(`/workspace/items/${held.pop.item}/consult/${name}`, [], text(`consult-${name}`), `inline consult-${name}`);
@@ -198,16 +213,34 @@ function render(state) {
   }
 }
 
-// A blind transfer to an agent who is available now.
-function agentTransfer(item, agents) {
-  const form = element("form", undefined, "inline call-transfer-agent");
+// The consultation a colleague asks of this agent: it rings until answered, then goes on until
+// either side hangs up or the colleague completes the transfer (the call then shows in hand).
+function renderConsultation(consultation) {
+  const section = document.getElementById("consultation");
+  section.hidden = !consultation;
+  if (!consultation) return;
+  const intro = text(consultation.answered ? "consultation-talking" : "consultation-rings");
+  document.getElementById("consultation-from").textContent = `${intro} ${consultation.from}`;
+  document.getElementById("consultation-pop").replaceChildren(renderPop(consultation.pop));
+  // A desk phone rings: it is answered there.
+  document.getElementById("consultation-answer").hidden = consultation.answered || consultation.on_phone;
+  document.querySelector("#consultation-hangup button").textContent = text(consultation.answered ? "hang-up" : "decline");
+  if (!consultation.answered && !consultation.on_phone && !section.contains(document.activeElement)) {
+    section.querySelector("#consultation-answer button").focus();
+  }
+}
+
+// A form that sends the call to one of the agents available now: a blind transfer, or a
+// consultation.
+function agentForm(action, agents, labelKey, buttonKey, className) {
+  const form = element("form", undefined, `inline ${className}`);
   form.method = "post";
-  form.action = `/workspace/items/${item}/transfer`;
+  form.action = action;
   const token = element("input");
   token.type = "hidden";
   token.name = "csrf";
   token.value = csrf;
-  const label = element("label", `${text("transfer-to-agent")} `);
+  const label = element("label", `${text(labelKey)} `);
   const select = element("select");
   select.name = "agent";
   for (const agent of agents) {
@@ -216,7 +249,7 @@ function agentTransfer(item, agents) {
     select.append(option);
   }
   label.append(select);
-  const button = element("button", text("transfer"));
+  const button = element("button", text(buttonKey));
   button.type = "submit";
   form.append(token, label, button);
   return form;

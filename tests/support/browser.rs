@@ -221,14 +221,18 @@ impl Browser {
         self.wait_for_path("/").await;
         self.click_when_present(&format!("a[href='{page}']")).await;
         self.wait_for_path(page).await;
-        self.wait_for_text("#connection", "the live connection", |text| text.contains("(live)")).await;
+        self.wait_for_text("#connection", "the live connection", |text| {
+            text.contains("(live)") || text.contains("(en direct)")
+        })
+        .await;
     }
 
     /// Connects the page's softphone and waits until it is.
     pub async fn connect_softphone(&self) {
         self.click("#softphone-connect").await;
+        // In the user's language: the demo's agents work in Dutch or French.
         self.wait_for_text("#softphone-state", "the softphone connected", |text| {
-            text.starts_with("Softphone verbonden")
+            text.starts_with("Softphone verbonden") || text.starts_with("Softphone connecté")
         })
         .await;
     }
@@ -240,7 +244,8 @@ impl Browser {
         self.microphone_tone(tone).await;
         self.connect_softphone().await;
         self.click("button[name=presence][value=available]").await;
-        self.wait_for_text("#agent-state", "the agent available", |text| text == "beschikbaar").await;
+        self.wait_for_text("#agent-state", "the agent available", |text| text == "beschikbaar" || text == "disponible")
+            .await;
     }
 
     /// Runs `script` in the page (WebDriver's synchronous execute) and gives back what it returns.

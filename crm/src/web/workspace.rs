@@ -30,7 +30,7 @@ use super::session::{CsrfForm, NoFields};
 use super::templates::Layout;
 use super::{AppState, CurrentUser, WebError};
 use crate::auth::Permission;
-use crate::desk::{CallError, CallState, Desk, Dialled, TransferTarget};
+use crate::desk::{CallState, Desk, Dialled, TransferTarget};
 use crate::records::cases::{self, CaseFilter, CaseId, CaseStatus};
 use crate::records::contacts::{self, ContactId};
 use crate::records::timeline::{self, NewEntry, Summary};
@@ -65,6 +65,13 @@ pub(crate) struct Accepted {
     channel: Channel,
     queue: String,
     case_id: Option<i64>,
+}
+
+impl Accepted {
+    pub(super) fn of(item: &WorkItem) -> Accepted {
+        let queue = item.queue.as_str().to_owned();
+        Accepted { item: item.id, channel: item.spec.channel, queue, case_id: item.spec.case_id }
+    }
 }
 
 pub(super) fn agent_of(current: &CurrentUser) -> AgentId {
@@ -107,8 +114,21 @@ struct DeskState {
     transfer_agents: Vec<TransferAgent>,
     /// The call the agent placed, while it lasts.
     dialled: Option<Dialled>,
+    /// A colleague's consultation that rings, or goes on, for this agent.
+    consultation: Option<ConsultationShown>,
     /// The queues the agent works, with their first waiting items, to claim from.
     queues: Vec<QueueList>,
+}
+
+#[derive(Serialize)]
+struct ConsultationShown {
+    /// The consulting agent's name.
+    from: String,
+    answered: bool,
+    /// Answered on the agent's phone, not from the page.
+    on_phone: bool,
+    /// The call's case, as the consulting agent sees it.
+    pop: Pop,
 }
 
 #[derive(Serialize)]
@@ -240,6 +260,7 @@ async fn state(State(state): State<AppState>, current: CurrentUser) -> Result<Js
             softphone: desk.has_softphone(agent),
             transfer_agents: Vec::new(),
             dialled: desk.dialled(agent),
+            consultation: None,
             queues: Vec::new(),
         }));
     };
@@ -291,7 +312,25 @@ async fn state(State(state): State<AppState>, current: CurrentUser) -> Result<Js
             false => Vec::new(),
         },
         dialled: desk.dialled(agent),
+        consultation: consultation_shown(&state, &current, desk.as_ref()).await?,
         queues: queue_lists(&state, desk.as_ref(), &record.profile.queues).await?,
+    }))
+}
+
+/// The consultation that rings, or goes on, for the current agent, with the call's case.
+async fn consultation_shown(
+    state: &AppState,
+    current: &CurrentUser,
+    desk: &dyn Desk,
+) -> Result<Option<ConsultationShown>, WebError> {
+    let Some(consultation) = desk.consultation(agent_of(current)) else { return Ok(None) };
+    let Some(item) = desk.item(consultation.item).await.map_err(unavailable)? else { return Ok(None) };
+    let from = users::get(&state.db, users::UserId(consultation.from.0)).await?;
+    Ok(Some(ConsultationShown {
+        from: from.map(|user| user.display_name).unwrap_or_default(),
+        answered: consultation.answered,
+        on_phone: consultation.on_phone,
+        pop: pop(state, current, &item).await?,
     }))
 }
 
@@ -454,8 +493,6 @@ enum Signal {
     Error { message: String },
 }
 
-/// Says `changed` on `socket` whenever the desk of `only` changes (of any agent without one),
-/// and answers the softphone offers of `user`, whose page it is.
 /// Tells the page `changed` when the desk of `only` changes (every agent's, for `None`), and,
 /// with `logged`, whenever the router's event log grows; answers its softphone signalling.
 pub(super) async fn follow(
@@ -611,14 +648,9 @@ async fn take(state: &AppState, current: &CurrentUser, item: WorkItemId, input: 
     let Some(accepted) = desk.item(item).await.map_err(unavailable)? else {
         return Err(WebError::BadRequest("this item is gone".into()));
     };
-    if desk.callback(item).is_some() && !desk.has_softphone(agent) {
-        return Err(WebError::BadRequest(CallError::NoSoftphone.to_string()));
-    }
     desk.execute(input).await.map_err(|error| WebError::BadRequest(format!("the item cannot be taken: {error}")))?;
-    let channel = accepted.spec.channel;
-    let queue = accepted.queue.as_str().to_owned();
-    state.set_last_accepted(agent, Accepted { item, channel, queue, case_id: accepted.spec.case_id });
-    if channel == Channel::Voice {
+    state.set_last_accepted(agent, Accepted::of(&accepted));
+    if accepted.spec.channel == Channel::Voice {
         desk.connect(item, agent, &current.user.username).map_err(|error| WebError::Unavailable(error.to_string()))?;
     }
     Ok(Redirect::to("/workspace"))
@@ -763,8 +795,7 @@ async fn transfer(
     let to = match form.agent {
         _ if !form.number.trim().is_empty() => TransferTarget::Number(super::dial::number_of(&form.number)?),
         Some(target) => {
-            let available = transfer_agents(&state, desk.as_ref(), me).await?.iter().any(|agent| agent.id == target);
-            if !available {
+            if !is_available_colleague(&state, desk.as_ref(), me, AgentId(target)).await? {
                 return Err(WebError::BadRequest("that agent cannot take a call now".into()));
             }
             TransferTarget::Agent(AgentId(target))
@@ -801,6 +832,16 @@ async fn transfer_agents(state: &AppState, desk: &dyn Desk, me: AgentId) -> Resu
         }
     }
     Ok(agents)
+}
+
+/// `colleague` is another agent than `me` and available now: a call can go to them.
+pub(super) async fn is_available_colleague(
+    state: &AppState,
+    desk: &dyn Desk,
+    me: AgentId,
+    colleague: AgentId,
+) -> Result<bool, WebError> {
+    Ok(transfer_agents(state, desk, me).await?.iter().any(|agent| agent.id == colleague.0))
 }
 
 /// The item, if the agent holds it (accepted).

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use loket_be::PhoneNumber;
 use loket_crm::desk::{
-    CallError, CallState, Coaching, ConsultStep, Desk, DeskFuture, DialControl, DialFor, Dialled, SoftphoneError,
-    TransferTarget,
+    CallError, CallState, Coaching, ConsultStep, Consultation, Desk, DeskFuture, DialControl, DialFor, Dialled,
+    SoftphoneError, TransferTarget,
 };
 use loket_routing::core::{Action, AgentRecord, Input, WorkItem};
 use loket_routing::engine::Router;
@@ -172,6 +172,18 @@ impl<S: QueueStore> Desk for RouterDesk<S> {
 
     fn consult(&self, item: WorkItemId, step: ConsultStep) -> Result<(), CallError> {
         self.voice.consult(item, step)
+    }
+
+    fn consultation(&self, agent: AgentId) -> Option<Consultation> {
+        self.voice.consultation(agent)
+    }
+
+    fn consulted(&self, item: WorkItemId) -> Option<AgentId> {
+        self.voice.consulted(item)
+    }
+
+    fn answer_consultation(&self, agent: AgentId, answer: bool) -> Result<(), CallError> {
+        self.voice.answer_consultation(agent, answer)
     }
 
     fn call_state(&self, item: WorkItemId) -> Option<CallState> {

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::case::{self, Draft};
 use super::coach;
-use super::consult::{Consult, Consulted, Held};
+use super::consult::{ColleagueSide, Consult, Held, Party, Stepped};
 use super::line::{Heard, Line, Signal};
 use super::outbound::Callback;
 use super::{Voice, lock};
@@ -220,7 +220,7 @@ impl<W: WorkItems> Voice<W> {
                             tracing::warn!(case = draft.case_id, %error, "a callback request was not noted");
                         }
                         // The item keeps its place; the agent who accepts it calls back.
-                        lock(&self.callbacks).insert(item, Callback { number, draft });
+                        lock(&self.callbacks).insert(item, Callback { number, draft, queue: queue.clone() });
                         return;
                     }
                 }
@@ -304,13 +304,20 @@ impl<W: WorkItems> Voice<W> {
                 }
                 Heard::Other(_) => {}
             }
-            match talked {
-                Some(Talked::Ended) => return,
-                Some(Talked::Transferred(to)) => {
-                    queue = to.as_str().to_owned();
-                    actions = vec![WaitAction::Music];
+            loop {
+                match talked {
+                    // A colleague the agent consulted took the call over.
+                    Some(Talked::Handed { agent, leg }) => {
+                        talked = Some(self.talk(line, item, agent, &queue, leg, draft).await);
+                    }
+                    Some(Talked::Ended) => return,
+                    Some(Talked::Transferred(to)) => {
+                        queue = to.as_str().to_owned();
+                        actions = vec![WaitAction::Music];
+                        break;
+                    }
+                    None => break,
                 }
-                None => {}
             }
         }
     }
@@ -467,7 +474,7 @@ impl<W: WorkItems> Voice<W> {
 
     /// The agent's phone (or the number the agent transferred to) did not answer: the item goes
     /// back to its queue, where the caller still waits, and the router offers it again.
-    async fn not_answered(&self, item: WorkItemId, agent: AgentId, queue: &str) {
+    pub(super) async fn not_answered(&self, item: WorkItemId, agent: AgentId, queue: &str) {
         self.set_state(item, agent, CallState::NotAnswered);
         let input = Input::ItemTransferred { agent, item, to: QueueId::new(queue) };
         if let Err(error) = self.parts.work.execute(input).await {
@@ -492,7 +499,7 @@ impl<W: WorkItems> Voice<W> {
         if !bridged {
             let softphone = matches!(agent_leg, AgentLeg::Softphone(_));
             agent_leg.hang_up(line);
-            agent_leg.release(line).await;
+            self.release(agent_leg, line).await;
             if softphone {
                 // The browser went between the accept and the bridge: the caller waits on.
                 self.not_answered(item, agent, queue).await;
@@ -532,8 +539,8 @@ impl<W: WorkItems> Voice<W> {
                 Heard::Other(Signal::Consult(step)) if coached.is_none() => {
                     let held = Held { item, agent, media: agent_leg.media(), since };
                     match self.consult_step(line, held, &mut consult, step).await {
-                        Consulted::Going => {}
-                        Consulted::Completed(consulted) => {
+                        Stepped::Going => {}
+                        Stepped::Completed(consulted) => {
                             completed = Some(consulted);
                             agent_leg.hang_up(line);
                             break;
@@ -543,6 +550,10 @@ impl<W: WorkItems> Voice<W> {
                 Heard::Other(Signal::ConsultAnswered(sdp)) => {
                     let held = Held { item, agent, media: agent_leg.media(), since };
                     self.consult_answered(line, held, &mut consult, &sdp).await;
+                }
+                Heard::Other(Signal::ColleagueAnswer { agent: colleague, answer }) => {
+                    let held = Held { item, agent, media: agent_leg.media(), since };
+                    self.colleague_answered(line, held, &mut consult, colleague, answer).await;
                 }
                 Heard::Other(Signal::ConsultGone) => {
                     let held = Held { item, agent, media: agent_leg.media(), since };
@@ -580,7 +591,7 @@ impl<W: WorkItems> Voice<W> {
                     break;
                 }
                 Heard::Other(Signal::CalleeHungUp) => match &agent_leg {
-                    AgentLeg::Phone { .. } => {
+                    AgentLeg::Phone { .. } | AgentLeg::Line(_) => {
                         line.hang_up();
                         break;
                     }
@@ -620,17 +631,26 @@ impl<W: WorkItems> Voice<W> {
             self.keep_recording(line, draft).await;
         }
         let phone = matches!(agent_leg, AgentLeg::Phone { .. });
-        agent_leg.release(line).await;
-        if let Some(consulted) = completed {
-            self.finished(item, agent).await;
-            if let Some(draft) = draft
-                && let Err(error) =
-                    case::transferred_to_number(&self.parts.db, draft, &consulted.number, self.now()).await
-            {
-                tracing::warn!(case = draft.case_id, %error, "a transfer to a number was not noted");
+        self.release(agent_leg, line).await;
+        match completed.map(Consult::into_party) {
+            Some(Party::Number { line: other, number }) => {
+                self.finished(item, agent).await;
+                if let Some(draft) = draft
+                    && let Err(error) = case::transferred_to_number(&self.parts.db, draft, &number, self.now()).await
+                {
+                    tracing::warn!(case = draft.case_id, %error, "a transfer to a number was not noted");
+                }
+                self.stay_with_consulted(line, other).await;
+                return Talked::Ended;
             }
-            self.stay_with_consulted(line, consulted).await;
-            return Talked::Ended;
+            Some(Party::Colleague { agent: colleague, side }) => {
+                let leg = match side {
+                    ColleagueSide::Softphone { softphone, .. } => AgentLeg::Softphone(softphone),
+                    ColleagueSide::Phone(phone) => AgentLeg::Line(phone),
+                };
+                return self.hand_over(line, item, agent, queue, colleague, leg).await;
+            }
+            None => {}
         }
         match transferred {
             Some(TransferTarget::Number(number)) => {
@@ -647,6 +667,46 @@ impl<W: WorkItems> Voice<W> {
             None => {
                 self.finished(item, agent).await;
                 Talked::Ended
+            }
+        }
+    }
+
+    /// The agent completed a consultation with `colleague`: the call becomes theirs, in the
+    /// router too, and the agent wraps up. Should the router refuse, the caller waits in the
+    /// queue again.
+    async fn hand_over(
+        &self,
+        line: &Line,
+        item: WorkItemId,
+        agent: AgentId,
+        queue: &str,
+        colleague: AgentId,
+        leg: AgentLeg,
+    ) -> Talked {
+        self.set_state(item, agent, CallState::Ended);
+        let queue = QueueId::new(queue);
+        let steps = [
+            Input::ItemTransferred { agent, item, to: queue.clone() },
+            Input::ItemReassigned { item, to: colleague },
+            Input::OfferAccepted { agent: colleague, item },
+        ];
+        let mut refused = None;
+        for step in steps {
+            if let Err(error) = self.parts.work.execute(step).await {
+                refused = Some(error);
+                break;
+            }
+        }
+        self.colleague_released(colleague).await;
+        let _ = line.media.resume().await;
+        match refused {
+            None => Talked::Handed { agent: colleague, leg },
+            Some(error) => {
+                tracing::warn!(item = item.0, %error, "the router did not hand a call to the consulted colleague");
+                let mut leg = leg;
+                leg.hang_up(line);
+                self.release(leg, line).await;
+                Talked::Transferred(queue)
             }
         }
     }
@@ -713,6 +773,18 @@ impl<W: WorkItems> Voice<W> {
         }
     }
 
+    /// Lets go of the agent's side's media: a phone's session closes (and the call of loket's
+    /// own to it is forgotten), a softphone is unbridged.
+    async fn release(&self, leg: AgentLeg, line: &Line) {
+        match leg {
+            AgentLeg::Phone { media, .. } => media.close().await,
+            AgentLeg::Softphone(softphone) => {
+                let _ = line.media.unbridge(softphone.session()).await;
+            }
+            AgentLeg::Line(phone) => self.let_go(phone).await,
+        }
+    }
+
     /// The call of an agent's item is over: the router moves the agent to wrap-up.
     pub(super) async fn finished(&self, item: WorkItemId, agent: AgentId) {
         self.set_state(item, agent, CallState::Ended);
@@ -736,10 +808,14 @@ impl<W: WorkItems> Voice<W> {
 
 /// The agent's side of a call.
 enum AgentLeg {
-    /// A phone loket rang; `answered`: its answer gave the session a usable far end.
+    /// A phone loket rang for the caller's call; `answered`: its answer gave the session a usable
+    /// far end.
     Phone { media: Session, answered: bool },
     /// The agent's browser softphone, which outlives the call.
     Softphone(Arc<WebRtcLeg>),
+    /// A phone loket rang with a call of its own, answered: a consulted colleague's, who took the
+    /// call over.
+    Line(Line),
 }
 
 impl AgentLeg {
@@ -747,6 +823,7 @@ impl AgentLeg {
         match self {
             AgentLeg::Phone { media, .. } => media,
             AgentLeg::Softphone(leg) => leg.session(),
+            AgentLeg::Line(phone) => &phone.media,
         }
     }
 
@@ -754,31 +831,26 @@ impl AgentLeg {
         match self {
             AgentLeg::Phone { answered, .. } => *answered,
             AgentLeg::Softphone(leg) => !leg.is_ended(),
+            AgentLeg::Line(_) => true,
         }
     }
 
-    /// Resolves when the browser of a softphone goes; a phone's hang-up is a SIP signal.
-    async fn gone(&self) {
+    /// Resolves when the browser of a softphone goes, or a phone of loket's own call hangs up; a
+    /// rung phone's hang-up is a SIP signal of the caller's call.
+    async fn gone(&mut self) {
         match self {
             AgentLeg::Phone { .. } => std::future::pending().await,
             AgentLeg::Softphone(leg) => leg.ended().await,
+            AgentLeg::Line(phone) => while phone.next(None).await != Heard::HungUp {},
         }
     }
 
     /// Ends the agent's side of the call: a phone is hung up; a softphone stays connected.
-    fn hang_up(&self, line: &Line) {
-        if let AgentLeg::Phone { .. } = self {
-            line.command(CallCommand::HangUpCallee { call: line.call });
-        }
-    }
-
-    /// Lets go of the media: a phone's session closes, a softphone is unbridged.
-    async fn release(self, line: &Line) {
+    fn hang_up(&mut self, line: &Line) {
         match self {
-            AgentLeg::Phone { media, .. } => media.close().await,
-            AgentLeg::Softphone(leg) => {
-                let _ = line.media.unbridge(leg.session()).await;
-            }
+            AgentLeg::Phone { .. } => line.command(CallCommand::HangUpCallee { call: line.call }),
+            AgentLeg::Softphone(_) => {}
+            AgentLeg::Line(phone) => phone.hang_up(),
         }
     }
 }
@@ -795,6 +867,11 @@ enum Reached {
 /// How a conversation ended.
 enum Talked {
     Ended,
+    /// The agent completed a consultation with this colleague, who now has the call.
+    Handed {
+        agent: AgentId,
+        leg: AgentLeg,
+    },
     /// The agent sent the caller back to wait in this queue.
     Transferred(QueueId),
 }

@@ -41,6 +41,11 @@ pub(super) enum Signal {
     ConsultAnswered(String),
     /// The party the agent consults did not answer, or hung up.
     ConsultGone,
+    /// The console: the colleague `agent`, consulted, answers (`true`), declines or leaves.
+    ColleagueAnswer {
+        agent: AgentId,
+        answer: bool,
+    },
     /// The board: a supervisor coaches the call in this mode, or leaves it (`None`).
     Coach {
         supervisor: AgentId,

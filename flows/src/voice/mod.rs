@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use loket_crm::clock::Clock;
 use loket_crm::db::Db;
-use loket_crm::desk::{CallError, CallState, Coaching, ConsultStep, Dialled, TransferTarget};
+use loket_crm::desk::{CallError, CallState, Coaching, Consultation, Dialled, TransferTarget};
 use loket_crm::register::NationalRegister;
 use loket_ivr::Ivr;
 use loket_media::edge::{MediaEngine, WebRtcError, WebRtcLeg};
@@ -37,6 +37,7 @@ use loket_sip::service::CallEvent;
 use loket_sip::service::application::{ApplicationEnds, CallIds};
 use tokio::sync::{broadcast, mpsc};
 
+pub use consult::CONSULTED;
 pub use prompts::{Prompts, PromptsError};
 
 use crate::work::WorkItems;
@@ -85,6 +86,8 @@ pub struct Voice<W> {
     callbacks: Mutex<HashMap<WorkItemId, Callback>>,
     /// The calls agents placed themselves, by agent (their id once placed).
     dialled: Mutex<HashMap<AgentId, (Option<LegId>, Dialled)>>,
+    /// The consultations that ring, or go on, for colleagues, by the colleague.
+    consultations: Mutex<HashMap<AgentId, Consultation>>,
 }
 
 /// The SIP service's side for calls loket places: their commands, and their ids.
@@ -113,6 +116,7 @@ impl<W: WorkItems> Voice<W> {
             dialer: OnceLock::new(),
             callbacks: Mutex::default(),
             dialled: Mutex::default(),
+            consultations: Mutex::default(),
         }
     }
 
@@ -196,11 +200,6 @@ impl<W: WorkItems> Voice<W> {
         self.signal(item, Signal::Hold(on))
     }
 
-    /// A step of the agent's consultative transfer of the call of `item`.
-    pub fn consult(&self, item: WorkItemId, step: ConsultStep) -> Result<(), CallError> {
-        self.signal(item, Signal::Consult(step))
-    }
-
     pub fn call_state(&self, item: WorkItemId) -> Option<CallState> {
         lock(&self.states).get(&item).map(|(_, state)| *state)
     }
@@ -250,16 +249,23 @@ impl<W: WorkItems> Voice<W> {
     }
 
     /// The agent's one softphone carries a call other than that of `item`: their own, one
-    /// they placed, or one they coach.
+    /// they placed, one they coach, or a colleague's consultation.
     fn softphone_busy(&self, agent: AgentId, item: Option<WorkItemId>) -> bool {
         let other = |other: &WorkItemId| Some(*other) != item;
         let coaches_another = lock(&self.coaching).iter().any(|(item, (coach, _))| *coach == agent && other(item));
         coaches_another
             || lock(&self.dialled).contains_key(&agent)
+            || lock(&self.consultations).contains_key(&agent)
             || lock(&self.states).iter().any(|(item, (holder, state))| {
                 *holder == agent
                     && other(item)
-                    && matches!(state, CallState::Ringing | CallState::Connected { .. } | CallState::Held { .. })
+                    && matches!(
+                        state,
+                        CallState::Ringing
+                            | CallState::Connected { .. }
+                            | CallState::Held { .. }
+                            | CallState::Consulting { .. }
+                    )
             })
     }
 
