@@ -1,6 +1,7 @@
 //! The console in a real browser for the end-to-end tests: headless Chromium (Debian's chromium
 //! and chromedriver), driven through the W3C WebDriver protocol.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{DEADLINE, Loket};
 
-/// chromedriver on a free port, stopped with the test.
+/// chromedriver on a free port, stopped with the test, and with it the browsers it started.
 pub struct ChromeDriver {
     child: Child,
     url: String,
@@ -16,6 +17,10 @@ pub struct ChromeDriver {
 
 impl Drop for ChromeDriver {
     fn drop(&mut self) {
+        // The browsers are in chromedriver's process group: a test that failed before closing
+        // its browser leaves none behind to run (and use the CPU) through the next tests.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -27,6 +32,7 @@ pub async fn start_chromedriver() -> ChromeDriver {
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .expect("chromedriver is needed for the browser tests (apt-get install chromium chromium-driver)");
     let url = format!("http://127.0.0.1:{port}");
