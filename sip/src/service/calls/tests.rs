@@ -828,6 +828,21 @@ async fn calls_to_numbers_that_fail() {
     pbx.respond(&invite, "487 Request Terminated", "").await;
     assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call, status: 480 });
 
+    // An answer without SDP gives the application's media session no far end: 502, and the
+    // callee is hung up rather than left connected. The call may dial again (no 486), and the
+    // callee's end reports nothing more.
+    ends.commands.send(dial(NUMBER)).unwrap();
+    let invite = pbx.request("INVITE").await;
+    pbx.respond(&invite, "200 OK", "").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call, status: 502 });
+    let bye = pbx.request("BYE").await;
+    pbx.respond(&bye, "200 OK", "").await;
+    ends.commands.send(dial(NUMBER)).unwrap();
+    let invite = pbx.request("INVITE").await;
+    pbx.respond(&invite, "486 Busy Here", "").await;
+    pbx.request("ACK").await;
+    assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call, status: 486 });
+
     ends.commands.send(dial("+32 50 12")).unwrap();
     assert_eq!(next_event(&mut ends).await, CallEvent::CalleeFailed { call, status: 484 });
 
