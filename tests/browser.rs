@@ -177,12 +177,7 @@ async fn an_agent_consults_a_colleague_then_hands_the_call_over() {
     const COLLEAGUE_TONE: f64 = SUPERVISOR_TONE;
     let (loket, _flows) = support::start_with_ivr(true, "", &[]);
     let driver = start_chromedriver().await;
-    let agent = Browser::open(&driver).await;
-    agent.agent_on_softphone(&loket, "agent", AGENT_TONE).await;
-    let caller = support::ivr_caller(&loket, "11285073003328#");
-    agent.wait_for_text("#offer-pop", "the offer's pop", |text| text.contains("Lotte Vermeulen")).await;
-    agent.click("#accept-form button").await;
-    agent.wait_for_text("#work-list .call-state", "the call connected", |text| text == "verbonden").await;
+    let (agent, caller) = agent_in_a_call(&loket, &driver).await;
     // Only now is the colleague available, so that the router offered the call to the agent.
     let colleague = Browser::open(&driver).await;
     colleague.agent_on_softphone(&loket, "agent2", COLLEAGUE_TONE).await;
@@ -236,6 +231,21 @@ async fn an_agent_consults_a_colleague_then_hands_the_call_over() {
     loket.stop();
 }
 
+/// The demo agent on the softphone (a tone of `AGENT_TONE`) in a call with a SIPp citizen who
+/// went through the IVR: the agent's browser and the caller.
+async fn agent_in_a_call(
+    loket: &support::Loket,
+    driver: &support::browser::ChromeDriver,
+) -> (Browser, (std::process::Child, support::TempDir)) {
+    let agent = Browser::open(driver).await;
+    agent.agent_on_softphone(loket, "agent", AGENT_TONE).await;
+    let caller = support::ivr_caller(loket, "11285073003328#");
+    agent.wait_for_text("#offer-pop", "the offer's pop", |text| text.contains("Lotte Vermeulen")).await;
+    agent.click("#accept-form button").await;
+    agent.wait_for_text("#work-list .call-state", "the call connected", |text| text == "verbonden").await;
+    (agent, caller)
+}
+
 /// The same with a colleague who has no browser softphone but a desk phone (baresip, which
 /// answers by itself and plays back what it hears): loket rings the phone, the agent hears
 /// themselves come back through it, and the colleague's workspace shows the consultation without
@@ -246,12 +256,7 @@ async fn an_agent_consults_a_colleague_on_a_desk_phone() {
     let (loket, _flows) = support::start_with_ivr(true, "", &[("LOKET_SIP_DIGEST_ALGORITHMS", "MD5")]);
     let mut phone = tokio::task::block_in_place(|| support::Baresip::register(&loket, "agent2"));
     let driver = start_chromedriver().await;
-    let agent = Browser::open(&driver).await;
-    agent.agent_on_softphone(&loket, "agent", AGENT_TONE).await;
-    let caller = support::ivr_caller(&loket, "11285073003328#");
-    agent.wait_for_text("#offer-pop", "the offer's pop", |text| text.contains("Lotte Vermeulen")).await;
-    agent.click("#accept-form button").await;
-    agent.wait_for_text("#work-list .call-state", "the call connected", |text| text == "verbonden").await;
+    let (agent, caller) = agent_in_a_call(&loket, &driver).await;
     let colleague = Browser::open(&driver).await;
     colleague.log_in_to(&loket, "agent2", "/workspace").await;
     colleague.click("button[name=presence][value=available]").await;
