@@ -47,12 +47,21 @@ pub struct DatabaseConfig {
     pub url: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
     /// Unset: the in-process queue store. Set: Redis, checked by `/readyz`.
     #[serde(deserialize_with = "redis_url")]
     pub url: Option<String>,
+    /// What every key of this loket starts with, so that several (a municipality's test and
+    /// production, or two municipalities) can share one Redis.
+    pub prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> RedisConfig {
+        RedisConfig { url: None, prefix: "loket".to_owned() }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -618,15 +627,29 @@ fn apply_env(config: Config, env: impl IntoIterator<Item = (String, String)>) ->
             table.insert(section.clone(), toml::Value::Table(toml::Table::new()));
         }
         let Some(toml::Value::Table(section_table)) = table.get_mut(section) else { continue };
+        // `[sip.trunk]`'s keys, its password above all: LOKET_SIP_TRUNK_PASSWORD.
+        let (section_table, section, key) = match key.strip_prefix("trunk_") {
+            Some(trunk_key) if section == "sip" => match section_table.get_mut("trunk") {
+                Some(toml::Value::Table(trunk)) => (trunk, "sip.trunk", trunk_key),
+                _ => {
+                    return Err(ConfigError::Environment {
+                        variable: variable.clone(),
+                        message: format!("there is no [sip.trunk] section to set `{trunk_key}` in"),
+                    });
+                }
+            },
+            _ => (section_table, section.as_str(), key.as_str()),
+        };
         // Optional keys are absent from the serialised defaults but may be set.
         let optional = matches!(
-            (section.as_str(), key.as_str()),
+            (section, key),
             ("redis", "url")
                 | ("smtp", "host" | "username" | "password")
                 | ("media", "advertise")
                 | ("ivr", "flows" | "prompts")
                 | ("mail", "mailboxes")
                 | ("register", "url" | "token" | "file")
+                | ("sip.trunk", "outbound_proxy" | "register")
                 | (
                     "facebook",
                     "page_id"
@@ -658,7 +681,7 @@ fn apply_env(config: Config, env: impl IntoIterator<Item = (String, String)>) ->
             _ => Ok(toml::Value::String(value.clone())),
         }
         .map_err(|message| ConfigError::Environment { variable: variable.clone(), message: message.to_owned() })?;
-        section_table.insert(key.clone(), typed);
+        section_table.insert(key.to_owned(), typed);
     }
     let variables: Vec<&str> = overrides.iter().map(|(variable, ..)| variable.as_str()).collect();
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|error| {
@@ -951,6 +974,21 @@ mod tests {
             error,
             "environment variable LOKET_FACEBOOK_PAGE_TOKEN: the [facebook] section has no key `page_token`"
         );
+    }
+
+    #[test]
+    fn the_trunk_password_can_come_from_the_environment() {
+        let config = parse(TRUNK, "x.toml").unwrap();
+        let config = apply_env(config, env(&[("LOKET_SIP_TRUNK_PASSWORD", "from-env")])).unwrap();
+        assert_eq!(config.sip.trunk.expect("the trunk").trunk().password.expose(), "from-env");
+        let error = apply_env(Config::default(), env(&[("LOKET_SIP_TRUNK_PASSWORD", "p")])).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "environment variable LOKET_SIP_TRUNK_PASSWORD: there is no [sip.trunk] section to set `password` in"
+        );
+        let config = parse(TRUNK, "x.toml").unwrap();
+        let error = apply_env(config, env(&[("LOKET_SIP_TRUNK_PASWORD", "p")])).unwrap_err().to_string();
+        assert_eq!(error, "environment variable LOKET_SIP_TRUNK_PASWORD: the [sip.trunk] section has no key `pasword`");
     }
 
     #[test]

@@ -204,7 +204,7 @@ async fn start_work(config: &Config, parts: WorkParts) -> anyhow::Result<Work> {
     let settings = RouterSettings::default();
     match &config.redis.url {
         Some(url) => {
-            let store = loket_routing::store::redis::RedisStore::connect(url, "loket", settings)
+            let store = loket_routing::store::redis::RedisStore::connect(url, &config.redis.prefix, settings)
                 .await
                 .context("the routing store in Redis (redis.url)")?;
             spawn_work(config, parts, store).await
@@ -313,7 +313,7 @@ async fn start_sip(
         LocationStoreConfig::Redis => {
             let url = config.redis.url.as_deref().context("sip.location_store = \"redis\" needs redis.url")?;
             // Redis expires the bindings itself.
-            let store = RedisStore::connect(url, "loket").await.context("the SIP location store")?;
+            let store = RedisStore::connect(url, &config.redis.prefix).await.context("the SIP location store")?;
             Box::pin(sockets.serve_until(settings, credentials, store, Some(application), shutdown))
         }
     };
