@@ -136,6 +136,62 @@ async fn an_agent_on_a_desk_phone_calls_a_number() {
     loket.stop();
 }
 
+/// The demo flows with the callback offered at the first announcement, whatever the expected wait.
+fn callback_at_once() -> String {
+    let flows = support::demo_flows(true);
+    let offer = r#"offer = { after_secs = 300, prompt = "offer-callback" }"#;
+    assert!(flows.contains(offer), "the demo offers callbacks");
+    flows.replace(offer, r#"offer = { after_secs = 0, prompt = "offer-callback" }"#)
+}
+
+/// A callback outlives a restart of loket: with the router on Redis the item keeps its place, and
+/// the number to call and the case come back from the database. The citizen chooses a callback
+/// while the agent is away; loket restarts; the agent comes back on the new process, accepts the
+/// callback, and the citizen is called and heard. Redis is required (`REDIS_URL`, else
+/// 127.0.0.1:6379); the test's keys have a prefix of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_outlives_a_restart() {
+    let port = free_port();
+    let citizen = Voice::start(support::CITIZEN_TONE).await;
+    let trunk = trunk_playing("trunk-callee.xml", port, citizen.port);
+    let redis = support::redis_url();
+    let prefix = format!("loket-test:restart:{}:{}", std::process::id(), free_port());
+    let config = format!("{}[redis]\nurl = {redis:?}\nprefix = {prefix:?}\n", trunk_config(port, "s3cret"));
+    let (loket, _flows) = support::start_with_flows(&callback_at_once(), &config, &[]);
+    let driver = start_chromedriver().await;
+    let browser = Browser::open(&driver).await;
+    browser.agent_on_softphone(&loket, "agent", AGENT_TONE).await;
+    browser.click("button[name=presence][value=away]").await;
+    browser.wait_for_text("#agent-state", "the agent away", |text| text == "afwezig").await;
+    let caller = support::ivr_caller_playing(&loket, "ivr-caller-callback.xml", "11285073003328#");
+    support::finish_sipp("ivr-caller-callback.xml", caller).await;
+
+    // The session outlives the restart too: the page reloads from the new address.
+    let loket = loket.restart();
+    browser.goto(&format!("{}/workspace", loket.base)).await;
+    browser.microphone_tone(AGENT_TONE).await;
+    browser.connect_softphone().await;
+    browser.click("button[name=presence][value=available]").await;
+    let pop = browser
+        .wait_for_text("#offer-pop", "the callback, after the restart", |text| text.contains("Lotte Vermeulen"))
+        .await;
+    assert!(pop.contains("Terugbellen naar") && pop.contains("+32470000001"), "a callback to the caller: {pop}");
+    let accepted = Instant::now();
+    browser.click("#accept-form button").await;
+    browser.wait_for_text("#work-list .call-state", "the citizen answered", |text| text == "verbonden").await;
+    wait_until_heard(&citizen, AGENT_TONE, accepted, "the citizen hears the agent").await;
+    browser.click("#work-list .call-hangup button").await;
+    let trunk_dir = support::finished_sipp("trunk-callee.xml", trunk).await;
+    let messages = sipp_messages(&trunk_dir);
+    assert!(has(&messages, false, "INVITE sip:+32470000001@pbx.test"), "the caller's number dialled: {messages:?}");
+    browser.wait_for_text("#wrap-up-pop", "the wrap-up", |text| text.contains("Lotte Vermeulen")).await;
+    browser.close().await;
+    loket.stop();
+    let settings = loket_routing::model::RouterSettings::default();
+    let store = loket_routing::store::redis::RedisStore::connect(&redis, &prefix, settings).await.expect("Redis");
+    store.delete_everything().await.expect("the test's keys removed");
+}
+
 /// A citizen waits in the queue with no agent available, hears the callback offer and presses 1;
 /// loket notes it on the case and hangs up, and the item keeps its place. The agent, away with
 /// the softphone connected, comes back: the offer pops as a callback to the citizen's number; the agent
@@ -146,12 +202,7 @@ async fn a_citizen_who_chose_a_callback_is_called_back() {
     let port = free_port();
     let citizen = Voice::start(support::CITIZEN_TONE).await;
     let trunk = trunk_playing("trunk-callee.xml", port, citizen.port);
-    // The callback is offered at the first announcement, whatever the expected wait.
-    let flows = support::demo_flows(true);
-    let offer = r#"offer = { after_secs = 300, prompt = "offer-callback" }"#;
-    assert!(flows.contains(offer), "the demo offers callbacks");
-    let flows = flows.replace(offer, r#"offer = { after_secs = 0, prompt = "offer-callback" }"#);
-    let (loket, _flows) = support::start_with_flows(&flows, &trunk_config(port, "s3cret"), &[]);
+    let (loket, _flows) = support::start_with_flows(&callback_at_once(), &trunk_config(port, "s3cret"), &[]);
 
     // The agent is logged in but away: the item waits for them (were nobody logged in who could
     // take it, the router would hand it to the supervisors).

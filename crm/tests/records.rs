@@ -494,3 +494,29 @@ fn rand_suffix() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(std::time::SystemTime::now())
 }
+
+db_test!(a_callback_is_kept_replaced_and_forgotten, async |db: Db| {
+    use loket_crm::clock::Millis;
+    use loket_crm::records::callbacks::{self, Callback};
+    loket_crm::demo::seed(&db, TEST_START, 2026).await.expect("demo");
+    let case_id: i64 = sqlx::query_scalar("SELECT MIN(id) FROM cases").fetch_one(db.pool()).await.expect("a case");
+    let mut callback = Callback {
+        item_id: 42,
+        number: "+32470000001".into(),
+        case_id,
+        contact_id: None,
+        queue: "population-nl-l1".into(),
+    };
+    callbacks::keep(&db, &callback, Millis(1_000)).await.expect("kept");
+    let other = Callback { item_id: 7, ..callback.clone() };
+    callbacks::keep(&db, &other, Millis(2_000)).await.expect("another");
+    // Kept again (the agent's phone did not answer): one row, the newer queue.
+    callback.queue = "population-nl-l2".into();
+    callbacks::keep(&db, &callback, Millis(3_000)).await.expect("replaced");
+    assert_eq!(callbacks::all(&db).await.expect("all"), vec![callback.clone(), other.clone()], "oldest first");
+    callbacks::forget(&db, 42).await.expect("forgotten");
+    assert_eq!(callbacks::all(&db).await.expect("all"), vec![other]);
+    // A callback of a case that does not exist is refused: nothing half-written.
+    let orphan = Callback { item_id: 8, case_id: i64::MAX, ..callback };
+    assert!(callbacks::keep(&db, &orphan, Millis(4_000)).await.is_err(), "the case must exist");
+});

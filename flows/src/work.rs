@@ -31,6 +31,9 @@ pub trait WorkItems: Send + Sync + 'static {
     /// The item's place among the waiting items of its queue (1: next), `None` once it waits no
     /// more (offered, assigned, gone) or is beyond the first places.
     fn place(&self, item: WorkItemId) -> impl Future<Output = Result<Option<u32>, StoreError>> + Send;
+
+    /// Whether the router still has the item (waiting, offered or in hand).
+    fn has(&self, item: WorkItemId) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 impl<S: QueueStore> WorkItems for Router<S> {
@@ -49,6 +52,10 @@ impl<S: QueueStore> WorkItems for Router<S> {
         }
         let waiting = self.store().waiting(&item.queue, PLACES_LOOKED_AT).await?;
         Ok(waiting.iter().position(|other| other.id == id).and_then(|index| u32::try_from(index + 1).ok()))
+    }
+
+    async fn has(&self, id: WorkItemId) -> Result<bool, StoreError> {
+        Ok(self.store().item(id).await?.is_some())
     }
 }
 

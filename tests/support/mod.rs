@@ -22,7 +22,10 @@ pub struct Loket {
     /// Where the SIP service listens: UDP and TCP (`host:port`).
     pub sip_udp: String,
     pub sip_tcp: String,
-    _dir: TempDir,
+    /// Its working directory (configuration, SQLite database, data), and its extra environment:
+    /// what a restart starts again with.
+    dir: TempDir,
+    env: Vec<(String, String)>,
 }
 
 pub struct TempDir(pub std::path::PathBuf);
@@ -65,9 +68,15 @@ pub fn start_with_config(config: &str, extra_env: &[(&str, &str)]) -> Loket {
     if !config.is_empty() {
         std::fs::write(dir.0.join("loket.toml"), config).expect("write loket.toml");
     }
+    let env = extra_env.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
+    start_in(dir, env)
+}
+
+/// `loket serve --demo` in `dir` with `env`, as [`start_with_config`] prepared them.
+fn start_in(dir: TempDir, env: Vec<(String, String)>) -> Loket {
     let mut command = loket(&dir.0);
     command.args(["serve", "--demo"]).env("LOKET_HTTP_LISTEN", "127.0.0.1:0").stdout(Stdio::piped());
-    for (name, value) in extra_env {
+    for (name, value) in &env {
         command.env(name, value);
     }
     let mut child = command.spawn().expect("spawn loket");
@@ -93,7 +102,7 @@ pub fn start_with_config(config: &str, extra_env: &[(&str, &str)]) -> Loket {
         }
     };
     let (sip_udp, sip_tcp) = sip.expect("loket prints its SIP addresses before the console's");
-    Loket { child, base, credentials, sip_credentials, sip_udp, sip_tcp, _dir: dir }
+    Loket { child, base, credentials, sip_credentials, sip_udp, sip_tcp, dir, env }
 }
 
 /// The demo IVR flows with every service open all week (`open`) or never, so that a test does not
@@ -167,8 +176,20 @@ impl Loket {
             .1
     }
 
+    /// Stops loket as [`Self::stop`] does and starts it again on the same directory (its database
+    /// and data) and environment; its addresses are new.
+    pub fn restart(mut self) -> Loket {
+        self.terminate();
+        let dir = std::mem::replace(&mut self.dir, TempDir(std::path::PathBuf::new()));
+        start_in(dir, std::mem::take(&mut self.env))
+    }
+
     /// SIGTERM, then the process must exit by itself, successfully, within the deadline.
     pub fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
         let pid = self.child.id().to_string();
         let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
         assert!(status.success());
@@ -189,6 +210,18 @@ impl Drop for Loket {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The Redis the tests use (`REDIS_URL`, else 127.0.0.1:6379); a test that needs it fails here,
+/// saying so, when nothing listens there.
+pub fn redis_url() -> String {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let address = url.trim_start_matches("redis://").split('/').next().unwrap_or_default().to_owned();
+    let address = address.rsplit('@').next().unwrap_or_default();
+    if let Err(error) = std::net::TcpStream::connect(address) {
+        panic!("this test needs Redis at {url} (apt-get install redis-server, or set REDIS_URL): {error}");
+    }
+    url
 }
 
 pub fn client() -> reqwest::Client {

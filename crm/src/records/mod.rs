@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod callbacks;
 pub mod case_types;
 pub mod cases;
 pub mod contacts;

@@ -220,7 +220,7 @@ impl<W: WorkItems> Voice<W> {
                             tracing::warn!(case = draft.case_id, %error, "a callback request was not noted");
                         }
                         // The item keeps its place; the agent who accepts it calls back.
-                        lock(&self.callbacks).insert(item, Callback { number, draft, queue: queue.clone() });
+                        self.keep_callback(item, Callback { number, draft, queue: queue.clone() }).await;
                         return;
                     }
                 }

@@ -132,6 +132,7 @@ impl<W: WorkItems> Voice<W> {
             tracing::error!("the voice flows serve one SIP service only");
             return;
         }
+        self.restore_callbacks().await;
         while let Some(event) = ends.events.recv().await {
             let (call, signal) = match event {
                 CallEvent::Incoming { call, dialled, caller, offer } => {

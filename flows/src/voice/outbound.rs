@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use loket_be::PhoneNumber;
 use loket_crm::desk::{CallError, CallState, DialControl, DialFor, Dialled};
+use loket_crm::records::callbacks;
+use loket_crm::records::contacts::ContactId;
 use loket_media::edge::{Session, WebRtcLeg};
 use loket_routing::core::Input;
 use loket_routing::model::{AgentId, Presence, WorkItemId};
@@ -25,13 +27,32 @@ use super::line::{Heard, Line, Signal};
 use super::{Voice, lock};
 use crate::work::WorkItems;
 
-/// A caller's request to be called back, kept until an agent accepts its item.
+/// A caller's request to be called back, kept until an agent accepts its item (and in the
+/// database until the call back is over, `records::callbacks`).
 #[derive(Debug, Clone)]
 pub(super) struct Callback {
     pub number: PhoneNumber,
     pub draft: Draft,
     /// The queue the item waits in, where it goes back should the agent's phone not answer.
     pub queue: String,
+}
+
+impl Callback {
+    fn stored(&self, item: WorkItemId) -> callbacks::Callback {
+        callbacks::Callback {
+            item_id: item.0,
+            number: self.number.e164().to_owned(),
+            case_id: self.draft.case_id,
+            contact_id: self.draft.contact_id.map(|id| id.0),
+            queue: self.queue.clone(),
+        }
+    }
+
+    fn of_stored(stored: callbacks::Callback) -> Option<Callback> {
+        let number = PhoneNumber::parse(&stored.number).ok()?;
+        let draft = Draft { case_id: stored.case_id, contact_id: stored.contact_id.map(ContactId) };
+        Some(Callback { number, draft, queue: stored.queue })
+    }
 }
 
 /// Why loket places a call, and what its end changes.
@@ -44,6 +65,42 @@ enum Purpose {
 }
 
 impl<W: WorkItems> Voice<W> {
+    /// Keeps the callback the caller of `item` chose, until an agent calls them back.
+    pub(super) async fn keep_callback(&self, item: WorkItemId, callback: Callback) {
+        if let Err(error) = callbacks::keep(&self.parts.db, &callback.stored(item), self.now()).await {
+            // Kept in memory all the same: only a restart would lose it.
+            tracing::warn!(item = item.0, %error, "a callback was not stored");
+        }
+        lock(&self.callbacks).insert(item, callback);
+    }
+
+    /// The callbacks a previous run kept whose items the router still has; the others are over.
+    pub(super) async fn restore_callbacks(&self) {
+        let stored = match callbacks::all(&self.parts.db).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::warn!(%error, "the stored callbacks could not be read");
+                return;
+            }
+        };
+        for stored in stored {
+            let item = WorkItemId(stored.item_id);
+            // Should the router not answer, the callback is kept rather than lost.
+            match Callback::of_stored(stored) {
+                Some(callback) if self.parts.work.has(item).await.unwrap_or(true) => {
+                    lock(&self.callbacks).insert(item, callback);
+                }
+                _ => self.callback_over(item).await,
+            }
+        }
+    }
+
+    async fn callback_over(&self, item: WorkItemId) {
+        if let Err(error) = callbacks::forget(&self.parts.db, item.0).await {
+            tracing::warn!(item = item.0, %error, "a callback that is over stays stored");
+        }
+    }
+
     /// Calls back the caller of `item`, whose callback `agent` (the user `username`) accepted.
     pub(super) fn call_back(
         self: &Arc<Self>,
@@ -195,13 +252,13 @@ impl<W: WorkItems> Voice<W> {
                 // Nobody called the citizen: the callback waits for the next agent.
                 tracing::info!(item = item.0, "the agent's phone did not answer a callback");
                 lock(&self.items).remove(&item);
-                let callback = Callback { number, draft, queue: queue.clone() };
-                lock(&self.callbacks).insert(item, callback);
+                lock(&self.callbacks).insert(item, Callback { number, draft, queue: queue.clone() });
                 self.not_answered(item, agent, &queue).await;
                 lock(&self.states).remove(&item);
             }
             Purpose::Callback { item, .. } => {
                 self.note_outbound(&number, talked, &purpose).await;
+                self.callback_over(item).await;
                 self.finished(item, agent).await;
                 lock(&self.items).remove(&item);
                 lock(&self.states).remove(&item);
