@@ -144,6 +144,20 @@ fn callback_at_once() -> String {
     flows.replace(offer, r#"offer = { after_secs = 0, prompt = "offer-callback" }"#)
 }
 
+/// The demo agent on the softphone but away, and a SIPp citizen who goes through the IVR and
+/// chooses the callback offered while they wait: the agent's browser. The agent logged in keeps
+/// the item waiting for them (were nobody logged in who could take it, the router would hand it
+/// to the supervisors).
+async fn callback_chosen(loket: &support::Loket, driver: &support::browser::ChromeDriver) -> Browser {
+    let browser = Browser::open(driver).await;
+    browser.agent_on_softphone(loket, "agent", AGENT_TONE).await;
+    browser.click("button[name=presence][value=away]").await;
+    browser.wait_for_text("#agent-state", "the agent away", |text| text == "afwezig").await;
+    let caller = support::ivr_caller_playing(loket, "ivr-caller-callback.xml", "11285073003328#");
+    support::finish_sipp("ivr-caller-callback.xml", caller).await;
+    browser
+}
+
 /// A callback outlives a restart of loket: with the router on Redis the item keeps its place, and
 /// the number to call and the case come back from the database. The citizen chooses a callback
 /// while the agent is away; loket restarts; the agent comes back on the new process, accepts the
@@ -159,12 +173,7 @@ async fn a_callback_outlives_a_restart() {
     let config = format!("{}[redis]\nurl = {redis:?}\nprefix = {prefix:?}\n", trunk_config(port, "s3cret"));
     let (loket, _flows) = support::start_with_flows(&callback_at_once(), &config, &[]);
     let driver = start_chromedriver().await;
-    let browser = Browser::open(&driver).await;
-    browser.agent_on_softphone(&loket, "agent", AGENT_TONE).await;
-    browser.click("button[name=presence][value=away]").await;
-    browser.wait_for_text("#agent-state", "the agent away", |text| text == "afwezig").await;
-    let caller = support::ivr_caller_playing(&loket, "ivr-caller-callback.xml", "11285073003328#");
-    support::finish_sipp("ivr-caller-callback.xml", caller).await;
+    let browser = callback_chosen(&loket, &driver).await;
 
     // The session outlives the restart too: the page reloads from the new address.
     let loket = loket.restart();
@@ -203,17 +212,8 @@ async fn a_citizen_who_chose_a_callback_is_called_back() {
     let citizen = Voice::start(support::CITIZEN_TONE).await;
     let trunk = trunk_playing("trunk-callee.xml", port, citizen.port);
     let (loket, _flows) = support::start_with_flows(&callback_at_once(), &trunk_config(port, "s3cret"), &[]);
-
-    // The agent is logged in but away: the item waits for them (were nobody logged in who could
-    // take it, the router would hand it to the supervisors).
     let driver = start_chromedriver().await;
-    let browser = Browser::open(&driver).await;
-    browser.agent_on_softphone(&loket, "agent", AGENT_TONE).await;
-    browser.click("button[name=presence][value=away]").await;
-    browser.wait_for_text("#agent-state", "the agent away", |text| text == "afwezig").await;
-
-    let caller = support::ivr_caller_playing(&loket, "ivr-caller-callback.xml", "11285073003328#");
-    support::finish_sipp("ivr-caller-callback.xml", caller).await;
+    let browser = callback_chosen(&loket, &driver).await;
     browser.click("button[name=presence][value=available]").await;
     let pop =
         browser.wait_for_text("#offer-pop", "the callback's offer", |text| text.contains("Lotte Vermeulen")).await;
