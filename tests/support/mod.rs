@@ -273,15 +273,20 @@ pub fn check_sipp(dir: &TempDir, what: &str, run: std::io::Result<std::process::
         panic!("this test needs SIPp (`apt-get install sip-tester`, or run scripts/test): {error}")
     });
     if !status.success() {
-        let errors: String = std::fs::read_dir(&dir.0)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|entry| entry.file_name().to_string_lossy().ends_with("errors.log"))
-            .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
-            .collect();
-        panic!("sipp {what} failed ({status}):\n{errors}");
+        panic!("sipp {what} failed ({status}):\n{}", sipp_log(dir, "errors.log"));
     }
+}
+
+/// The SIPp logs in `dir` whose names end with `suffix` (`errors.log`, `_messages.log`), one after
+/// the other.
+pub fn sipp_log(dir: &TempDir, suffix: &str) -> String {
+    std::fs::read_dir(&dir.0)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(suffix))
+        .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+        .collect()
 }
 
 /// The demo agent's desk phone: SIPp registers as `agent` (MD5: start loket with

@@ -49,13 +49,7 @@ pub fn trunk_playing(scenario: &str, port: u16, rtp_port: u16) -> (Child, TempDi
 /// The messages of SIPp's `-trace_msg` log in `dir`, in order: whether SIPp sent it, and its
 /// first line.
 pub fn sipp_messages(dir: &TempDir) -> Vec<(bool, String)> {
-    let log: String = std::fs::read_dir(&dir.0)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|entry| entry.file_name().to_string_lossy().ends_with("_messages.log"))
-        .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
-        .collect();
+    let log = super::sipp_log(dir, "_messages.log");
     let lines: Vec<&str> = log.lines().collect();
     let first_line = |index: usize| lines.get(index + 2).map(|line| line.trim().to_owned());
     lines
