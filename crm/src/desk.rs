@@ -196,7 +196,7 @@ pub enum CallError {
     Router(String),
     #[error("the call cannot be placed: {0}")]
     CannotDial(String),
-    #[error("that colleague cannot be consulted now: their softphone is not connected or is in a call")]
+    #[error("that colleague cannot be consulted now: they are in another call")]
     ColleagueUnavailable,
 }
 

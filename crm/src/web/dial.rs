@@ -2,8 +2,8 @@
 //! or a contact, or a number typed in) and its control, and the consultation of a transfer (the
 //! caller waits while the agent calls a number or a colleague, then is put through or taken
 //! back), with the consulted colleague's side of it; and the keypad that sends digits to the
-//! other party of the agent's call. The calls themselves are the
-//! desk's (`Desk::dial`, `Desk::consult`), dialled through the SIP trunk.
+//! other party of the agent's call. The calls themselves are the desk's (`Desk::dial`,
+//! `Desk::consult`).
 
 use axum::Router;
 use axum::extract::{Path, State};

@@ -99,11 +99,16 @@ impl Bridge {
                 self.winner = Some(fork);
                 let mut events: Vec<(LegId, Event)> =
                     self.forks.iter().filter(|other| **other != fork).map(|other| (*other, Event::Abandon)).collect();
-                events.push(match sdp {
-                    Some(sdp) => (inbound, Event::Answered { answer: sdp.clone() }),
-                    // A 2xx without SDP to an INVITE with an offer breaks RFC 3264 §4.
-                    None => (inbound, Event::Rejected { status: Status(502) }),
-                });
+                match sdp {
+                    Some(sdp) => events.push((inbound, Event::Answered { answer: sdp.clone() })),
+                    // A 2xx without SDP to an INVITE with an offer breaks RFC 3264 §4: that fork is
+                    // hung up too, and leaves the bridge, so that its end tells the caller nothing.
+                    None => {
+                        self.forks.retain(|other| *other != fork);
+                        events.push((fork, Event::Abandon));
+                        events.push((inbound, Event::Rejected { status: Status(502) }));
+                    }
+                }
                 events
             }
             Action::ChangeOffered { offer, .. } if Some(fork) == self.winner && !self.inbound_ended => match offer {

@@ -785,7 +785,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
                             // the rest of its actions (and its bridge is gone).
                             id = self.phones_did(inbound, id, event, &mut queue);
                         } else {
-                            queue.extend(self.report_callee(inbound, event));
+                            self.report_callee(inbound, event);
                         }
                     }
                 }
@@ -1051,34 +1051,17 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         });
     }
 
-    /// What the agent's side of the application's call `call` did, for the application; the
-    /// events for the callee's legs that follow from it.
-    fn report_callee(&mut self, call: LegId, event: Event) -> Option<(LegId, Event)> {
-        let (event, hang_up) = match event {
-            Event::Progress { .. } => (CallEvent::CalleeRinging { call }, None),
-            Event::Answered { answer } => (CallEvent::CalleeAnswered { call, sdp: answer.0 }, None),
-            Event::Rejected { status } => {
-                // A refusal with a winner is its answer without SDP (502): the application has
-                // no media for it, so it is hung up, and the bridge goes with it so that its end
-                // reports nothing more and the call may dial again.
-                let answered_without_sdp = self.calls.bridges.get(&call).and_then(Bridge::winner);
-                if let Some(winner) = answered_without_sdp {
-                    self.calls.bridges.remove(&call);
-                    if let Some(leg) = self.calls.calls.get_mut(&winner) {
-                        leg.bridge = None;
-                    }
-                }
-                (
-                    CallEvent::CalleeFailed { call, status: status.0 },
-                    answered_without_sdp.map(|winner| (winner, Event::Abandon)),
-                )
-            }
-            Event::HangupRequested => (CallEvent::CalleeHungUp { call }, None),
+    /// What the agent's side of the application's call `call` did, for the application.
+    fn report_callee(&mut self, call: LegId, event: Event) {
+        let event = match event {
+            Event::Progress { .. } => CallEvent::CalleeRinging { call },
+            Event::Answered { answer } => CallEvent::CalleeAnswered { call, sdp: answer.0 },
+            Event::Rejected { status } => CallEvent::CalleeFailed { call, status: status.0 },
+            Event::HangupRequested => CallEvent::CalleeHungUp { call },
             // The agent's phone's offers are answered on its own leg.
-            _ => return None,
+            _ => return,
         };
         self.calls.report(event);
-        hang_up
     }
 
     /// A response to an inbound leg's INVITE.
