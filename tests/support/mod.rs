@@ -368,8 +368,13 @@ pub struct Baresip {
 impl Baresip {
     /// Starts baresip as `username`'s phone and waits until loket accepted its registration.
     pub fn register(loket: &Loket, username: &str) -> Baresip {
-        let free_port = || {
-            std::net::UdpSocket::bind("127.0.0.1:0").and_then(|socket| socket.local_addr()).expect("a free port").port()
+        // baresip's SIP listens on UDP and TCP at the same port: both must be free.
+        let free_port = || loop {
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").and_then(|socket| socket.local_addr());
+            let port = udp.expect("a free port").port();
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
         };
         let dir = TempDir::new();
         let config = format!(
