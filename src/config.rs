@@ -284,6 +284,9 @@ pub struct SipConfig {
     /// A port of 0 picks a free one; the bound addresses are printed at start-up.
     pub udp_listen: SocketAddr,
     pub tcp_listen: SocketAddr,
+    /// SIP over WebSocket (RFC 7118), for browser phones; absent, none is served. Browsers on an
+    /// https page need `wss:`, which a reverse proxy in front of this address provides.
+    pub ws_listen: Option<SocketAddr>,
     /// The domain of agents' addresses (`agent@domain`), which is also the digest realm.
     pub domain: String,
     /// Digest algorithms offered to phones, in order of preference, separated by spaces.
@@ -427,6 +430,7 @@ impl Default for SipConfig {
         SipConfig {
             udp_listen: listen,
             tcp_listen: listen,
+            ws_listen: None,
             domain: "loket.invalid".to_owned(),
             digest_algorithms: "SHA-256 MD5".to_owned(),
             min_expires: 60,
@@ -646,6 +650,7 @@ fn apply_env(config: Config, env: impl IntoIterator<Item = (String, String)>) ->
             ("redis", "url")
                 | ("smtp", "host" | "username" | "password")
                 | ("media", "advertise")
+                | ("sip", "ws_listen")
                 | ("ivr", "flows" | "prompts")
                 | ("mail", "mailboxes")
                 | ("register", "url" | "token" | "file")
@@ -809,6 +814,15 @@ mod tests {
             toml::to_string(&defaults).unwrap(),
             "the example documents the defaults"
         );
+    }
+
+    #[test]
+    fn the_sip_websocket_listener_is_optional() {
+        assert_eq!(Config::default().sip.ws_listen, None);
+        let config = apply_env(Config::default(), env(&[("LOKET_SIP_WS_LISTEN", "[::1]:5066")])).unwrap();
+        assert_eq!(config.sip.ws_listen, Some("[::1]:5066".parse().unwrap()));
+        let error = parse("[sip]\nws_listen = \"localhost\"\n", "x.toml").unwrap_err().to_string();
+        assert!(error.starts_with("x.toml:2:13: key `sip.ws_listen`"), "{error}");
     }
 
     #[test]

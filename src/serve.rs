@@ -268,12 +268,18 @@ async fn start_sip(
         0 < sip.min_expires && sip.min_expires <= sip.max_expires,
         "sip.min_expires must be at least 1 and at most sip.max_expires"
     );
-    let sockets = Sockets::bind(sip.udp_listen, sip.tcp_listen).await.with_context(|| {
+    let mut sockets = Sockets::bind(sip.udp_listen, sip.tcp_listen).await.with_context(|| {
         format!("cannot listen on {} (sip.udp_listen) and {} (sip.tcp_listen)", sip.udp_listen, sip.tcp_listen)
     })?;
+    if let Some(ws) = sip.ws_listen {
+        sockets = sockets.with_ws(ws).await.with_context(|| format!("cannot listen on {ws} (sip.ws_listen)"))?;
+    }
     let (udp, tcp) = (sockets.udp_addr()?, sockets.tcp_addr()?);
     tracing::info!(%udp, %tcp, domain = %sip.domain, "loket is serving SIP");
-    println!("loket: sip on udp {udp} tcp {tcp}");
+    match sockets.ws_addr()? {
+        Some(ws) => println!("loket: sip on udp {udp} tcp {tcp} ws {ws}"),
+        None => println!("loket: sip on udp {udp} tcp {tcp}"),
+    }
     let policy = Policy {
         min_expires: sip.min_expires,
         max_expires: sip.max_expires,

@@ -158,6 +158,24 @@ async fn a_french_caller_waits_in_the_french_queue_of_the_service() {
     loket.stop();
 }
 
+/// The first call over IPv6 end to end: loket's SIP and media on ::1, the caller's signalling and
+/// RTP (its keys as telephone-events) too; it reaches the queue identified, as over IPv4.
+#[tokio::test]
+async fn a_caller_over_ipv6_is_identified_and_queued() {
+    let ipv6 = [
+        ("LOKET_SIP_UDP_LISTEN", "[::1]:0"),
+        ("LOKET_SIP_TCP_LISTEN", "[::1]:0"),
+        ("LOKET_SIP_WS_LISTEN", "[::1]:0"),
+        ("LOKET_MEDIA_BIND", "::1"),
+    ];
+    let (loket, _flows) = support::start_with_ivr(true, "", &ipv6);
+    assert!(loket.sip_udp.starts_with("[::1]:"), "loket listens on {}", loket.sip_udp);
+    let args = ["-key", "digits", "11285073003328#", "-i", "::1"];
+    let page = case_of_call(&loket, "population-nl-l1", "ivr-keys.xml", &args).await;
+    assert_shows(&page, &["Vermeulen", &call_entry("language 1 › service 1 › population-request 2 › identify ✓")]);
+    loket.stop();
+}
+
 /// EN → social affairs → certified copies → # instead of a national number: a case without a
 /// contact (no demo contact has the caller's number either).
 #[tokio::test]

@@ -31,8 +31,8 @@ use crate::digest::{Algorithm, Credentials as Authorization, DigestAuth, StoredH
 use crate::message::{Inbound, Limits, Reply};
 use crate::ratelimit::{self, FailedAuth};
 use crate::registrar::{self, LocationStore, Policy, Refusal, Register};
-use crate::transaction::{Dispatch, Output, RequestKind, ServerTransactions, Timers, TransactionKey, Transport};
-use crate::transport::{Received, ReplyPath, TcpOptions, serve_tcp, serve_udp};
+use crate::transaction::{Dispatch, Output, RequestKind, ServerTransactions, Timers, TransactionKey};
+use crate::transport::{Protocol, Received, ReplyPath, TcpOptions, serve_tcp, serve_udp, serve_ws};
 
 /// What OPTIONS advertises; the methods are those this service answers.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO";
@@ -90,12 +90,30 @@ impl Settings {
 pub struct Sockets {
     udp: UdpSocket,
     tcp: TcpListener,
+    ws: Option<TcpListener>,
+}
+
+/// loket's own addresses, for its Via and Contact on each transport.
+#[derive(Debug, Clone, Copy)]
+struct Addresses {
+    udp: SocketAddr,
+    tcp: SocketAddr,
+    ws: Option<SocketAddr>,
 }
 
 impl Sockets {
     /// Binds UDP and TCP; a port of 0 picks a free one (see [`Sockets::udp_addr`]).
     pub async fn bind(udp: SocketAddr, tcp: SocketAddr) -> io::Result<Sockets> {
-        Ok(Sockets { udp: bind_udp(udp)?, tcp: TcpListener::bind(tcp).await? })
+        Ok(Sockets { udp: bind_udp(udp)?, tcp: TcpListener::bind(tcp).await?, ws: None })
+    }
+
+    /// Also serves SIP over WebSocket (RFC 7118) on `ws`.
+    pub async fn with_ws(self, ws: SocketAddr) -> io::Result<Sockets> {
+        Ok(Sockets { ws: Some(TcpListener::bind(ws).await?), ..self })
+    }
+
+    pub fn ws_addr(&self) -> io::Result<Option<SocketAddr>> {
+        self.ws.as_ref().map(TcpListener::local_addr).transpose()
     }
 
     pub fn udp_addr(&self) -> io::Result<SocketAddr> {
@@ -129,9 +147,13 @@ impl Sockets {
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
         let (inbound, queue) = mpsc::channel(settings.queue);
-        let tcp = TcpOptions { limits: settings.limits, ..TcpOptions::default() };
+        // A phone registered over a connection is called through it: the connection must last
+        // until the registration's refresh.
+        let quiet_timeout =
+            Duration::from_secs(settings.registrar.max_expires.into()) + TcpOptions::default().idle_timeout;
+        let tcp = TcpOptions { limits: settings.limits, quiet_timeout, ..TcpOptions::default() };
         let never = std::future::pending::<()>;
-        let addresses = (self.udp.local_addr()?, self.tcp.local_addr()?);
+        let addresses = Addresses { udp: self.udp.local_addr()?, tcp: self.tcp.local_addr()?, ws: self.ws_addr()? };
         // A second handle on the UDP socket, for the requests loket sends itself (calls).
         let udp = self.udp.into_std()?;
         let sender = Arc::new(UdpSocket::from_std(udp.try_clone()?)?);
@@ -143,9 +165,19 @@ impl Sockets {
         let ids = application.as_ref().map_or_else(CallIds::default, |app| app.ids.clone());
         let (events, commands) = application.map(|app| (app.events, app.commands)).unzip();
         let service = Service::new(settings.clone(), credentials, locations, addresses, sender, events, ids);
+        let ws = async {
+            match self.ws {
+                Some(listener) => serve_ws(listener, tcp, enqueue(inbound.clone()), never()).await,
+                None => {
+                    never().await;
+                    Ok(())
+                }
+            }
+        };
         tokio::select! {
             result = serve_udp(udp, settings.limits, enqueue(inbound.clone()), never()) => result,
-            result = serve_tcp(self.tcp, tcp, enqueue(inbound), never()) => result,
+            result = serve_tcp(self.tcp, tcp, enqueue(inbound.clone()), never()) => result,
+            result = ws => result,
             () = service.run(queue, commands, shutdown) => Ok(()),
         }
     }
@@ -223,7 +255,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         settings: Settings,
         credentials: C,
         locations: L,
-        addresses: (SocketAddr, SocketAddr),
+        addresses: Addresses,
         sender: Arc<UdpSocket>,
         application: Option<mpsc::UnboundedSender<CallEvent>>,
         ids: CallIds,
@@ -236,8 +268,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         let transactions = ServerTransactions::new(Instant::now(), Timers::default(), max_transactions);
         // Unbounded, but holds at most `max_registrations_in_flight` answers: one per permit.
         let (done_tx, done_rx) = mpsc::unbounded_channel();
-        let (udp, tcp) = addresses;
-        let calls = calls::Calls::new(Instant::now(), settings.calls.clone(), udp, tcp, sender, application, ids);
+        let calls = calls::Calls::new(Instant::now(), settings.calls.clone(), addresses, sender, application, ids);
         Service {
             calls,
             auth,
@@ -287,13 +318,17 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
                     self.send(outputs);
                     self.on_calls_deadline(now);
                 }
-                _ = purge.tick() => self.failed_auth.purge(Instant::now()),
+                _ = purge.tick() => {
+                    self.failed_auth.purge(Instant::now());
+                    self.calls.purge_connections();
+                }
             }
         }
     }
 
     fn on_received(&mut self, received: Received) {
-        let Received { message, source, transport, reply } = received;
+        let Received { message, source, protocol, reply } = received;
+        let transport = protocol.reliability();
         let request = match message {
             Inbound::Request(request) => request,
             Inbound::Response(response) => return self.on_response(response),
@@ -313,12 +348,15 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
             }
             Dispatch::ToTransactionUser => match request.method {
                 Method::Ack => {}
-                Method::Register => self.on_register(request, key, source, transport),
+                Method::Register => {
+                    self.calls.remember_connection(protocol, source, &peer.path);
+                    self.on_register(request, key, source, protocol)
+                }
                 Method::Options => {
                     let headers = [("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", "")];
                     self.respond(&key, Reply::to_request_with(&request, 200, "OK", &headers, &[]));
                 }
-                Method::Invite => self.on_invite(request, key, peer, transport),
+                Method::Invite => self.on_invite(request, key, peer, protocol),
                 Method::Cancel if self.calls.is_cancellable(&key.cancelled_invite()) => self.on_cancel(request, key),
                 Method::Cancel if self.transactions.contains(&key.cancelled_invite()) => {
                     self.respond(&key, Reply::to_request(&request, 200, "OK"));
@@ -331,7 +369,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         }
     }
 
-    fn on_register(&mut self, request: Request, key: TransactionKey, source: SocketAddr, transport: Transport) {
+    fn on_register(&mut self, request: Request, key: TransactionKey, source: SocketAddr, protocol: Protocol) {
         if self.failed_auth.is_blocked(source.ip(), Instant::now()) {
             self.respond(&key, Reply::to_request(&request, 403, "Forbidden"));
             return;
@@ -372,7 +410,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
             authorization,
             register,
             source,
-            transport,
+            protocol,
         };
         let done = self.done_tx.clone();
         tokio::spawn(async move {
@@ -416,7 +454,7 @@ struct Registration<C, L> {
     authorization: Authorization,
     register: Register,
     source: SocketAddr,
-    transport: Transport,
+    protocol: Protocol,
 }
 
 impl<C: CredentialStore, L: LocationStore> Registration<C, L> {
@@ -449,7 +487,7 @@ impl<C: CredentialStore, L: LocationStore> Registration<C, L> {
         if self.register.user != *username {
             return (refused(request, Refusal::Forbidden), false);
         }
-        let apply = |current| self.register.apply(current, now, &self.policy, self.source, self.transport);
+        let apply = |current| self.register.apply(current, now, &self.policy, self.source, self.protocol);
         match self.locations.update(&self.register.aor, now, &apply).await {
             Ok(Ok(bindings)) => {
                 let contacts = registrar::contact_headers(&bindings, now);

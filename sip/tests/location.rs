@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use loket_sip::registrar::redis::RedisStore;
 use loket_sip::registrar::{Binding, LocationStore, MemoryStore, Refusal};
-use loket_sip::transaction::Transport;
+use loket_sip::transport::Protocol;
 
 /// Whole seconds at the start of the run: Redis expires keys on the real clock, so the simulated
 /// times must be near it (and whole milliseconds, which is what Redis stores).
@@ -24,7 +24,7 @@ fn binding(contact: &str, expires: u64, cseq: u32) -> Binding {
         call_id: format!("call {contact} with spaces"),
         cseq,
         source: "[2001:db8::1]:5062".parse().unwrap(),
-        transport: Transport::Reliable,
+        transport: Protocol::Ws,
     }
 }
 

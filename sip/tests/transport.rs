@@ -1,10 +1,10 @@
-//! The socket edge on loopback: keep-alives, and limits that end a connection or drop a datagram
-//! without stalling the listener.
+//! The socket edge on loopback: keep-alives, limits that end a connection or drop a datagram
+//! without stalling the listener, and SIP over WebSocket (RFC 7118).
 
 use std::time::Duration;
 
 use loket_sip::message::{Inbound, Limits, Reply};
-use loket_sip::transport::{Received, TcpOptions, serve_tcp, serve_udp};
+use loket_sip::transport::{Received, TcpOptions, serve_tcp, serve_udp, serve_ws};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::oneshot;
@@ -96,6 +96,78 @@ async fn udp_oversized_datagram_is_dropped() {
     let (len, _) = timeout(DEADLINE, client.recv_from(&mut buffer)).await.expect("an answer in time").expect("recv");
     let answer = String::from_utf8_lossy(&buffer[..len]);
     assert!(answer.contains("\r\nCall-ID: t2\r\n"), "the first answer is the probe's: {answer}");
+    let _ = stop.send(());
+    serving.await.expect("task").expect("listener");
+}
+
+/// A SIP WebSocket client (RFC 7118 §4.1: it asks for the `sip` subprotocol).
+async fn ws_client(
+    server: std::net::SocketAddr,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{server}").into_client_request().expect("a request");
+    request.headers_mut().insert("Sec-WebSocket-Protocol", "sip".parse().expect("a header value"));
+    let (socket, response) = tokio_tungstenite::connect_async(request).await.expect("the handshake");
+    let protocol = response.headers().get("Sec-WebSocket-Protocol").and_then(|value| value.to_str().ok());
+    assert_eq!(protocol, Some("sip"), "the server confirms the subprotocol");
+    socket
+}
+
+async fn next_text(
+    socket: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+) -> String {
+    use futures_util::StreamExt;
+    let message = timeout(DEADLINE, socket.next()).await.expect("a message in time").expect("open").expect("read");
+    message.into_text().expect("a text frame").to_string()
+}
+
+/// RFC 7118 §5.1: each WebSocket message is one SIP message, which needs no Content-Length; a
+/// malformed one gets its 400 on the same connection, which goes on serving.
+#[tokio::test]
+async fn ws_carries_one_sip_message_per_frame() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let server = listener.local_addr().expect("address");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = tokio::spawn(serve_ws(listener, TcpOptions::default(), answer_options, async {
+        let _ = stopped.await;
+    }));
+    let mut socket = ws_client(server).await;
+    let without_length = String::from_utf8_lossy(OPTIONS).replace("Content-Length: 0\r\n", "");
+    socket.send(Message::text(without_length)).await.expect("send");
+    let answer = next_text(&mut socket).await;
+    assert!(answer.starts_with("SIP/2.0 200 OK\r\n") && answer.contains("Call-ID: t1\r\n"), "{answer}");
+
+    let malformed = String::from_utf8_lossy(OPTIONS).replace("CSeq: 1 OPTIONS", "CSeq: x OPTIONS");
+    socket.send(Message::text(malformed)).await.expect("send");
+    let refusal = next_text(&mut socket).await;
+    assert!(refusal.starts_with("SIP/2.0 400 "), "{refusal}");
+
+    let probe = String::from_utf8_lossy(OPTIONS).replace("Call-ID: t1", "Call-ID: t2");
+    socket.send(Message::binary(probe.into_bytes())).await.expect("send");
+    let answer = next_text(&mut socket).await;
+    assert!(answer.starts_with("SIP/2.0 200 OK\r\n") && answer.contains("Call-ID: t2\r\n"), "{answer}");
+    let _ = stop.send(());
+    serving.await.expect("task").expect("listener");
+}
+
+/// A handshake that does not ask for the `sip` subprotocol is refused with 400.
+#[tokio::test]
+async fn ws_without_the_sip_subprotocol_is_refused() {
+    use tokio_tungstenite::tungstenite::Error;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let server = listener.local_addr().expect("address");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = tokio::spawn(serve_ws(listener, TcpOptions::default(), answer_options, async {
+        let _ = stopped.await;
+    }));
+    match tokio_tungstenite::connect_async(format!("ws://{server}")).await {
+        Err(Error::Http(response)) => assert_eq!(response.status(), 400),
+        other => panic!("expected a refused handshake, got {:?}", other.map(|(_, response)| response.status())),
+    }
+    // The listener serves the next client.
+    drop(ws_client(server).await);
     let _ = stop.send(());
     serving.await.expect("task").expect("listener");
 }

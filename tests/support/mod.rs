@@ -22,6 +22,8 @@ pub struct Loket {
     /// Where the SIP service listens: UDP and TCP (`host:port`).
     pub sip_udp: String,
     pub sip_tcp: String,
+    /// SIP over WebSocket (`LOKET_SIP_WS_LISTEN`).
+    pub sip_ws: String,
     /// Its working directory (configuration, SQLite database, data), and its extra environment:
     /// what a restart starts again with.
     dir: TempDir,
@@ -54,6 +56,7 @@ pub fn loket(dir: &Path) -> Command {
     command.current_dir(dir).env_remove("DATABASE_URL").env_remove("REDIS_URL").env("LOKET_LOG", "warn");
     // Free ports, so that tests run side by side.
     command.env("LOKET_SIP_UDP_LISTEN", "127.0.0.1:0").env("LOKET_SIP_TCP_LISTEN", "127.0.0.1:0");
+    command.env("LOKET_SIP_WS_LISTEN", "127.0.0.1:0");
     command
 }
 
@@ -89,8 +92,9 @@ fn start_in(dir: TempDir, env: Vec<(String, String)>) -> Loket {
             break url.trim_end_matches('/').to_owned();
         }
         if let Some(addresses) = line.strip_prefix("loket: sip on udp ") {
-            let (udp, tcp) = addresses.split_once(" tcp ").expect("udp ADDR tcp ADDR");
-            sip = Some((udp.to_owned(), tcp.to_owned()));
+            let (udp, rest) = addresses.split_once(" tcp ").expect("udp ADDR tcp ADDR ws ADDR");
+            let (tcp, ws) = rest.split_once(" ws ").expect("udp ADDR tcp ADDR ws ADDR");
+            sip = Some((udp.to_owned(), tcp.to_owned(), ws.to_owned()));
         }
         if line.starts_with("Demo ") {
             in_sip_section = line.starts_with("Demo SIP ");
@@ -101,8 +105,8 @@ fn start_in(dir: TempDir, env: Vec<(String, String)>) -> Loket {
             if in_sip_section { sip_credentials.push(pair) } else { credentials.push(pair) }
         }
     };
-    let (sip_udp, sip_tcp) = sip.expect("loket prints its SIP addresses before the console's");
-    Loket { child, base, credentials, sip_credentials, sip_udp, sip_tcp, dir, env }
+    let (sip_udp, sip_tcp, sip_ws) = sip.expect("loket prints its SIP addresses before the console's");
+    Loket { child, base, credentials, sip_credentials, sip_udp, sip_tcp, sip_ws, dir, env }
 }
 
 /// The demo IVR flows with every service open all week (`open`) or never, so that a test does not

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use rsipstack::sip::{Header, Request, Uri};
 
-use crate::transaction::Transport;
+use crate::transport::Protocol;
 
 pub mod location;
 pub mod redis;
@@ -30,7 +30,7 @@ pub struct Binding {
     /// Where the REGISTER came from, which is how a phone behind NAT is reached (RFC 3581's
     /// reasoning applied to registrations).
     pub source: SocketAddr,
-    pub transport: Transport,
+    pub transport: Protocol,
 }
 
 impl Binding {
@@ -199,7 +199,7 @@ impl Register {
         now: SystemTime,
         policy: &Policy,
         source: SocketAddr,
-        transport: Transport,
+        transport: Protocol,
     ) -> Result<Vec<Binding>, Refusal> {
         current.retain(|binding| binding.expires_at > now);
         let in_order = |binding: &Binding| binding.call_id != self.call_id || self.cseq > binding.cseq;

@@ -11,7 +11,7 @@ use redis::{AsyncCommands, Script};
 
 use super::location::{Change, LocationStore, StoreError};
 use super::{Binding, Refusal};
-use crate::transaction::Transport;
+use crate::transport::Protocol;
 
 const VERSION_FIELD: &str = "#version";
 /// Attempts before an update gives up. Each failed attempt means another writer committed in
@@ -102,8 +102,10 @@ fn millis(time: SystemTime) -> u64 {
 /// part that may hold any character but a space in front of it.
 fn encode(binding: &Binding) -> String {
     let transport = match binding.transport {
-        Transport::Unreliable => "U",
-        Transport::Reliable => "R",
+        Protocol::Udp => "U",
+        // "R" from when TCP was the only reliable transport, so that stored bindings still read.
+        Protocol::Tcp => "R",
+        Protocol::Ws => "W",
     };
     format!("{} {} {transport} {} {}", millis(binding.expires_at), binding.cseq, binding.source, binding.call_id)
 }
@@ -113,8 +115,9 @@ fn decode(contact: String, value: &str) -> Option<Binding> {
     let expires_at = UNIX_EPOCH + Duration::from_millis(parts.next()?.parse().ok()?);
     let cseq = parts.next()?.parse().ok()?;
     let transport = match parts.next()? {
-        "U" => Transport::Unreliable,
-        "R" => Transport::Reliable,
+        "U" => Protocol::Udp,
+        "R" => Protocol::Tcp,
+        "W" => Protocol::Ws,
         _ => return None,
     };
     let source: SocketAddr = parts.next()?.parse().ok()?;

@@ -2,6 +2,7 @@ use std::time::UNIX_EPOCH;
 
 use super::*;
 use crate::message::{Inbound, Limits, parse_datagram};
+use crate::transport::Protocol;
 
 const DOMAIN: &str = "loket.test";
 
@@ -30,7 +31,7 @@ fn source() -> SocketAddr {
 }
 
 fn apply(request: &Register, current: Vec<Binding>, now: u64) -> Result<Vec<Binding>, Refusal> {
-    request.apply(current, at(now), &Policy::default(), source(), Transport::Unreliable)
+    request.apply(current, at(now), &Policy::default(), source(), Protocol::Udp)
 }
 
 fn contacts(bindings: &[Binding]) -> Vec<(&str, u64)> {
@@ -141,10 +142,10 @@ fn the_number_of_contacts_is_bounded_keeping_the_longest_lived() {
     let mut bindings = Vec::new();
     for (cseq, (host, expires)) in [("10.0.0.1", 600), ("10.0.0.2", 300), ("10.0.0.3", 600)].into_iter().enumerate() {
         let request = parse(&format!("Contact: <sip:agent@{host}>;expires={expires}\r\n"), cseq as u32 + 1).unwrap();
-        bindings = request.apply(bindings, at(1_000), &policy, source(), Transport::Reliable).unwrap();
+        bindings = request.apply(bindings, at(1_000), &policy, source(), Protocol::Ws).unwrap();
     }
     assert_eq!(contacts(&bindings), [("sip:agent@10.0.0.3", 600), ("sip:agent@10.0.0.1", 600)]);
-    assert!(bindings.iter().all(|binding| binding.transport == Transport::Reliable));
+    assert!(bindings.iter().all(|binding| binding.transport == Protocol::Ws));
 }
 
 #[test]

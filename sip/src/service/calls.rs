@@ -28,7 +28,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::application::{CallCommand, CallEvent, CallIds, info_digit};
-use super::{CredentialStore, Peer, Service, send_to};
+use super::{Addresses, CredentialStore, Peer, Service, send_to};
 use crate::call::bridge::Bridge;
 use crate::call::{Action, Change, EndReason, Event, Leg, LegId, SessionDescription, Status};
 use crate::dialog::{Dialog, Invitation, tag_of};
@@ -38,9 +38,8 @@ use crate::registrar::{Binding, LocationStore, StoreError, uri_of};
 use crate::sdp::{self, Direction, LocalMedia, SdpError};
 use crate::transaction::{
     ClientEnding, ClientKey, ClientOutput, ClientTransactions, Kind, ResponseBytes, TimerWheel, TransactionKey,
-    Transport,
 };
-use crate::transport::ReplyPath;
+use crate::transport::{Protocol, ReplyPath};
 use crate::trunk::Trunk;
 
 mod originate;
@@ -122,12 +121,22 @@ impl Default for CallSettings {
     }
 }
 
+/// Twice what the TCP and WebSocket listeners hold open at most (1,024 each).
+const MAX_REMEMBERED_CONNECTIONS: usize = 4_096;
+
+/// Where an outbound leg goes: its Request-URI, and how its messages get there.
+struct Callee {
+    uri: String,
+    peer: Peer,
+    protocol: Protocol,
+}
+
 /// One leg of loket's: the pure leg and what the edge needs to carry out its actions.
 struct Call {
     leg: Leg,
     dialog: Dialog,
     peer: Peer,
-    transport: Transport,
+    protocol: Protocol,
     /// Inbound: the INVITE and its server transaction.
     invite: Option<(Request, TransactionKey)>,
     /// Outbound: the INVITE as its CANCEL and the ACK of a refusal repeat it.
@@ -173,12 +182,12 @@ struct Call {
 }
 
 impl Call {
-    fn new(leg: Leg, dialog: Dialog, peer: Peer, transport: Transport) -> Call {
+    fn new(leg: Leg, dialog: Dialog, peer: Peer, protocol: Protocol) -> Call {
         Call {
             leg,
             dialog,
             peer,
-            transport,
+            protocol,
             invite: None,
             invitation: None,
             invite_cseq: 0,
@@ -283,9 +292,10 @@ pub(super) struct Calls {
     originating: HashMap<LegId, Originating>,
     client: ClientTransactions<Peer>,
     /// loket's own addresses, for Via and Contact, and the UDP socket its requests leave by.
-    udp: SocketAddr,
-    tcp: SocketAddr,
+    local: Addresses,
     socket: Arc<UdpSocket>,
+    /// The connections REGISTERs came over, by transport and source: the way to their phones.
+    connections: HashMap<(Protocol, SocketAddr), mpsc::Sender<Vec<u8>>>,
     found_tx: mpsc::UnboundedSender<Found>,
     pub(super) found_rx: mpsc::UnboundedReceiver<Found>,
     /// Where the application's calls are reported; `None` without an application.
@@ -306,15 +316,14 @@ impl Calls {
     pub(super) fn new(
         now: Instant,
         settings: CallSettings,
-        udp: SocketAddr,
-        tcp: SocketAddr,
+        local: Addresses,
         socket: Arc<UdpSocket>,
         application: Option<mpsc::UnboundedSender<CallEvent>>,
         ids: CallIds,
     ) -> Calls {
         // Unbounded, but each message answers one call's lookup, and calls are bounded.
         let (found_tx, found_rx) = mpsc::unbounded_channel();
-        let registrar = settings.trunk.as_ref().and_then(|trunk| trunk::Registrar::new(trunk, udp));
+        let registrar = settings.trunk.as_ref().and_then(|trunk| trunk::Registrar::new(trunk, local.udp));
         Calls {
             new_calls: NewCalls::new(settings.max_calls_per_second, now),
             client: ClientTransactions::new(now, crate::transaction::Timers::default(), transactions_for(&settings)),
@@ -327,9 +336,9 @@ impl Calls {
             wheel: TimerWheel::new(now, Duration::from_millis(10), 4_096),
             ids,
             originating: HashMap::new(),
-            udp,
-            tcp,
+            local,
             socket,
+            connections: HashMap::new(),
             found_tx,
             found_rx,
             application,
@@ -351,19 +360,49 @@ impl Calls {
         self.calls.len() + self.originating.len() >= self.settings.max_calls
     }
 
-    /// A new outbound leg `id` to `target` at `addr`, presented as `placement` says; not yet
-    /// dialled.
-    fn outbound(&mut self, id: LegId, target: &str, addr: SocketAddr, placement: &Placement) -> &mut Call {
+    /// A callee reached over UDP at `addr`.
+    fn over_udp(&self, uri: String, addr: SocketAddr) -> Callee {
+        Callee { uri, peer: Peer { path: ReplyPath::Datagram(self.socket.clone()), addr }, protocol: Protocol::Udp }
+    }
+
+    /// Where the phone of `binding` is reached: over UDP at the address its REGISTER came from,
+    /// or through the connection that brought it, while that connection lasts.
+    fn callee_of(&self, binding: Binding) -> Option<Callee> {
+        if !binding.transport.is_connection() {
+            return Some(self.over_udp(binding.contact, binding.source));
+        }
+        let queue = self.connections.get(&(binding.transport, binding.source)).filter(|queue| !queue.is_closed())?;
+        let peer = Peer { path: ReplyPath::Stream(queue.clone()), addr: binding.source };
+        Some(Callee { uri: binding.contact, peer, protocol: binding.transport })
+    }
+
+    /// Remembers the connection a REGISTER came over, by which its phone is called.
+    pub(super) fn remember_connection(&mut self, protocol: Protocol, source: SocketAddr, path: &ReplyPath) {
+        let ReplyPath::Stream(queue) = path else { return };
+        // Open connections are capped by the listeners; closed ones are forgotten every minute,
+        // or sooner when many come and go.
+        if self.connections.len() >= MAX_REMEMBERED_CONNECTIONS {
+            self.purge_connections();
+        }
+        self.connections.insert((protocol, source), queue.clone());
+    }
+
+    /// Forgets the connections that have closed.
+    pub(super) fn purge_connections(&mut self) {
+        self.connections.retain(|_, queue| !queue.is_closed());
+    }
+
+    /// A new outbound leg `id` to `callee`, presented as `placement` says; not yet dialled.
+    fn outbound(&mut self, id: LegId, callee: Callee, placement: &Placement) -> &mut Call {
         let call_id = format!("{:016x}{:016x}@loket", rand::random::<u64>(), rand::random::<u64>());
         let local_tag = format!("lk{:016x}", rand::random::<u64>());
-        let dialog = Dialog::as_uac(&call_id, &placement.from, &local_tag, target);
+        let dialog = Dialog::as_uac(&call_id, &placement.from, &local_tag, &callee.uri);
         let dialog = match &placement.route {
             Some(route) => dialog.with_route(route.clone()),
             None => dialog,
         };
         self.dialogs.insert((call_id, local_tag), id);
-        let peer = Peer { path: ReplyPath::Datagram(self.socket.clone()), addr };
-        let mut call = Call::new(Leg::outbound(id, placement.timers), dialog, peer, Transport::Unreliable);
+        let mut call = Call::new(Leg::outbound(id, placement.timers), dialog, callee.peer, callee.protocol);
         call.trunk = placement.trunk;
         self.calls.entry(id).insert_entry(call).into_mut()
     }
@@ -380,24 +419,31 @@ impl Calls {
         self.application.as_ref().is_some_and(|application| application.send(event).is_ok())
     }
 
-    fn contact(&self, transport: Transport) -> String {
-        match transport {
-            Transport::Unreliable => format!("<sip:loket@{}>", self.udp),
-            Transport::Reliable => format!("<sip:loket@{};transport=tcp>", self.tcp),
+    /// loket's address on `protocol`'s listener; over WebSocket, where the peer cannot connect
+    /// back anyway, the TCP address stands in when no WebSocket listener is bound (RFC 7118 §5).
+    fn local(&self, protocol: Protocol) -> SocketAddr {
+        match protocol {
+            Protocol::Udp => self.local.udp,
+            Protocol::Tcp => self.local.tcp,
+            Protocol::Ws => self.local.ws.unwrap_or(self.local.tcp),
         }
     }
 
-    fn via(&self, transport: Transport) -> String {
-        match transport {
-            Transport::Unreliable => format!("SIP/2.0/UDP {}", self.udp),
-            Transport::Reliable => format!("SIP/2.0/TCP {}", self.tcp),
+    fn contact(&self, protocol: Protocol) -> String {
+        match protocol {
+            Protocol::Udp => format!("<sip:loket@{}>", self.local.udp),
+            _ => format!("<sip:loket@{};transport={}>", self.local(protocol), protocol.name().to_ascii_lowercase()),
         }
+    }
+
+    fn via(&self, protocol: Protocol) -> String {
+        format!("SIP/2.0/{} {}", protocol.name(), self.local(protocol))
     }
 }
 
 impl<C: CredentialStore, L: LocationStore> Service<C, L> {
     /// An INVITE outside any dialog: a new call, or a refusal.
-    pub(super) fn on_invite(&mut self, request: Request, key: TransactionKey, peer: Peer, transport: Transport) {
+    pub(super) fn on_invite(&mut self, request: Request, key: TransactionKey, peer: Peer, protocol: Protocol) {
         let now = Instant::now();
         let settings = &self.calls.settings;
         let dialled = request.uri.user().unwrap_or_default();
@@ -442,7 +488,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         };
         self.calls.dialogs.insert((dialog.call_id.clone(), local_tag), id);
         self.calls.invites.insert(key.clone(), id);
-        let mut call = Call::new(Leg::inbound(id, crate::call::Timers::default()), dialog, peer, transport);
+        let mut call = Call::new(Leg::inbound(id, crate::call::Timers::default()), dialog, peer, protocol);
         call.invite = Some((request, key));
         call.invite_cseq = invite_cseq;
         call.hangup_after = number.hangup_after;
@@ -471,7 +517,10 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
             }
             (Target::Agent(user), _) => self.look_up_agent(id, &user, false),
             (Target::Uri(uri), _) => match socket_addr_of(&uri) {
-                Some(addr) => self.fork(now, id, vec![(uri, addr)]),
+                Some(addr) => {
+                    let callee = self.calls.over_udp(uri, addr);
+                    self.fork(now, id, vec![callee])
+                }
                 None => {
                     tracing::warn!(%uri, "a SIP target without an IP address cannot be reached (no DNS yet)");
                     self.feed_call(now, id, Event::Rejected { status: Status(502) });
@@ -492,13 +541,9 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
     /// The agent's contacts are known: ring them all, or refuse the call when there are none.
     fn on_agent_found(&mut self, leg: LegId, bindings: Result<Vec<Binding>, StoreError>, originated: bool) {
         let now = Instant::now();
-        let targets: Vec<(String, SocketAddr)> = match bindings {
-            // Only UDP contacts for now: a TCP phone would need its registration's connection.
-            Ok(bindings) => bindings
-                .into_iter()
-                .filter(|binding| binding.transport == Transport::Unreliable)
-                .map(|binding| (binding.contact, binding.source))
-                .collect(),
+        let targets: Vec<Callee> = match bindings {
+            // A phone whose connection has closed, or is held by another node, cannot be reached.
+            Ok(bindings) => bindings.into_iter().filter_map(|binding| self.calls.callee_of(binding)).collect(),
             Err(error) => {
                 tracing::warn!(%error, "the location store failed");
                 Vec::new()
@@ -519,7 +564,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
     }
 
     /// Places one outbound leg per target for the inbound leg `inbound` and bridges them.
-    fn fork(&mut self, now: Instant, inbound: LegId, targets: Vec<(String, SocketAddr)>) {
+    fn fork(&mut self, now: Instant, inbound: LegId, targets: Vec<Callee>) {
         let Some(caller) = self.calls.calls.get(&inbound) else { return };
         // The callee sees the caller's From (without its tag) as a B2BUA's own From.
         let from =
@@ -535,7 +580,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
     }
 
     /// [`Self::fork`] with the legs presented as `placement` says.
-    fn place(&mut self, now: Instant, inbound: LegId, targets: Vec<(String, SocketAddr)>, placement: Placement) {
+    fn place(&mut self, now: Instant, inbound: LegId, targets: Vec<Callee>, placement: Placement) {
         let Some(caller) = self.calls.calls.get_mut(&inbound) else { return };
         caller.bridge = Some(inbound);
         // The application's legs to a callee carry its media session's offer.
@@ -552,16 +597,16 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         &mut self,
         now: Instant,
         inbound: LegId,
-        targets: Vec<(String, SocketAddr)>,
+        targets: Vec<Callee>,
         placement: &Placement,
         offer: Option<SessionDescription>,
         anchored: bool,
     ) {
         let media = offer.as_ref().filter(|_| anchored).and_then(|offer| media_of(&offer.0));
         let mut forks = Vec::new();
-        for (target, addr) in targets {
+        for callee in targets {
             let id = self.calls.ids.next();
-            let call = self.calls.outbound(id, &target, addr, placement);
+            let call = self.calls.outbound(id, callee, placement);
             call.bridge = Some(inbound);
             call.media = media;
             forks.push(id);
@@ -806,8 +851,8 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
 
     /// Carries out one action of leg `id`; returns events for legs (its own included).
     fn perform(&mut self, now: Instant, id: LegId, action: Action) -> Vec<(LegId, Event)> {
-        let Some(transport) = self.calls.calls.get(&id).map(|call| call.transport) else { return Vec::new() };
-        let (contact, via) = (self.calls.contact(transport), self.calls.via(transport));
+        let Some(protocol) = self.calls.calls.get(&id).map(|call| call.protocol) else { return Vec::new() };
+        let (contact, via) = (self.calls.contact(protocol), self.calls.via(protocol));
         let local = self.calls.local_media(id);
         let Some(call) = self.calls.calls.get_mut(&id) else { return Vec::new() };
         match action {
@@ -910,7 +955,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
                     now,
                     key.clone(),
                     Kind::NonInvite,
-                    transport,
+                    protocol.reliability(),
                     peer,
                     cancel.into_bytes().into(),
                 ) {
@@ -1068,7 +1113,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
     fn reply_invite(&mut self, id: LegId, status: u16, sdp: Option<&str>) {
         let Some(call) = self.calls.calls.get(&id) else { return };
         let Some((invite, key)) = &call.invite else { return };
-        let reply = dialog_reply(invite, status, &self.calls.contact(call.transport), sdp);
+        let reply = dialog_reply(invite, status, &self.calls.contact(call.protocol), sdp);
         let key = key.clone();
         self.respond(&key, reply);
     }
@@ -1084,8 +1129,8 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         body: &str,
         purpose: Purpose,
     ) -> bool {
-        let Some(transport) = self.calls.calls.get(&id).map(|call| call.transport) else { return false };
-        let via = self.calls.via(transport);
+        let Some(protocol) = self.calls.calls.get(&id).map(|call| call.protocol) else { return false };
+        let via = self.calls.via(protocol);
         let Some(call) = self.calls.calls.get_mut(&id) else { return false };
         let branch = new_branch();
         let text = call.dialog.request(method, &via, &branch, extra, body);
@@ -1098,7 +1143,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         let kind = if method == "INVITE" { Kind::Invite } else { Kind::NonInvite };
         let key = ClientKey { branch, method: method.to_owned() };
         let peer = call.peer.clone();
-        match self.calls.client.start(now, key.clone(), kind, transport, peer, text.into_bytes().into()) {
+        match self.calls.client.start(now, key.clone(), kind, protocol.reliability(), peer, text.into_bytes().into()) {
             Some(outputs) => {
                 self.calls.requests.insert(key, (id, purpose));
                 self.client_outputs(now, outputs, None);

@@ -29,7 +29,15 @@ async fn start(failed_auth: ratelimit::Limits) -> (SocketAddr, SocketAddr) {
     let addrs = (sockets.udp_addr().unwrap(), sockets.tcp_addr().unwrap());
     let users = [("agent", "secret"), ("agent2", "other")]
         .map(|(user, password)| (user.to_owned(), StoredHa1::from_password(user, DOMAIN, password)));
-    let settings = Settings { failed_auth, ..Settings::new(DOMAIN, Policy::default()) };
+    // The number `agent` rings the agent's phones, wherever they registered from.
+    let number = calls::Number {
+        number: "agent".into(),
+        target: calls::Target::Agent("agent".into()),
+        ring: Duration::ZERO,
+        hangup_after: None,
+    };
+    let calls = calls::CallSettings { numbers: vec![number], ..calls::CallSettings::default() };
+    let settings = Settings { failed_auth, calls, ..Settings::new(DOMAIN, Policy::default()) };
     tokio::spawn(sockets.serve(settings, Table(HashMap::from(users)), MemoryStore::new(), None));
     addrs
 }
@@ -195,16 +203,18 @@ async fn options_invite_and_other_methods() {
     assert!(phone.send(&message).await.starts_with("SIP/2.0 501 "));
 }
 
+/// A phone registers over TCP, with a Contact nobody could connect to; a call to its agent
+/// reaches it over the connection it registered on.
 #[tokio::test]
-async fn register_over_tcp() {
-    let (_, tcp) = start(ratelimit::Limits::default()).await;
+async fn register_over_tcp_and_be_called_through_the_connection() {
+    let (udp, tcp) = start(ratelimit::Limits::default()).await;
     let mut stream = TcpStream::connect(tcp).await.unwrap();
     let local = stream.local_addr().unwrap();
     let register = |extra: &str| {
         format!(
             "REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bK-t{}\r\nMax-Forwards: 70\r\n\
              From: <sip:agent@{DOMAIN}>;tag=t1\r\nTo: <sip:agent@{DOMAIN}>\r\nCall-ID: tcp-1\r\n\
-             CSeq: {} REGISTER\r\nContact: <sip:agent@{local};transport=tcp>\r\n{extra}Content-Length: 0\r\n\r\n",
+             CSeq: {} REGISTER\r\nContact: <sip:agent@192.0.2.1:5999;transport=tcp>\r\n{extra}Content-Length: 0\r\n\r\n",
             extra.len(),
             extra.len() + 1,
         )
@@ -221,5 +231,20 @@ async fn register_over_tcp() {
     stream.write_all(register(&format!("Authorization: {authorization}\r\n")).as_bytes()).await.unwrap();
     let ok = read(&mut stream).await;
     assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
-    assert_eq!(header_values(&ok, "Contact"), [format!("<sip:agent@{local};transport=tcp>;expires=3600")]);
+    assert_eq!(header_values(&ok, "Contact"), ["<sip:agent@192.0.2.1:5999;transport=tcp>;expires=3600"]);
+
+    let caller = Phone::new(udp).await;
+    let from = caller.socket.local_addr().unwrap();
+    let offer = "v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n";
+    let invite = format!(
+        "INVITE sip:agent@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bK-c1\r\nMax-Forwards: 70\r\n\
+         From: <sip:caller@{DOMAIN}>;tag=c1\r\nTo: <sip:agent@{DOMAIN}>\r\nCall-ID: tcp-call\r\nCSeq: 1 INVITE\r\n\
+         Contact: <sip:caller@{from}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}",
+        offer.len()
+    );
+    caller.socket.send_to(invite.as_bytes(), udp).await.unwrap();
+    let forked = read(&mut stream).await;
+    assert!(forked.starts_with("INVITE sip:agent@192.0.2.1:5999;transport=tcp SIP/2.0\r\n"), "{forked}");
+    assert!(forked.contains(&format!("\r\nVia: SIP/2.0/TCP {tcp};branch=")), "{forked}");
+    assert!(forked.contains(&format!("\r\nContact: <sip:loket@{tcp};transport=tcp>\r\n")), "{forked}");
 }

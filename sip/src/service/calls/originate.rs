@@ -11,10 +11,9 @@
 //! answered call to a number is, and the same code carries it to its end.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::{Action, Call, Calls, EndReason, Event, LegId, Origination, Placement, SessionDescription};
+use super::{Action, Call, Callee, Calls, EndReason, Event, LegId, Origination, Placement, SessionDescription};
 use crate::registrar::LocationStore;
 use crate::service::application::{CallEvent, Destination};
 use crate::service::{CredentialStore, Service};
@@ -111,7 +110,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
 
     /// The agent's phones for the application's own call `call` are known: each rings with the
     /// application's offer, from loket; none registered: 480.
-    pub(super) fn ring_phones(&mut self, call: LegId, targets: Vec<(String, SocketAddr)>) {
+    pub(super) fn ring_phones(&mut self, call: LegId, targets: Vec<Callee>) {
         // Hung up while its phones were looked up: it is not placed.
         let Some(Originating::LookingUp(offer)) = self.calls.originating.remove(&call) else { return };
         if targets.is_empty() {

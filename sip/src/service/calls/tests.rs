@@ -457,7 +457,7 @@ async fn registered(store: &MemoryStore, phones: &[&Phone]) {
             call_id: format!("reg-{n}"),
             cseq: 1,
             source: phone.addr(),
-            transport: Transport::Unreliable,
+            transport: Protocol::Udp,
         })
         .collect();
     let change = move |_| Ok(bindings.clone());

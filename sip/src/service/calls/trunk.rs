@@ -121,7 +121,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         } else if !self.may_dial(id, offer) {
             return;
         }
-        let (found, ipv4) = (self.calls.found_tx.clone(), self.calls.udp.is_ipv4());
+        let (found, ipv4) = (self.calls.found_tx.clone(), self.calls.local.udp.is_ipv4());
         tokio::spawn(async move {
             let addr = resolve(next_hop, ipv4).await;
             // The service task only goes away with the whole service.
@@ -161,9 +161,10 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         };
         let target = format!("sip:{number}@{}", trunk.host);
         let now = Instant::now();
-        let Some(offer) = offer else { return self.place(now, leg, vec![(target, addr)], placement) };
+        let callee = self.calls.over_udp(target, addr);
+        let Some(offer) = offer else { return self.place(now, leg, vec![callee], placement) };
         // One leg under the application's id, with no caller to bridge: it reports itself.
-        let call = self.calls.outbound(leg, &target, addr, &placement);
+        let call = self.calls.outbound(leg, callee, &placement);
         call.application = true;
         call.origination = Some(Origination::Dialling);
         call.media = media_of(&offer);
@@ -215,7 +216,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
                     registrar.expires = expires;
                     registrar.pending = None;
                     let (found, attempt) = (self.calls.found_tx.clone(), registrar.attempt);
-                    let (next_hop, ipv4) = (trunk.next_hop().to_owned(), self.calls.udp.is_ipv4());
+                    let (next_hop, ipv4) = (trunk.next_hop().to_owned(), self.calls.local.udp.is_ipv4());
                     tokio::spawn(async move {
                         let addr = resolve(next_hop, ipv4).await;
                         // The service task only goes away with the whole service.
@@ -248,7 +249,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
     }
 
     fn send_register(&mut self, now: Instant, addr: SocketAddr) {
-        let (udp, socket) = (self.calls.udp, self.calls.socket.clone());
+        let (udp, socket) = (self.calls.local.udp, self.calls.socket.clone());
         let (Some(registrar), Some(trunk)) = (self.calls.registrar.as_mut(), self.calls.settings.trunk.as_ref()) else {
             return;
         };
