@@ -469,6 +469,13 @@ impl Leg {
         self.recorder.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Silences what the recording holds of `direction` from `lookback` before `now` on.
+    fn mask_recording(&self, now: Instant, direction: Direction, lookback: Duration) {
+        if let Some(recorder) = self.lock_recorder().as_mut() {
+            recorder.silence(now, direction, lookback);
+        }
+    }
+
     /// Adds one packet's G.711 audio to the recording, if one is in progress.
     fn record(&self, now: Instant, direction: Direction, ssrc: u32, timestamp: u32, codec: Codec, payload: &[u8]) {
         if !self.recording.load(Ordering::Relaxed) {

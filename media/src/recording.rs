@@ -199,6 +199,11 @@ impl Track {
     }
 }
 
+/// Frames in `duration`, rounded down.
+fn frames_in(duration: Duration) -> i64 {
+    i64::try_from(duration.as_nanos() * u128::from(SAMPLE_RATE) / 1_000_000_000).unwrap_or(i64::MAX)
+}
+
 /// Turns the packets of both directions into one interleaved stereo timeline. See the module
 /// documentation.
 pub struct Aligner {
@@ -305,6 +310,19 @@ impl Aligner {
         self.write_out(target, &mut emit);
     }
 
+    /// Silences `direction`'s channel from `lookback` before `now` to the end of what packets have
+    /// written: audio that must not be kept (a key's tones), as far back as the ring still holds
+    /// it. Frames already written out stay as they were.
+    pub fn silence(&mut self, now: Instant, direction: Direction, lookback: Duration) {
+        let lookback = frames_in(lookback);
+        let from = (self.position_at(now) - lookback).max(self.written);
+        let to = self.end.min(self.written + CAPACITY as i64);
+        let channel = direction.channel();
+        for position in from..to {
+            self.ring[(position as usize % CAPACITY) * CHANNELS as usize + channel] = 0;
+        }
+    }
+
     /// Frames written out so far.
     pub fn frames(&self) -> u64 {
         self.written as u64
@@ -316,9 +334,7 @@ impl Aligner {
 
     /// The frame of the timeline at `now`.
     fn position_at(&self, now: Instant) -> i64 {
-        let elapsed = now.saturating_duration_since(self.start);
-        let frames = elapsed.as_nanos() * u128::from(SAMPLE_RATE) / 1_000_000_000;
-        i64::try_from(frames).unwrap_or(i64::MAX)
+        frames_in(now.saturating_duration_since(self.start))
     }
 
     fn write_out(&mut self, target: i64, emit: &mut impl FnMut(&[i16])) {

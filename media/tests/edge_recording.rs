@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use loket_media::dtmf::Digit;
+use loket_media::dtmf::inband::{self, InbandDetector};
 use loket_media::edge::{Codec, PlayOptions, RemoteParams, Session, SessionError, SessionEvent, SessionStats};
 use loket_media::g711::{alaw_encode, ulaw_encode};
 use loket_media::playback::Prompt;
@@ -57,14 +59,22 @@ impl Phone {
 
     /// The next 20 ms of a `frequency` tone, encoded in `codec`, to `to`.
     async fn send_tone(&mut self, to: SocketAddr, codec: Codec, frequency: f64) {
-        let payload: Vec<u8> = (0..160)
+        let samples: Vec<i16> = (0..160)
             .map(|index| {
                 let t = (self.sample + index) as f64 / 8000.0;
-                let sample = (10_000.0 * (2.0 * std::f64::consts::PI * frequency * t).sin()) as i16;
-                match codec {
-                    Codec::Pcmu => ulaw_encode(sample),
-                    Codec::Pcma => alaw_encode(sample),
-                }
+                (10_000.0 * (2.0 * std::f64::consts::PI * frequency * t).sin()) as i16
+            })
+            .collect();
+        self.send_samples(to, codec, &samples).await;
+    }
+
+    /// One packet of `samples`, encoded in `codec`, to `to`.
+    async fn send_samples(&mut self, to: SocketAddr, codec: Codec, samples: &[i16]) {
+        let payload: Vec<u8> = samples
+            .iter()
+            .map(|&sample| match codec {
+                Codec::Pcmu => ulaw_encode(sample),
+                Codec::Pcma => alaw_encode(sample),
             })
             .collect();
         let header = RtpHeader {
@@ -74,9 +84,9 @@ impl Phone {
             timestamp: self.timestamp,
             ssrc: self.ssrc,
         };
-        self.sample += 160;
+        self.sample += samples.len();
         self.sequence = self.sequence.wrapping_add(1);
-        self.timestamp = self.timestamp.wrapping_add(160);
+        self.timestamp = self.timestamp.wrapping_add(samples.len() as u32);
         let mut datagram = [0u8; 1500];
         let length = header.write(&payload, &mut datagram).unwrap();
         self.socket.send_to(&datagram[..length], to).await.unwrap();
@@ -222,6 +232,52 @@ async fn a_held_caller_is_not_recorded_but_their_music_is() {
     let heard = &to_caller[sound(&to_caller)];
     assert!(heard.len() >= 3_200, "the music is in the recording: {} samples", heard.len());
     assert!(power(heard, 880.0) > 100.0 * power(heard, 440.0));
+    session.close().await;
+    let _ = std::fs::remove_dir_all(folder);
+}
+
+/// A caller keys a digit by its tones during a recorded call whose far end signals digits by
+/// telephone-events: the tones are silenced in the recording, from before the detector knew them,
+/// while what the caller says around them is kept; no digit is reported for them.
+#[tokio::test]
+async fn a_callers_key_tones_are_kept_out_of_the_recording() {
+    let engine = common::engine(13_640);
+    let folder = folder("tones");
+    let path = folder.join("tones.wav");
+    let mut caller = Phone::new(0xD7).await;
+    let mut session = engine.allocate().unwrap();
+    session.set_remote(remote(&caller, Codec::Pcmu)).await.unwrap();
+    session.start_recording(path.clone()).await.unwrap();
+    let mut key = [0i16; 800];
+    inband::generate(Digit::D5, -10.0, &mut key);
+    // 400 ms of voice, 100 ms of the key, 400 ms of voice: 45 packets on the 20 ms grid.
+    let start = tokio::time::Instant::now();
+    for index in 0..45u32 {
+        tokio::time::sleep_until(start + Duration::from_millis(20) * index).await;
+        match index {
+            20..25 => {
+                let at = (index as usize - 20) * 160;
+                caller.send_samples(session.sdp_address(), Codec::Pcmu, &key[at..at + 160]).await;
+            }
+            _ => caller.send_tone(session.sdp_address(), Codec::Pcmu, 440.0).await,
+        }
+    }
+    until(&session, |stats| stats.received_packets == 45).await;
+    session.stop_recording().await.unwrap().expect("a recording");
+    let (from_caller, _) = read_channels(&path);
+    let mut detector = InbandDetector::default();
+    let mut digits = Vec::new();
+    detector.process(&from_caller, |digit| digits.push(digit));
+    assert_eq!(digits, [], "the key's tones are in the recording");
+    let voice = sound(&from_caller);
+    let kept = from_caller[voice].iter().filter(|&&sample| sample != 0).count();
+    // 6,400 samples of voice, less the 100 ms looked back over before the key and the 32 ms the
+    // detector takes to release it after.
+    assert!(kept >= 5_000, "the voice around the key is kept: {kept} samples");
+    // What the session has said so far: its latching, and no digit.
+    while let Ok(Some(event)) = timeout(Duration::from_millis(200), session.next_event()).await {
+        assert!(!matches!(event, SessionEvent::Digit { .. }), "a digit reported from the audio: {event:?}");
+    }
     session.close().await;
     let _ = std::fs::remove_dir_all(folder);
 }

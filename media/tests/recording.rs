@@ -380,3 +380,26 @@ fn frames_leave_the_ring_once_the_delay_has_passed() {
     }
     assert!(out.chunks(2).all(|frame| frame == [0, 1000]));
 }
+
+/// A stretch silenced on one channel (a key's tones) is written out as silence, from the lookback
+/// before the moment it was asked to what packets had written; the rest of both channels is kept.
+#[test]
+fn a_silenced_stretch_leaves_silence_on_its_channel_only() {
+    let mut recording = Recording::new();
+    let caller = tone(440.0, 8000);
+    let agent = tone(880.0, 8000);
+    let (from, to) = (stream(Direction::FromLeg, 1, 0, 5_000, &caller), stream(Direction::ToLeg, 2, 0, 5_000, &agent));
+    let mut packets: Vec<Packet> = from.into_iter().chain(to).collect();
+    packets.sort_by_key(|packet| packet.arrival_us);
+    let later = packets.split_off(packets.iter().position(|packet| packet.arrival_us >= 490_000).unwrap());
+    recording.play(packets);
+    // At 490 ms, 100 ms back: frame 3,120 up to the end of the packet that arrived at 485 ms
+    // (frame 3,880 and its 160).
+    recording.aligner.silence(recording.at(490_000), Direction::FromLeg, Duration::from_millis(100));
+    recording.play(later);
+    recording.finish(1_500_000);
+    let mut expected = placed(12_000, 40, &through_ulaw(&caller));
+    expected[3_120..4_040].fill(0);
+    assert_eq!(recording.channel(Direction::FromLeg), expected);
+    assert_eq!(recording.channel(Direction::ToLeg), placed(12_000, 40, &through_ulaw(&agent)));
+}

@@ -192,6 +192,12 @@ impl InbandDetector {
         digit_at(row, column)
     }
 
+    /// Whether a digit is sounding: reported, and not yet ended by `MISSES_TO_END` blocks
+    /// without it.
+    pub fn is_down(&self) -> bool {
+        self.down.is_some()
+    }
+
     /// Moves the start/stop state by one block; returns a digit that has just started.
     fn advance(&mut self, hit: Option<Digit>) -> Option<Digit> {
         if hit.is_some() && hit == self.candidate {

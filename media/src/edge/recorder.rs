@@ -250,6 +250,11 @@ impl Recorder {
         aligner.push(now, direction, ssrc, timestamp, audio, |frames| sink.accept(frames));
     }
 
+    /// Silences `direction` from `lookback` before `now` on (see [`Aligner::silence`]).
+    pub(super) fn silence(&mut self, now: Instant, direction: Direction, lookback: Duration) {
+        self.aligner.silence(now, direction, lookback);
+    }
+
     /// Writes out the frames that are due, silence included when nothing comes.
     pub(super) fn advance(&mut self, now: Instant) {
         let Recorder { aligner, sink, .. } = self;

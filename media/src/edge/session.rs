@@ -51,6 +51,12 @@ const BATCH: usize = 32;
 /// While recording, how often the timeline is written out when no packet does it: silence on both
 /// sides leaves in pieces of this size rather than all at once.
 const RECORDING_TICK: Duration = Duration::from_millis(250);
+/// How far back a digit's tones are silenced in the recording once the detector reports it: its
+/// first whole block starts up to `HOP` samples into the tone and four hits take 255 samples
+/// more (38 ms in all), the packet that completes them may end 20 ms later, and the recording
+/// may place the leg's audio up to its drift slack (30 ms) before its arrival. Within the
+/// recording's delay (200 ms), so still in its ring.
+const TONE_LOOKBACK: Duration = Duration::from_millis(100);
 /// How long a digit loket sends sounds: what phones send, well above the 40 ms detectors need.
 const DIGIT_TONE: Duration = Duration::from_millis(100);
 /// The time each digit sent takes on the leg: the tone, then a pause that holds the three RFC 4733
@@ -367,7 +373,10 @@ struct Task {
     rtcp_source: Option<SocketAddr>,
     stats: ReceptionStats,
     dtmf: DtmfReceiver,
+    /// Listens for DTMF tones in the leg's audio while they are reported (the far end has no
+    /// telephone-events) or recorded (they are kept out of the recording).
     inband: Option<InbandDetector>,
+    report_inband: bool,
     peer: Option<Weak<Leg>>,
     /// The conference this leg's audio goes to, in place of a peer.
     conference: Option<(Arc<Shared>, ParticipantId)>,
@@ -409,6 +418,7 @@ pub(super) async fn run(
         stats: ReceptionStats::new(CLOCK_RATE, now),
         dtmf: DtmfReceiver::new(CLOCK_RATE),
         inband: None,
+        report_inband: false,
         peer: None,
         conference: None,
         muted: false,
@@ -536,10 +546,8 @@ impl Task {
                     outbound.codec = remote.codec;
                     outbound.telephone_event = remote.telephone_event;
                 }
-                self.inband = match (remote.inband_dtmf, self.inband.take()) {
-                    (false, _) => None,
-                    (true, existing) => Some(existing.unwrap_or_default()),
-                };
+                self.report_inband = remote.inband_dtmf;
+                self.keep_tone_detector();
                 if self.remote.is_none() {
                     // The media timeout and the reports start with the call, not the allocation.
                     self.last_activity = now;
@@ -576,6 +584,7 @@ impl Task {
                     self.leg.recording.store(true, Ordering::Relaxed);
                     self.recording = true;
                     self.next_recording_tick = now + RECORDING_TICK;
+                    self.keep_tone_detector();
                     Ok(())
                 };
                 // A handle that stopped waiting drops the file it got back, which removes it.
@@ -647,6 +656,7 @@ impl Task {
             return None;
         }
         self.leg.recording.store(false, Ordering::Relaxed);
+        self.keep_tone_detector();
         let recorder = self.leg.lock_recorder().take()?;
         Some(recorder.finish(now))
     }
@@ -698,10 +708,15 @@ impl Task {
                 self.drain_dtmf(now);
             }
             Payload::Audio(codec) => {
-                self.detect_inband(now, codec, packet.payload);
+                let tone = self.detect_inband(now, codec, packet.payload);
                 // On hold nobody hears the leg: what it says then is not recorded either.
                 if !self.muted {
                     self.leg.record(now, Direction::FromLeg, packet.ssrc, packet.timestamp, codec, packet.payload);
+                    if tone && self.recording {
+                        // A key's tones (a national register number, a PIN) stay out of the
+                        // recording, back to before the detector could tell them.
+                        self.leg.mask_recording(now, Direction::FromLeg, TONE_LOOKBACK);
+                    }
                     self.to_conference(codec, packet.payload);
                 }
             }
@@ -729,21 +744,34 @@ impl Task {
         }
     }
 
-    fn detect_inband(&mut self, now: Instant, codec: Codec, payload: &[u8]) {
-        let Some(detector) = &mut self.inband else { return };
+    /// The tone detector is kept while it has a use, with its state across changes of remote.
+    fn keep_tone_detector(&mut self) {
+        if self.report_inband || self.recording {
+            self.inband.get_or_insert_with(InbandDetector::default);
+        } else {
+            self.inband = None;
+        }
+    }
+
+    /// Runs the tone detector on one packet's audio: a digit that starts is reported when the
+    /// far end signals digits in-band. Returns whether a digit is sounding.
+    fn detect_inband(&mut self, now: Instant, codec: Codec, payload: &[u8]) -> bool {
+        let Some(detector) = &mut self.inband else { return false };
         let mut samples = [0i16; MAX_DATAGRAM];
         let decoded = match codec {
             Codec::Pcmu => decode_ulaw(payload, &mut samples),
             Codec::Pcma => decode_alaw(payload, &mut samples),
         };
-        let Some(length) = decoded else { return };
+        let Some(length) = decoded else { return false };
         // A digit takes at least four 6.4 ms blocks to start, so one 20 ms frame starts at most
         // one.
         let mut started = None;
         detector.process(&samples[..length], |digit| started = Some(digit));
-        if let Some(digit) = started {
+        let sounding = detector.is_down();
+        if let Some(digit) = started.filter(|_| self.report_inband) {
             self.on_digit(now, digit, DigitSource::Inband);
         }
+        sounding
     }
 
     fn on_rtcp(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
