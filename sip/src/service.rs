@@ -183,6 +183,9 @@ impl Sockets {
     }
 }
 
+/// With nothing to time, the service's timer still wakes it this often.
+const IDLE_WAKE_UP: Duration = Duration::from_secs(1);
+
 /// How long a stopping service waits for the trunk's registrar to confirm that loket's binding
 /// is gone; a registrar that does not answer lets the binding expire.
 pub const UNREGISTER_TIMEOUT: Duration = Duration::from_secs(3);
@@ -294,12 +297,24 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         // Once asked to stop: until when the registrar's answer is awaited.
         let mut stopping: Option<Instant> = None;
         self.start_registration();
+        // One timer for every deadline, moved only when the next deadline comes earlier or after
+        // it fired: a fresh Tokio timer per message would update the timer wheel, and often wake
+        // the driver, for every message. A wake-up before the real deadline finds nothing due.
+        let sleep = tokio::time::sleep(IDLE_WAKE_UP);
+        tokio::pin!(sleep);
+        let mut armed = sleep.deadline();
         loop {
-            if stopping.is_some_and(|until| self.registration_over() || Instant::now() >= until) {
+            let now = Instant::now();
+            if stopping.is_some_and(|until| self.registration_over() || now >= until) {
                 return;
             }
             let deadline =
                 [self.transactions.next_deadline(), self.calls.next_deadline(), stopping].into_iter().flatten().min();
+            let deadline = tokio::time::Instant::from_std(deadline.unwrap_or(now + IDLE_WAKE_UP));
+            if deadline < armed || sleep.is_elapsed() {
+                sleep.as_mut().reset(deadline);
+                armed = deadline;
+            }
             tokio::select! {
                 () = &mut shutdown, if stopping.is_none() => {
                     stopping = Some(Instant::now() + UNREGISTER_TIMEOUT);
@@ -312,7 +327,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
                 Some(done) = self.done_rx.recv() => self.on_done(done),
                 Some(found) = self.calls.found_rx.recv() => self.on_found(found),
                 Some(command) = next_command(&mut commands) => self.on_command(command),
-                () = sleep_until(deadline) => {
+                () = &mut sleep => {
                     let now = Instant::now();
                     let outputs = self.transactions.on_deadline(now);
                     self.send(outputs);
@@ -543,13 +558,6 @@ async fn next_command(commands: &mut Option<mpsc::UnboundedReceiver<CallCommand>
                 std::future::pending().await
             }
         },
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
 }
