@@ -160,15 +160,7 @@ pub async fn serve_tcp(
     handler: impl Handler,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let handler = Arc::new(handler);
-    serve_connections(listener, options, shutdown, move |stream, source| {
-        let handler = handler.clone();
-        async move {
-            // The connection ends on error or at the peer's close; either way it is done.
-            let _ = serve_connection(stream, source, options, &*handler).await;
-        }
-    })
-    .await
+    serve_connections(listener, options, handler, shutdown, Framing::Tcp).await
 }
 
 /// Serves SIP over WebSocket (RFC 7118) on a TCP listener until `shutdown` completes: the
@@ -179,29 +171,28 @@ pub async fn serve_ws(
     handler: impl Handler,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let handler = Arc::new(handler);
-    serve_connections(listener, options, shutdown, move |stream, source| {
-        let handler = handler.clone();
-        async move {
-            if let Err(error) = serve_websocket(stream, source, options, &*handler).await {
-                tracing::debug!(%source, %error, "a SIP WebSocket connection ended");
-            }
-        }
-    })
-    .await
+    serve_connections(listener, options, handler, shutdown, Framing::WebSocket).await
 }
 
-/// Accepts connections while fewer than `options.max_connections` are open, each served by
-/// `serve` in a task of its own.
-async fn serve_connections<F>(
+/// How messages are delimited on a connection.
+#[derive(Debug, Clone, Copy)]
+enum Framing {
+    /// By Content-Length in the byte stream.
+    Tcp,
+    /// By WebSocket messages, after the handshake.
+    WebSocket,
+}
+
+/// Accepts connections while fewer than `options.max_connections` are open, each served in a
+/// task of its own.
+async fn serve_connections(
     listener: TcpListener,
     options: TcpOptions,
+    handler: impl Handler,
     shutdown: impl Future<Output = ()>,
-    serve: impl Fn(TcpStream, SocketAddr) -> F,
-) -> std::io::Result<()>
-where
-    F: Future<Output = ()> + Send + 'static,
-{
+    framing: Framing,
+) -> std::io::Result<()> {
+    let handler = Arc::new(handler);
     let permits = Arc::new(Semaphore::new(options.max_connections));
     tokio::pin!(shutdown);
     loop {
@@ -213,9 +204,19 @@ where
             accepted = listener.accept() => accepted?,
             () = &mut shutdown => return Ok(()),
         };
-        let connection = serve(stream, source);
+        let handler = handler.clone();
         tokio::spawn(async move {
-            connection.await;
+            // The connection ends on error or at the peer's close; either way it is done.
+            match framing {
+                Framing::Tcp => {
+                    let _ = serve_connection(stream, source, options, &*handler).await;
+                }
+                Framing::WebSocket => {
+                    if let Err(error) = serve_websocket(stream, source, options, &*handler).await {
+                        tracing::debug!(%source, %error, "a SIP WebSocket connection ended");
+                    }
+                }
+            }
             drop(permit);
         });
     }
