@@ -1,8 +1,9 @@
-//! The transport edge: UDP, TCP and WebSocket (RFC 7118) sockets feeding the message entry point. Refused requests are
-//! answered here with the entry point's stateless reply; accepted messages go to a handler, which
-//! may return bytes to send back on the same socket or connection, or answer later through the
-//! message's [`ReplyPath`]. The handler is synchronous so that it can only hand work on (e.g.
-//! `try_send` into a bounded channel), never block a socket.
+//! The transport edge: UDP, TCP and WebSocket (RFC 7118) sockets feeding the message entry
+//! point. Refused requests are answered here with the entry point's stateless reply; accepted
+//! messages go to a handler, which may return bytes to send back on the same socket or
+//! connection, or answer later through the message's [`ReplyPath`]. The handler is synchronous
+//! so that it can only hand work on (e.g. `try_send` into a bounded channel), never block a
+//! socket.
 //!
 //! Architecture invariant: nothing here grows with traffic except the connection tasks, and those
 //! are capped by [`TcpOptions::max_connections`].

@@ -419,8 +419,8 @@ impl Calls {
         self.application.as_ref().is_some_and(|application| application.send(event).is_ok())
     }
 
-    /// loket's address on `protocol`'s listener; over WebSocket, where the peer cannot connect
-    /// back anyway, the TCP address stands in when no WebSocket listener is bound (RFC 7118 §5).
+    /// loket's address on `protocol`'s listener. A leg over WebSocket exists only when that
+    /// listener is bound; the TCP address is there for the type's sake.
     fn local(&self, protocol: Protocol) -> SocketAddr {
         match protocol {
             Protocol::Udp => self.local.udp,
