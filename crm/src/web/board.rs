@@ -397,7 +397,7 @@ async fn move_item(
         if !desk.call_state(item).is_some_and(CallState::is_talking) {
             return Err(WebError::BadRequest("the call is being put through; try again in a moment".into()));
         }
-        desk.transfer(item, TransferTarget::TakenBack(to)).map_err(|error| WebError::BadRequest(error.to_string()))?;
+        desk.transfer(item, TransferTarget::TakenBack(to))?;
     } else {
         let input = Input::ItemMoved { item, to };
         desk.execute(input).await.map_err(|error| WebError::BadRequest(format!("the item cannot move: {error}")))?;
@@ -465,7 +465,7 @@ async fn coach(
     let item = WorkItemId(item);
     desk.coach(item, agent_of(&current), mode).map_err(|error| match error {
         CallError::NoCall(_) => WebError::NotFound,
-        refused => WebError::BadRequest(refused.to_string()),
+        refused => refused.into(),
     })?;
     let case_id = desk.item(item).await.map_err(unavailable)?.and_then(|item| item.spec.case_id);
     let action = mode.map_or("leave", Coaching::as_str);

@@ -63,7 +63,7 @@ async fn dial(
         on.case_id = Some(case.id);
         on.contact_id = case.contact_id.or(on.contact_id);
     }
-    desk.dial(agent_of(&current), number, on).await.map_err(|error| WebError::BadRequest(error.to_string()))?;
+    desk.dial(agent_of(&current), number, on).await?;
     Ok(Redirect::to("/workspace"))
 }
 
@@ -82,7 +82,7 @@ async fn control(
         "resume" => DialControl::Hold(false),
         _ => return Err(WebError::NotFound),
     };
-    desk.dial_control(agent_of(&current), control).map_err(|error| WebError::BadRequest(error.to_string()))?;
+    desk.dial_control(agent_of(&current), control)?;
     Ok(Redirect::to("/workspace"))
 }
 
@@ -103,7 +103,7 @@ async fn keypad(
         (Some(digit @ ('0'..='9' | '*' | '#')), None) => digit,
         _ => return Err(WebError::BadRequest("a key is one of 0–9, * and #".into())),
     };
-    desk.send_digit(agent_of(&current), digit).map_err(|error| WebError::BadRequest(error.to_string()))?;
+    desk.send_digit(agent_of(&current), digit)?;
     Ok(Redirect::to("/workspace"))
 }
 
@@ -140,7 +140,7 @@ async fn consult(
         }
         None => Consulted::Number(number_of(&form.number)?),
     };
-    desk.consult(item, ConsultStep::Start(consulted)).map_err(|error| WebError::BadRequest(error.to_string()))?;
+    desk.consult(item, ConsultStep::Start(consulted))?;
     Ok(Redirect::to("/workspace"))
 }
 
@@ -160,7 +160,7 @@ async fn consultation(
         "hangup" => false,
         _ => return Err(WebError::NotFound),
     };
-    desk.answer_consultation(me, answer).map_err(|error| WebError::BadRequest(error.to_string()))?;
+    desk.answer_consultation(me, answer)?;
     Ok(Redirect::to("/workspace"))
 }
 
@@ -186,6 +186,6 @@ async fn consult_step(
     {
         state.set_last_accepted(colleague, Accepted::of(&handed));
     }
-    desk.consult(item, step).map_err(|error| WebError::BadRequest(error.to_string()))?;
+    desk.consult(item, step)?;
     Ok(Redirect::to("/workspace"))
 }

@@ -22,6 +22,13 @@ pub enum WebError {
     Unavailable(String),
 }
 
+/// The desk refused a call operation: the agent's request does not fit the call as it is.
+impl From<crate::desk::CallError> for WebError {
+    fn from(error: crate::desk::CallError) -> WebError {
+        WebError::BadRequest(error.to_string())
+    }
+}
+
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let (status, nl, fr, en) = match &self {

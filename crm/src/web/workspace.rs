@@ -686,8 +686,7 @@ async fn control(
         "hold" => desk.hold(item, true),
         "resume" => desk.hold(item, false),
         _ => return Err(WebError::NotFound),
-    }
-    .map_err(|error| WebError::BadRequest(error.to_string()))?;
+    }?;
     Ok(Redirect::to("/workspace"))
 }
 
@@ -808,7 +807,7 @@ async fn transfer(
             TransferTarget::Queue(QueueId::new(&form.queue))
         }
     };
-    desk.transfer(item, to).map_err(|error| WebError::BadRequest(error.to_string()))?;
+    desk.transfer(item, to)?;
     Ok(Redirect::to("/workspace"))
 }
 
