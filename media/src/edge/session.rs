@@ -5,7 +5,8 @@
 //! packet or frame of a digit being sent, the next RTCP report, the media timeout, the end of a
 //! DTMF event whose end packets were lost), and while recording, a tick that writes out the
 //! recording's timeline. Every media deadline comes from the core, computed from a start instant,
-//! so a late wake-up never shifts the ones after it.
+//! so a late wake-up never shifts the ones after it. While the session only plays to its leg, the
+//! RTP socket is read at the frame tick instead (`Task::reads_on_tick`).
 //!
 //! When the loop ends (the handle closed or dropped), a recording in progress is finished and the
 //! task waits for its file before it ends.
@@ -451,25 +452,18 @@ pub(super) async fn run(
             sleep.as_mut().reset(deadline);
             armed = deadline;
         }
+        let read_on_tick = task.reads_on_tick();
         tokio::select! {
             biased;
             command = commands.recv() => match command {
                 Some(command) => task.handle_command(Instant::now(), command),
                 None => break,
             },
-            ready = leg.rtp.readable() => {
+            ready = leg.rtp.readable(), if !read_on_tick => {
                 if ready.is_err() {
                     break;
                 }
-                for _ in 0..BATCH {
-                    match leg.rtp.try_recv_from(&mut rtp_buffer) {
-                        Ok((length, from)) => task.on_rtp_socket(Instant::now(), from, &rtp_buffer[..length]),
-                        Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-                        // ICMP errors from an earlier send surface here on some systems; the next
-                        // read goes on.
-                        Err(_) => {}
-                    }
-                }
+                task.read_rtp(&mut rtp_buffer, None);
             },
             ready = leg.rtcp.readable() => {
                 if ready.is_err() {
@@ -483,7 +477,14 @@ pub(super) async fn run(
                     }
                 }
             },
-            () = &mut sleep => task.handle_timeout(Instant::now()),
+            () = &mut sleep => {
+                let now = Instant::now();
+                if read_on_tick {
+                    // Before the frame: a key that arrived since the last one may stop the prompt.
+                    task.read_rtp(&mut rtp_buffer, Some(now));
+                }
+                task.handle_timeout(now);
+            },
         }
     }
     // The recording ends with the session: its file is finished before the task ends, so that
@@ -496,6 +497,32 @@ pub(super) async fn run(
 }
 
 impl Task {
+    /// While the session only plays to its leg (a prompt or music, nothing relayed, mixed or
+    /// recorded), the leg's packets are read at the prompt's frame tick instead of as they arrive:
+    /// one wake-up per frame instead of two, which is most of a waiting caller's cost. Nobody
+    /// hears those packets; a key in them is seen at most one frame later, and their arrival
+    /// times are the tick's, so they are kept out of the jitter estimate.
+    fn reads_on_tick(&self) -> bool {
+        self.playing.is_some() && self.peer.is_none() && self.conference.is_none() && !self.recording
+    }
+
+    /// Reads what waits on the RTP socket. `tick` is the frame tick the packets are read at, or
+    /// `None` when they are read as they arrive.
+    fn read_rtp(&mut self, buffer: &mut [u8; MAX_DATAGRAM], tick: Option<Instant>) {
+        for _ in 0..BATCH {
+            match self.leg.rtp.try_recv_from(buffer) {
+                Ok((length, from)) => {
+                    let now = tick.unwrap_or_else(Instant::now);
+                    self.on_rtp_socket(now, tick.is_none(), from, &buffer[..length]);
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                // ICMP errors from an earlier send surface here on some systems; the next read
+                // goes on.
+                Err(_) => {}
+            }
+        }
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
         let remote_set = self.remote.is_some();
         [
@@ -661,8 +688,8 @@ impl Task {
         Some(recorder.finish(now))
     }
 
-    /// A datagram on the RTP port: RTP, or RTCP when multiplexed.
-    fn on_rtp_socket(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+    /// A datagram on the RTP port: RTP, or RTCP when multiplexed. `timed`: `now` is its arrival.
+    fn on_rtp_socket(&mut self, now: Instant, timed: bool, from: SocketAddr, datagram: &[u8]) {
         let Some(remote) = self.remote else {
             // No SDP yet: nobody to latch to, nowhere to forward.
             Counters::add(&self.leg.counters.foreign, 1);
@@ -701,7 +728,7 @@ impl Task {
         self.timed_out = false;
         Counters::add(&counters.received_packets, 1);
         Counters::add(&counters.received_octets, packet.payload.len() as u64);
-        self.stats.on_rtp(now, &packet, payload != Payload::Event);
+        self.stats.on_rtp(now, &packet, timed && payload != Payload::Event);
         match payload {
             Payload::Event => {
                 self.dtmf.handle_packet(now, &packet);
