@@ -250,6 +250,16 @@ impl AgentProfile {
         weight.saturating_mul(size.max(1))
     }
 
+    /// What an item of size 1 of each channel costs, indexed by `Channel as usize`: one walk over
+    /// the weights instead of a search per channel.
+    pub fn unit_costs(&self) -> [u32; Channel::ALL.len()] {
+        let mut costs = [self.capacity; Channel::ALL.len()];
+        for (channel, weight) in &self.channel_weights {
+            costs[*channel as usize] = *weight;
+        }
+        costs
+    }
+
     pub fn may_interrupt(&self, incoming: Channel, held: Channel) -> bool {
         self.interruptions.get(&incoming).is_some_and(|interruptible| interruptible.contains(&held))
     }

@@ -90,9 +90,10 @@ pub fn has_room(agent: &AgentRecord, item: &WorkItem) -> bool {
 
 /// The channels the agent has room for an item of size 1 of.
 pub fn room(agent: &AgentRecord) -> ChannelSet {
+    let costs = agent.profile.unit_costs();
     let mut set = ChannelSet::default();
     for channel in Channel::ALL {
-        if fits(agent, channel, 1) {
+        if fits_cost(agent, channel, costs[channel as usize]) {
             set.insert(channel);
         }
     }
@@ -122,7 +123,10 @@ impl ChannelSet {
 }
 
 fn fits(agent: &AgentRecord, incoming: Channel, size: u32) -> bool {
-    let cost = agent.profile.cost(incoming, size);
+    fits_cost(agent, incoming, agent.profile.cost(incoming, size))
+}
+
+fn fits_cost(agent: &AgentRecord, incoming: Channel, cost: u32) -> bool {
     if agent.profile.interruptions.is_empty() {
         return agent.used_capacity().saturating_add(cost) <= agent.profile.capacity;
     }

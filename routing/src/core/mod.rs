@@ -971,7 +971,9 @@ impl RouterCore {
     /// Shows each changed agent's state once per input, so that boards and the log see
     /// Busy → Offered rather than Busy → Available → Offered within the same millisecond.
     fn show_states(&mut self, now: Timestamp) {
-        for agent in std::mem::take(&mut self.changed_agents) {
+        // Walked by index and cleared after, so that the list keeps its allocation.
+        for index in 0..self.changed_agents.len() {
+            let agent = self.changed_agents[index];
             let Some(record) = self.agents.get_mut(&agent) else {
                 continue;
             };
@@ -989,56 +991,89 @@ impl RouterCore {
                 });
             }
         }
+        self.changed_agents.clear();
     }
 
+    /// Brings the agent's index entries in line with its record, touching only the parts that
+    /// changed: on the hot path (accept, complete) that is its routable entries, not its
+    /// memberships.
     fn reindex_agent_quietly(&mut self, agent: AgentId) {
-        if let (Some(record), Some(old_index)) = (self.agents.get(&agent), self.agent_indices.get(&agent)) {
-            // The common case on the hot path: same queues, so the index is compared without
-            // cloning them.
-            let routable = decide::is_routable(record);
-            let room = decide::room(record);
-            let routable_since = (routable && !room.is_empty()).then_some(record.idle_since);
-            if old_index.queues == record.profile.queues
-                && old_index.routable_since == routable_since
-                && old_index.room == room
-                && old_index.deadline == record.after_work_until
-            {
-                return;
+        let old = self.agent_indices.remove(&agent);
+        let Some(record) = self.agents.get(&agent) else {
+            if let Some(old) = old {
+                self.move_routable(agent, &old.queues, old.routable_since, &[], None);
+                self.move_memberships(agent, &old.queues, &[]);
+                self.move_deadline(agent, old.deadline, None);
             }
-        }
-        let new_index = self.agents.get(&agent).map(agent_index);
-        let old_index = match &new_index {
-            Some(index) => self.agent_indices.insert(agent, index.clone()),
-            None => self.agent_indices.remove(&agent),
-        };
-        if old_index == new_index {
             return;
+        };
+        let room = decide::room(record);
+        let routable_since = (decide::is_routable(record) && !room.is_empty()).then_some(record.idle_since);
+        let deadline = record.after_work_until;
+        let (old_queues, old_since, old_deadline) = match old {
+            Some(old) => (old.queues, old.routable_since, old.deadline),
+            None => (Vec::new(), None, None),
+        };
+        let queues = if old_queues == record.profile.queues {
+            if old_since != routable_since {
+                self.move_routable(agent, &old_queues, old_since, &old_queues, routable_since);
+            }
+            old_queues
+        } else {
+            let queues = record.profile.queues.clone();
+            self.move_routable(agent, &old_queues, old_since, &queues, routable_since);
+            self.move_memberships(agent, &old_queues, &queues);
+            queues
+        };
+        if old_deadline != deadline {
+            self.move_deadline(agent, old_deadline, deadline);
         }
-        if let Some(old_index) = old_index {
-            for queue in &old_index.queues {
-                if let Some(since) = old_index.routable_since
-                    && let Some(routable) = self.routable.get_mut(queue)
-                {
+        self.agent_indices.insert(agent, AgentIndex { routable_since, queues, room, deadline });
+    }
+
+    fn move_routable(
+        &mut self,
+        agent: AgentId,
+        old_queues: &[QueueId],
+        old_since: Option<Timestamp>,
+        new_queues: &[QueueId],
+        new_since: Option<Timestamp>,
+    ) {
+        if let Some(since) = old_since {
+            for queue in old_queues {
+                if let Some(routable) = self.routable.get_mut(queue) {
                     routable.remove(&(since, agent));
                 }
-                if let Some(members) = self.members.get_mut(queue) {
-                    members.remove(&agent);
-                }
-            }
-            if let Some(at) = old_index.deadline {
-                self.deadlines.remove(&(at, DeadlineOwner::Agent(agent)));
             }
         }
-        if let Some(new_index) = new_index {
-            for queue in &new_index.queues {
-                if let Some(since) = new_index.routable_since {
+        if let Some(since) = new_since {
+            for queue in new_queues {
+                if let Some(routable) = self.routable.get_mut(queue) {
+                    routable.insert((since, agent));
+                } else {
                     self.routable.entry(queue.clone()).or_default().insert((since, agent));
                 }
-                self.members.entry(queue.clone()).or_default().insert(agent);
             }
-            if let Some(at) = new_index.deadline {
-                self.deadlines.insert((at, DeadlineOwner::Agent(agent)));
+        }
+    }
+
+    fn move_memberships(&mut self, agent: AgentId, old_queues: &[QueueId], new_queues: &[QueueId]) {
+        for queue in old_queues {
+            if let Some(members) = self.members.get_mut(queue) {
+                members.remove(&agent);
             }
+        }
+        for queue in new_queues {
+            self.members.entry(queue.clone()).or_default().insert(agent);
+        }
+    }
+
+    fn move_deadline(&mut self, agent: AgentId, old: Option<Timestamp>, new: Option<Timestamp>) {
+        if let Some(at) = old {
+            self.deadlines.remove(&(at, DeadlineOwner::Agent(agent)));
+        }
+        if let Some(at) = new {
+            self.deadlines.insert((at, DeadlineOwner::Agent(agent)));
         }
     }
 }
