@@ -2,6 +2,7 @@
 //! with the context of what was being done when they happened.
 
 mod config;
+mod overload;
 mod serve;
 
 use std::path::PathBuf;

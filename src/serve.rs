@@ -29,7 +29,7 @@ use loket_sip::digest::StoredHa1;
 use loket_sip::registrar::redis::RedisStore;
 use loket_sip::registrar::{MemoryStore, Policy};
 use loket_sip::service::application::{self, ApplicationEnds};
-use loket_sip::service::{CallSettings, CredentialStore, Settings, Sockets};
+use loket_sip::service::{CallSettings, CredentialStore, Overload, Settings, Sockets};
 
 use crate::config::{Config, LocationStoreConfig};
 
@@ -79,7 +79,9 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     };
     let documents: Arc<dyn DocumentStore> = Arc::new(DiskStore::new(config.data.dir.join("documents")));
     let (ends, sip_application) = application::channels();
-    let sip = start_sip(&config, &db, sip_application).await?;
+    let overload = Overload::default();
+    let sip = start_sip(&config, &db, sip_application, overload.clone()).await?;
+    let shedding = tokio::spawn(crate::overload::watch(media.clone(), overload));
     let mail = mailboxes.map(|mailboxes| {
         let mail_domain = web_config.mail_domain.clone();
         Arc::new(Processor::new(db.clone(), Clock::System, documents.clone(), Arc::new(mailboxes), &mail_domain))
@@ -108,6 +110,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
     purge.abort();
+    shedding.abort();
     sip.stop().await;
     for task in work.tasks {
         task.abort();
@@ -262,6 +265,7 @@ async fn start_sip(
     config: &Config,
     db: &Db,
     application: loket_sip::service::Application,
+    overload: Overload,
 ) -> anyhow::Result<SipService> {
     let sip = &config.sip;
     anyhow::ensure!(
@@ -291,6 +295,7 @@ async fn start_sip(
         media: std::net::SocketAddr::new(sip.media_address, sip.media_port),
         max_calls: sip.max_calls,
         max_calls_per_second: sip.max_calls_per_second,
+        overload,
         trunk: sip.trunk.as_ref().map(crate::config::SipTrunkConfig::trunk),
         ..CallSettings::default()
     };

@@ -235,6 +235,23 @@ pub struct MediaEngine {
     config: Arc<MediaConfig>,
     pool: Arc<PortPool>,
     sdp_ip: IpAddr,
+    pace: Arc<Pace>,
+}
+
+/// How punctually the sessions' prompt frames go out, summed over the engine: whether the
+/// machine keeps up with its calls. Sessions add their counts in batches (`session::PaceCount`).
+#[derive(Debug, Default)]
+struct Pace {
+    ticks: AtomicU64,
+    late: AtomicU64,
+}
+
+/// Prompt-frame ticks since the engine started, and those that woke so late that frames were
+/// skipped (`session::LATE_TICK`). Two readings a while apart give the share of late ticks meanwhile.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PaceReading {
+    pub ticks: u64,
+    pub late: u64,
 }
 
 impl MediaEngine {
@@ -248,7 +265,13 @@ impl MediaEngine {
             None if config.bind.is_unspecified() => return Err(EngineError::NoAdvertisedAddress(config.bind)),
             None => config.bind,
         };
-        Ok(MediaEngine { config: Arc::new(config), pool, sdp_ip })
+        Ok(MediaEngine { config: Arc::new(config), pool, sdp_ip, pace: Arc::default() })
+    }
+
+    /// The prompt-frame ticks of every session so far; a session reports its own every second
+    /// of playing and when it ends.
+    pub fn pace(&self) -> PaceReading {
+        PaceReading { ticks: self.pace.ticks.load(Ordering::Relaxed), late: self.pace.late.load(Ordering::Relaxed) }
     }
 
     /// Binds a port pair and starts its session. Must be called within a Tokio runtime.
@@ -266,8 +289,13 @@ impl MediaEngine {
         });
         let (command_sender, command_receiver) = mpsc::channel(16);
         let (event_sender, event_receiver) = mpsc::channel(EVENT_QUEUE);
-        let task =
-            tokio::spawn(session::run(Arc::clone(&leg), Arc::clone(&self.config), command_receiver, event_sender));
+        let task = tokio::spawn(session::run(
+            Arc::clone(&leg),
+            Arc::clone(&self.config),
+            Arc::clone(&self.pace),
+            command_receiver,
+            event_sender,
+        ));
         Ok(Session {
             sdp_address: SocketAddr::new(self.sdp_ip, port),
             leg,

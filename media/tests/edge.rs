@@ -542,6 +542,12 @@ async fn a_prompt_plays_to_its_end() {
     }
     assert_eq!(payloads, [0x2A, 0x2A, 0x2A, 0x2A, 0x2A, 0x3B, 0x3B, 0x3B]);
     assert_eq!(next_event(&mut session).await, SessionEvent::PlaybackFinished);
+    // The session adds its frame ticks to the engine's pace when it ends: one per wake-up that
+    // sent frames, and a late wake-up may send two.
+    assert_eq!(engine.pace().ticks, 0);
+    session.close().await;
+    let pace = engine.pace();
+    assert!((4..=8).contains(&pace.ticks) && pace.late <= pace.ticks, "{pace:?}");
 }
 
 /// Silence on the line for this long: a session has nothing more to send.

@@ -41,7 +41,7 @@ pub mod application;
 mod calls;
 
 pub use application::{Application, CallCommand, CallEvent, CallIds, Destination};
-pub use calls::{CallSettings, Number, Target};
+pub use calls::{CallSettings, Number, Overload, Target};
 
 /// Where agents' SIP credentials come from (the CRM in the binary).
 pub trait CredentialStore: Send + Sync + 'static {

@@ -24,14 +24,16 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::conference::Shared;
 use super::recorder::{Recorder, WavFile, Writer};
-use super::{Codec, Counters, DigitSource, Leg, MediaConfig, PlayOptions, RemoteParams, SessionError, SessionEvent};
+use super::{
+    Codec, Counters, DigitSource, Leg, MediaConfig, Pace, PlayOptions, RemoteParams, SessionError, SessionEvent,
+};
 use crate::dtmf::Digit;
 use crate::dtmf::inband::{self, InbandDetector};
 use crate::dtmf::rfc4733::{DigitSender, DtmfEvent, DtmfReceiver};
 use crate::g711::{alaw_to_ulaw, decode_alaw, decode_ulaw, ulaw_to_alaw};
 use crate::latch::{Latch, LatchVerdict};
 use crate::mixer::ParticipantId;
-use crate::playback::{FRAME_LEN, Frame, PlaybackEvent, Player, Prompt};
+use crate::playback::{FRAME_LEN, Frame, MAX_LATENESS, PlaybackEvent, Player, Prompt};
 use crate::recording::Direction;
 use crate::relay::{RelayRewriter, Rewrite};
 use crate::rtcp::{
@@ -58,6 +60,12 @@ const RECORDING_TICK: Duration = Duration::from_millis(250);
 /// may place the leg's audio up to its drift slack (30 ms) before its arrival. Within the
 /// recording's delay (200 ms), so still in its ring.
 const TONE_LOOKBACK: Duration = Duration::from_millis(100);
+/// A prompt-frame tick that wakes later than this is counted late: the player skips the frames
+/// it missed, and the caller hears a gap. Less lateness is what jitter buffers are for.
+pub(super) const LATE_TICK: Duration = MAX_LATENESS;
+/// Ticks a session counts before adding them to the engine's `Pace`: once a second of playing,
+/// so that sessions on different threads rarely touch the shared counters.
+const PACE_BATCH: u32 = 50;
 /// How long a digit loket sends sounds: what phones send, well above the 40 ms detectors need.
 const DIGIT_TONE: Duration = Duration::from_millis(100);
 /// The time each digit sent takes on the leg: the tone, then a pause that holds the three RFC 4733
@@ -364,9 +372,28 @@ fn inband_digit(digit: Digit) -> Prompt {
     prompts[usize::from(digit.event_code())].clone()
 }
 
+/// This session's prompt-frame ticks not yet added to the engine's `Pace`.
+#[derive(Default)]
+struct PaceCount {
+    ticks: u32,
+    late: u32,
+}
+
+impl PaceCount {
+    fn flush(&mut self, pace: &Pace) {
+        if self.ticks > 0 {
+            pace.ticks.fetch_add(u64::from(self.ticks), Ordering::Relaxed);
+            pace.late.fetch_add(u64::from(self.late), Ordering::Relaxed);
+            *self = PaceCount::default();
+        }
+    }
+}
+
 struct Task {
     leg: Arc<Leg>,
     config: Arc<MediaConfig>,
+    pace: Arc<Pace>,
+    pace_count: PaceCount,
     events: mpsc::Sender<SessionEvent>,
     remote: Option<RemoteParams>,
     latch: Latch,
@@ -405,6 +432,7 @@ struct Task {
 pub(super) async fn run(
     leg: Arc<Leg>,
     config: Arc<MediaConfig>,
+    pace: Arc<Pace>,
     mut commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<SessionEvent>,
 ) {
@@ -413,6 +441,8 @@ pub(super) async fn run(
         leg: Arc::clone(&leg),
         latch: Latch::new(config.latch),
         config,
+        pace,
+        pace_count: PaceCount::default(),
         events,
         remote: None,
         rtcp_source: None,
@@ -487,6 +517,7 @@ pub(super) async fn run(
             },
         }
     }
+    task.pace_count.flush(&task.pace);
     // The recording ends with the session: its file is finished before the task ends, so that
     // `Session::close` returns with it complete. Its summary has no reader; an error has already
     // removed the file.
@@ -904,8 +935,16 @@ impl Task {
     /// digit is being sent they are dropped, so the prompt goes on in time and resumes after it.
     fn play_due_frames(&mut self, now: Instant) {
         let Some(playing) = &mut self.playing else { return };
+        let late = playing.player.next_deadline().filter(|due| *due <= now).map(|due| now - due > LATE_TICK);
         while let Some(frame) = playing.player.poll_frame(now) {
             self.leg.send_frame(now, playing.ssrc, frame, Origin::Player);
+        }
+        if let Some(late) = late {
+            self.pace_count.ticks += 1;
+            self.pace_count.late += u32::from(late);
+            if self.pace_count.ticks >= PACE_BATCH {
+                self.pace_count.flush(&self.pace);
+            }
         }
         self.drain_playback(now);
     }

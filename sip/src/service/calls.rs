@@ -21,6 +21,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use rsipstack::sip::{Header, Method, Request, Response};
@@ -101,6 +102,8 @@ pub struct CallSettings {
     pub max_calls_per_second: u32,
     /// The Retry-After of those 503s, in seconds.
     pub retry_after: u32,
+    /// While raised, new calls are answered 503 too.
+    pub overload: Overload,
     /// Where the application's calls to numbers go, and where loket registers; `None`: numbers
     /// cannot be dialled.
     pub trunk: Option<Trunk>,
@@ -116,8 +119,25 @@ impl Default for CallSettings {
             max_calls: 10_000,
             max_calls_per_second: 1_000,
             retry_after: 5,
+            overload: Overload::default(),
             trunk: None,
         }
+    }
+}
+
+/// A flag whoever can tell that loket falls behind raises (the media engine's prompts going out
+/// late): new calls are then refused like calls beyond `max_calls`, so that the calls in progress
+/// keep their audio instead of every call losing it.
+#[derive(Debug, Clone, Default)]
+pub struct Overload(Arc<AtomicBool>);
+
+impl Overload {
+    pub fn set(&self, raised: bool) {
+        self.0.store(raised, Ordering::Relaxed);
+    }
+
+    pub fn is_raised(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -453,7 +473,8 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         };
         // Only calls that would be taken use up the admission budget.
         let no_application = number.target == Target::Application && self.calls.application.is_none();
-        if no_application || self.calls.is_full() || !self.calls.new_calls.admit(now) {
+        let refused = no_application || self.calls.is_full() || self.calls.settings.overload.is_raised();
+        if refused || !self.calls.new_calls.admit(now) {
             let retry_after = self.calls.settings.retry_after.to_string();
             let reply =
                 Reply::to_request_with(&request, 503, "Service Unavailable", &[("Retry-After", &retry_after)], &[]);

@@ -333,6 +333,30 @@ async fn overload_is_refused_with_retry_after() {
     assert!(second.expect(503, "INVITE").await.contains("\r\nRetry-After: 2\r\n"));
 }
 
+/// While the overload flag is raised new calls get 503 and the call in progress goes on; once
+/// lowered, calls are taken again.
+#[tokio::test]
+async fn a_raised_overload_flag_refuses_new_calls_only() {
+    let overload = Overload::default();
+    let settings = CallSettings {
+        numbers: vec![number(DEMO, Duration::ZERO, None)],
+        overload: overload.clone(),
+        ..CallSettings::default()
+    };
+    let server = start(settings).await;
+    let mut first = Caller::established(server, DEMO).await;
+    overload.set(true);
+    let mut second = Caller::new(server, DEMO).await;
+    second.send("INVITE", OFFER).await;
+    assert!(second.expect(503, "INVITE").await.contains("\r\nRetry-After: 5\r\n"));
+    first.send("BYE", "").await;
+    first.expect(200, "BYE").await;
+    overload.set(false);
+    let mut third = Caller::established(server, DEMO).await;
+    third.send("BYE", "").await;
+    third.expect(200, "BYE").await;
+}
+
 /// A phone that loket calls: it answers what it is told to, copying the request's Via, From, To
 /// (with its own tag), Call-ID and CSeq.
 struct Phone {
