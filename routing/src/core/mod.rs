@@ -185,16 +185,17 @@ pub fn item_index(settings: &RouterSettings, item: &WorkItem) -> ItemIndex {
 }
 
 pub fn agent_index(agent: &AgentRecord) -> AgentIndex {
-    // An agent without room for any channel is left out of the routable sets, so that offering a
-    // new item scans only agents that could take it.
+    let (routable_since, room) = routable_slot(agent);
+    AgentIndex { routable_since, queues: agent.profile.queues.clone(), room, deadline: agent.after_work_until }
+}
+
+/// The agent's place in its queues' routable sets, if any, and the channels it has room for. An
+/// agent without room for any channel is left out of the routable sets, so that offering a new
+/// item scans only agents that could take it.
+fn routable_slot(agent: &AgentRecord) -> (Option<Timestamp>, decide::ChannelSet) {
     let room = decide::room(agent);
     let routable = decide::is_routable(agent) && !room.is_empty();
-    AgentIndex {
-        routable_since: routable.then_some(agent.idle_since),
-        queues: agent.profile.queues.clone(),
-        room,
-        deadline: agent.after_work_until,
-    }
+    (routable.then_some(agent.idle_since), room)
 }
 
 /// Deadlines due at the same moment are handled agents first, then items, each by id: the same
@@ -1007,8 +1008,7 @@ impl RouterCore {
             }
             return;
         };
-        let room = decide::room(record);
-        let routable_since = (decide::is_routable(record) && !room.is_empty()).then_some(record.idle_since);
+        let (routable_since, room) = routable_slot(record);
         let deadline = record.after_work_until;
         let (old_queues, old_since, old_deadline) = match old {
             Some(old) => (old.queues, old.routable_since, old.deadline),
