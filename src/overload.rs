@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use loket_crm::web::TelephonyMetrics;
 use loket_media::edge::{MediaEngine, PaceReading};
 use loket_sip::service::Overload;
 
@@ -43,14 +44,17 @@ impl Shedding {
     }
 }
 
-/// Reads the pace every second and raises or lowers the flag; runs until aborted.
-pub async fn watch(media: MediaEngine, overload: Overload) {
+/// Reads the pace every second, raises or lowers the flag, and copies the figures into the
+/// metrics; runs until aborted.
+pub async fn watch(media: MediaEngine, overload: Overload, metrics: TelephonyMetrics) {
     let mut shedding = Shedding::new(media.pace());
+    let mut last = (media.pace(), overload.refused());
     let mut interval = tokio::time::interval(EVERY);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let (raised, late_share) = shedding.update(media.pace());
+        let (pace, refused) = (media.pace(), overload.refused());
+        let (raised, late_share) = shedding.update(pace);
         if raised != overload.is_raised() {
             if raised {
                 tracing::warn!(
@@ -62,6 +66,11 @@ pub async fn watch(media: MediaEngine, overload: Overload) {
             }
             overload.set(raised);
         }
+        metrics.prompt_ticks.inc_by(pace.ticks.saturating_sub(last.0.ticks));
+        metrics.late_prompt_ticks.inc_by(pace.late.saturating_sub(last.0.late));
+        metrics.calls_refused.inc_by(refused.saturating_sub(last.1));
+        metrics.overload.set(i64::from(raised));
+        last = (pace, refused);
     }
 }
 

@@ -81,13 +81,13 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let (ends, sip_application) = application::channels();
     let overload = Overload::default();
     let sip = start_sip(&config, &db, sip_application, overload.clone()).await?;
-    let shedding = tokio::spawn(crate::overload::watch(media.clone(), overload));
     let mail = mailboxes.map(|mailboxes| {
         let mail_domain = web_config.mail_domain.clone();
         Arc::new(Processor::new(db.clone(), Clock::System, documents.clone(), Arc::new(mailboxes), &mail_domain))
     });
     let (ivr, prompts) = (Arc::new(ivr), Arc::new(prompts));
     let state = AppState::new(db.clone(), Clock::System, web_config, redis, documents.clone());
+    let shedding = tokio::spawn(crate::overload::watch(media.clone(), overload, state.metrics.telephony()));
     let work_requests = state.work_requests();
     let parts = WorkParts { db: db.clone(), ivr, prompts, media, register, ends, mail, documents, work_requests };
     let work = start_work(&config, parts).await?;

@@ -529,6 +529,15 @@ async fn health_readiness_and_metrics() {
         metrics.contains("loket_http_requests_total{method=\"GET\",route=\"/login\",status=\"200\"} 1"),
         "{metrics}"
     );
+    // The telephony figures are there before the first call, at zero.
+    for line in [
+        "loket_sip_calls_refused_total 0",
+        "loket_media_prompt_ticks_total 0",
+        "loket_media_late_prompt_ticks_total 0",
+        "loket_overload 0",
+    ] {
+        assert!(metrics.lines().any(|metric| metric == line), "{line} in {metrics}");
+    }
     app.state.db.close().await;
     let response = app.get(&mut browser, "/readyz").await;
     assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -25,6 +26,17 @@ pub struct Metrics {
     registry: Arc<Registry>,
     requests: Family<RequestLabels, Counter>,
     logins: Family<LoginLabels, Counter>,
+    telephony: TelephonyMetrics,
+}
+
+/// The telephony side's figures, which the binary copies in every second from the SIP service and
+/// the media engine (`loket::overload`): the console's crate knows neither.
+#[derive(Clone, Debug, Default)]
+pub struct TelephonyMetrics {
+    pub calls_refused: Counter,
+    pub prompt_ticks: Counter,
+    pub late_prompt_ticks: Counter,
+    pub overload: Gauge,
 }
 
 impl Default for Metrics {
@@ -34,7 +46,28 @@ impl Default for Metrics {
         let logins = Family::<LoginLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests answered, by route and status", requests.clone());
         registry.register("logins", "Login attempts by outcome", logins.clone());
-        Metrics { registry: Arc::new(registry), requests, logins }
+        let telephony = TelephonyMetrics::default();
+        registry.register(
+            "sip_calls_refused",
+            "New calls answered 503: beyond sip.max_calls or sip.max_calls_per_second, or while overloaded",
+            telephony.calls_refused.clone(),
+        );
+        registry.register(
+            "media_prompt_ticks",
+            "Prompt-frame ticks of the media sessions (one per 20 ms of a prompt or music playing)",
+            telephony.prompt_ticks.clone(),
+        );
+        registry.register(
+            "media_late_prompt_ticks",
+            "Prompt-frame ticks so late that frames were skipped: gaps the caller heard",
+            telephony.late_prompt_ticks.clone(),
+        );
+        registry.register(
+            "overload",
+            "1 while new calls are refused because prompts go out with gaps",
+            telephony.overload.clone(),
+        );
+        Metrics { registry: Arc::new(registry), requests, logins, telephony }
     }
 }
 
@@ -45,6 +78,11 @@ impl Metrics {
 
     pub fn login(&self, outcome: &'static str) {
         self.logins.get_or_create(&LoginLabels { outcome }).inc();
+    }
+
+    /// Handles on the telephony figures, for whoever reports them.
+    pub fn telephony(&self) -> TelephonyMetrics {
+        self.telephony.clone()
     }
 
     pub fn encode(&self) -> String {

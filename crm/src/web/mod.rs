@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::WebError;
-pub use metrics::Metrics;
+pub use metrics::{Metrics, TelephonyMetrics};
 pub use router::router;
 pub use session::{CurrentUser, SESSION_COOKIE};
 

@@ -21,7 +21,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use rsipstack::sip::{Header, Method, Request, Response};
@@ -127,17 +127,33 @@ impl Default for CallSettings {
 
 /// A flag whoever can tell that loket falls behind raises (the media engine's prompts going out
 /// late): new calls are then refused like calls beyond `max_calls`, so that the calls in progress
-/// keep their audio instead of every call losing it.
+/// keep their audio instead of every call losing it. It also counts the new calls refused with
+/// 503, for whichever of these reasons.
 #[derive(Debug, Clone, Default)]
-pub struct Overload(Arc<AtomicBool>);
+pub struct Overload(Arc<OverloadState>);
+
+#[derive(Debug, Default)]
+struct OverloadState {
+    raised: AtomicBool,
+    refused: AtomicU64,
+}
 
 impl Overload {
     pub fn set(&self, raised: bool) {
-        self.0.store(raised, Ordering::Relaxed);
+        self.0.raised.store(raised, Ordering::Relaxed);
     }
 
     pub fn is_raised(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.raised.load(Ordering::Relaxed)
+    }
+
+    /// New calls answered 503 so far.
+    pub fn refused(&self) -> u64 {
+        self.0.refused.load(Ordering::Relaxed)
+    }
+
+    fn count_refusal(&self) {
+        self.0.refused.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -475,6 +491,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         let no_application = number.target == Target::Application && self.calls.application.is_none();
         let refused = no_application || self.calls.is_full() || self.calls.settings.overload.is_raised();
         if refused || !self.calls.new_calls.admit(now) {
+            self.calls.settings.overload.count_refusal();
             let retry_after = self.calls.settings.retry_after.to_string();
             let reply =
                 Reply::to_request_with(&request, 503, "Service Unavailable", &[("Retry-After", &retry_after)], &[]);

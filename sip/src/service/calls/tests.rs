@@ -349,12 +349,14 @@ async fn a_raised_overload_flag_refuses_new_calls_only() {
     let mut second = Caller::new(server, DEMO).await;
     second.send("INVITE", OFFER).await;
     assert!(second.expect(503, "INVITE").await.contains("\r\nRetry-After: 5\r\n"));
+    assert_eq!(overload.refused(), 1);
     first.send("BYE", "").await;
     first.expect(200, "BYE").await;
     overload.set(false);
     let mut third = Caller::established(server, DEMO).await;
     third.send("BYE", "").await;
     third.expect(200, "BYE").await;
+    assert_eq!(overload.refused(), 1);
 }
 
 /// A phone that loket calls: it answers what it is told to, copying the request's Via, From, To
