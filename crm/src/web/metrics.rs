@@ -47,21 +47,26 @@ impl Default for Metrics {
         registry.register("http_requests", "HTTP requests answered, by route and status", requests.clone());
         registry.register("logins", "Login attempts by outcome", logins.clone());
         let telephony = TelephonyMetrics::default();
-        registry.register(
-            "sip_calls_refused",
-            "New calls answered 503: beyond sip.max_calls or sip.max_calls_per_second, or while overloaded",
-            telephony.calls_refused.clone(),
-        );
-        registry.register(
-            "media_prompt_ticks",
-            "Prompt-frame ticks of the media sessions (one per 20 ms of a prompt or music playing)",
-            telephony.prompt_ticks.clone(),
-        );
-        registry.register(
-            "media_late_prompt_ticks",
-            "Prompt-frame ticks so late that frames were skipped: gaps the caller heard",
-            telephony.late_prompt_ticks.clone(),
-        );
+        let counters = [
+            (
+                "sip_calls_refused",
+                "New calls answered 503: beyond sip.max_calls or sip.max_calls_per_second, or while overloaded",
+                &telephony.calls_refused,
+            ),
+            (
+                "media_prompt_ticks",
+                "Prompt-frame ticks of the media sessions (one per 20 ms of a prompt or music playing)",
+                &telephony.prompt_ticks,
+            ),
+            (
+                "media_late_prompt_ticks",
+                "Prompt-frame ticks so late that frames were skipped: gaps the caller heard",
+                &telephony.late_prompt_ticks,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
+        }
         registry.register(
             "overload",
             "1 while new calls are refused because prompts go out with gaps",
