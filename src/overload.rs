@@ -26,21 +26,35 @@ pub struct Shedding {
     raised: bool,
 }
 
+/// What one reading brought: the ticks since the last one, and the decision on them.
+#[derive(Debug)]
+pub struct Verdict {
+    pub raised: bool,
+    pub ticks: u64,
+    pub late: u64,
+}
+
+impl Verdict {
+    pub fn late_share(&self) -> f64 {
+        if self.ticks == 0 { 0.0 } else { self.late as f64 / self.ticks as f64 }
+    }
+}
+
 impl Shedding {
     pub fn new(start: PaceReading) -> Shedding {
         Shedding { last: start, raised: false }
     }
 
-    /// Whether new calls are to be refused, judged on the ticks since the last reading; and the
-    /// share of those that were late.
-    pub fn update(&mut self, reading: PaceReading) -> (bool, f64) {
+    /// Whether new calls are to be refused, judged on the ticks since the last reading.
+    pub fn update(&mut self, reading: PaceReading) -> Verdict {
         let ticks = reading.ticks.saturating_sub(self.last.ticks);
         let late = reading.late.saturating_sub(self.last.late);
         self.last = reading;
-        let share = if ticks == 0 { 0.0 } else { late as f64 / ticks as f64 };
+        let mut verdict = Verdict { raised: false, ticks, late };
         let threshold = if self.raised { CLEAR_SHARE } else { RAISE_SHARE };
-        self.raised = ticks >= MIN_TICKS && share >= threshold;
-        (self.raised, share)
+        self.raised = ticks >= MIN_TICKS && verdict.late_share() >= threshold;
+        verdict.raised = self.raised;
+        verdict
     }
 }
 
@@ -48,15 +62,15 @@ impl Shedding {
 /// metrics; runs until aborted.
 pub async fn watch(media: MediaEngine, overload: Overload, metrics: TelephonyMetrics) {
     let mut shedding = Shedding::new(media.pace());
-    let mut last = (media.pace(), overload.refused());
+    let mut refused_before = overload.refused();
     let mut interval = tokio::time::interval(EVERY);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let (pace, refused) = (media.pace(), overload.refused());
-        let (raised, late_share) = shedding.update(pace);
-        if raised != overload.is_raised() {
-            if raised {
+        let verdict = shedding.update(media.pace());
+        if verdict.raised != overload.is_raised() {
+            let late_share = verdict.late_share();
+            if verdict.raised {
                 tracing::warn!(
                     late_share,
                     "prompts are going out late: new calls are refused (503) until they are on time"
@@ -64,13 +78,14 @@ pub async fn watch(media: MediaEngine, overload: Overload, metrics: TelephonyMet
             } else {
                 tracing::info!(late_share, "prompts are on time again: new calls are taken");
             }
-            overload.set(raised);
+            overload.set(verdict.raised);
         }
-        metrics.prompt_ticks.inc_by(pace.ticks.saturating_sub(last.0.ticks));
-        metrics.late_prompt_ticks.inc_by(pace.late.saturating_sub(last.0.late));
-        metrics.calls_refused.inc_by(refused.saturating_sub(last.1));
-        metrics.overload.set(i64::from(raised));
-        last = (pace, refused);
+        let refused = overload.refused();
+        metrics.prompt_ticks.inc_by(verdict.ticks);
+        metrics.late_prompt_ticks.inc_by(verdict.late);
+        metrics.calls_refused.inc_by(refused.saturating_sub(refused_before));
+        metrics.overload.set(i64::from(verdict.raised));
+        refused_before = refused;
     }
 }
 
@@ -86,7 +101,7 @@ mod tests {
             .iter()
             .map(|(ticks, late)| {
                 total = PaceReading { ticks: total.ticks + ticks, late: total.late + late };
-                shedding.update(total).0
+                shedding.update(total).raised
             })
             .collect()
     }
