@@ -9,6 +9,9 @@
 # mode (Debian's rtpengine-daemon, table = -1 as in ../shared/bench/rtpengine-anchor.conf),
 # set up over its ng control protocol (bencode over UDP), offer then answer per call.
 # Memory per call = (RSS at the end of the step - RSS of the idle process) / N.
+# Then the floor: `floor_relay`, a relay that forwards each datagram unchanged with one epoll set
+# and a system call per read and per send, and looks at nothing. Its cost is the kernel's share of
+# any relay of this kind; each step ends with the three costs per packet as ratios to rtpengine's.
 #
 # Usage: bench/media-relay.sh [CALLS ...]   (default: 200 500 1000; SECONDS=15 per step)
 # Every process started here is stopped by its pid; every wait is bounded.
@@ -22,7 +25,7 @@ NG_PORT=22223
 command -v rtpengine >/dev/null || { echo "rtpengine is not installed (apt-get install rtpengine-daemon)" >&2; exit 1; }
 
 echo "# building relay_server and rtp_load (release)"
-cargo build --release -p loket-media --example relay_server --example rtp_load 2>&1 | tail -1
+cargo build --release -p loket-media --example relay_server --example rtp_load --example floor_relay 2>&1 | tail -1
 BIN=${CARGO_TARGET_DIR:-target}/release/examples
 R=$(mktemp -d /tmp/media-relay.XXXXXX)
 PIDS=()
@@ -90,6 +93,7 @@ for calls in "${STEPS[@]}"; do
     kill "$pid"; wait "$pid" 2>/dev/null || true
     rss=$(sed -E 's/.*relay_rss_kib=([0-9]+).*/\1/' <<<"$line")
     echo "loket     $line kib_per_call=$(( (rss - LOKET_IDLE) / calls ))"
+    loket_us=$(sed -E 's/.*cpu_us_per_packet=([0-9.]+).*/\1/' <<<"$line")
 
     rtpengine --config-file="$R/rtpengine.conf" --foreground > "$R/rtpengine.log" 2>&1 & rp=$!; PIDS+=("$rp")
     for _ in $(seq 1 50); do
@@ -102,6 +106,17 @@ for calls in "${STEPS[@]}"; do
     kill "$rp"; wait "$rp" 2>/dev/null || true
     rss=$(sed -E 's/.*relay_rss_kib=([0-9]+).*/\1/' <<<"$line")
     echo "rtpengine $line kib_per_call=$(( (rss - idle) / calls ))"
+    rtpengine_us=$(sed -E 's/.*cpu_us_per_packet=([0-9.]+).*/\1/' <<<"$line")
+
+    rm -f "$R/calls-floor"
+    "$BIN/floor_relay" "$calls" "$PHONE_BASE" 24000 "$R/calls-floor" & pid=$!; PIDS+=("$pid")
+    wait_file "$R/calls-floor"
+    line=$(timeout $((SECONDS_PER_STEP + 30)) "$BIN/rtp_load" "$R/calls-floor" "$PHONE_BASE" "$SECONDS_PER_STEP" "$pid")
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    echo "floor     $line"
+    floor_us=$(sed -E 's/.*cpu_us_per_packet=([0-9.]+).*/\1/' <<<"$line")
+    awk -v l="$loket_us" -v r="$rtpengine_us" -v f="$floor_us" 'BEGIN {
+        printf "CPU per packet against rtpengine: loket %.2f, floor %.2f (goal: loket 0.50 or less)\n", l / r, f / r }'
 done
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 rm -rf "$R"
