@@ -34,12 +34,15 @@ SHA_CLAIM=$($C SCRIPT LOAD "local r = redis.call('ZPOPMIN', KEYS[1]) if r[1] the
 timeout 120 redis-benchmark -h 127.0.0.1 -p "$PORT" -n $((N * 2)) -c 50 -P 64 -r 10000000 \
     zadd q:nl:general __rand_int__ m:__rand_int__ > /dev/null
 echo "# anchor queue size before claims: $($C ZCARD q:nl:general)"
+cpu_seconds() { $C INFO cpu | awk -F: '/_main_thread/ {s += $2} END {printf "%.6f", s}'; }
+ANCHOR_CPU_BEFORE=$(cpu_seconds)
 ANCHOR_CSV=$(timeout 120 redis-benchmark -h 127.0.0.1 -p "$PORT" --csv -n "$N" -c 50 -P 1 -r 1000 \
     EVALSHA "$SHA_CLAIM" 2 q:nl:general assigned:nl agent:__rand_int__)
+ANCHOR_CPU_US=$(awk -v a="$ANCHOR_CPU_BEFORE" -v b="$(cpu_seconds)" -v n="$N" 'BEGIN {printf "%.2f", (b - a) * 1e6 / n}')
 $C DEL q:nl:general assigned:nl > /dev/null
 ANCHOR_RPS=$(echo "$ANCHOR_CSV" | tail -1 | cut -d, -f2 | tr -d '"')
-echo "# anchor: EVALSHA claim (ZPOPMIN+HSET), 50 clients, pipeline 1: $ANCHOR_RPS requests/s"
+echo "# anchor: EVALSHA claim (ZPOPMIN+HSET), 50 clients, pipeline 1: $ANCHOR_RPS requests/s, redis CPU $ANCHOR_CPU_US µs per claim"
 
-ROUTING_BENCH_REDIS_URL="redis://127.0.0.1:$PORT" ROUTING_ANCHOR_RPS="$ANCHOR_RPS" \
+ROUTING_BENCH_REDIS_URL="redis://127.0.0.1:$PORT" ROUTING_ANCHOR_RPS="$ANCHOR_RPS" ROUTING_ANCHOR_CPU_US="$ANCHOR_CPU_US" \
     timeout 600 cargo bench -q -p loket-routing --bench assign 2>&1 | grep -v '^$'
 echo "# redis commands left behind by the run: $($C DBSIZE)"

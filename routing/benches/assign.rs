@@ -83,6 +83,17 @@ fn main() {
             redis_throughput.assignments_per_second * 100.0 / anchor
         );
     }
+    let anchor_cpu: Option<f64> = std::env::var("ROUTING_ANCHOR_CPU_US").ok().and_then(|micros| micros.parse().ok());
+    let cpu = redis_throughput.redis_cpu_per_assignment.as_secs_f64() * 1e6;
+    println!(
+        "redis CPU per assignment: {cpu:.1} µs (redis busy {:.0} % of the phase){}",
+        redis_throughput.redis_busy * 100.0,
+        anchor_cpu.map_or(String::new(), |anchor| format!(
+            "; anchor {anchor:.1} µs per claim, so a third of its rate allows {:.1} µs: ratio {:.2}",
+            anchor * 3.0,
+            anchor * 3.0 / cpu
+        ))
+    );
     println!(
         "redis round trips per assignment: {:.2} (script calls: one per accept or completion, two for a fallback)",
         redis_throughput.round_trips_per_assignment
@@ -93,6 +104,9 @@ struct Throughput {
     assignments_per_second: f64,
     enqueues_per_second: f64,
     round_trips_per_assignment: f64,
+    /// Redis main-thread CPU per assignment, and the share of the elapsed time it was busy.
+    redis_cpu_per_assignment: Duration,
+    redis_busy: f64,
 }
 
 struct Latency {
@@ -240,6 +254,8 @@ fn memory_throughput(workload: &Workload) -> Throughput {
         assignments_per_second: assignments as f64 / elapsed.as_secs_f64(),
         enqueues_per_second: workload.items.len() as f64 / enqueue_elapsed.as_secs_f64(),
         round_trips_per_assignment: 0.0,
+        redis_cpu_per_assignment: Duration::ZERO,
+        redis_busy: 0.0,
     }
 }
 
@@ -291,7 +307,7 @@ async fn redis_throughput(workload: &Workload, url: &str) -> Throughput {
     });
     futures_util::future::join_all(producers).await;
     let enqueue_elapsed = enqueue_start.elapsed();
-    let calls_before = commands_processed(url).await;
+    let before = RedisCounters::read(url).await;
     let start = Instant::now();
     let workers = workload.agents.iter().map(|profile| {
         let store = store.clone();
@@ -318,13 +334,17 @@ async fn redis_throughput(workload: &Workload, url: &str) -> Throughput {
     });
     let assignments: usize = futures_util::future::join_all(workers).await.into_iter().sum();
     let elapsed = start.elapsed();
-    let calls = commands_processed(url).await.saturating_sub(calls_before);
+    let after = RedisCounters::read(url).await;
     assert_eq!(assignments, workload.items.len(), "every item must be assigned");
     store.delete_everything().await.expect("clean up");
     Throughput {
         assignments_per_second: assignments as f64 / elapsed.as_secs_f64(),
         enqueues_per_second: workload.items.len() as f64 / enqueue_elapsed.as_secs_f64(),
-        round_trips_per_assignment: calls as f64 / assignments as f64,
+        round_trips_per_assignment: after.script_calls.saturating_sub(before.script_calls) as f64 / assignments as f64,
+        redis_cpu_per_assignment: Duration::from_secs_f64(
+            (after.cpu_seconds - before.cpu_seconds) / assignments as f64,
+        ),
+        redis_busy: (after.cpu_seconds - before.cpu_seconds) / elapsed.as_secs_f64(),
     }
 }
 
@@ -353,17 +373,36 @@ async fn redis_latency(workload: &Workload, url: &str) -> Latency {
     percentiles(latencies)
 }
 
-/// Script calls the server processed (`EVALSHA`/`EVAL`), to count round trips per assignment.
-async fn commands_processed(url: &str) -> u64 {
-    let client = redis::Client::open(url).expect("redis url");
-    let mut connection = client.get_multiplexed_async_connection().await.expect("redis connection");
-    let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut connection).await.expect("info");
-    info.lines()
-        .filter(|line| line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_eval:"))
-        .filter_map(|line| line.split("calls=").nth(1))
-        .filter_map(|rest| rest.split(',').next())
-        .filter_map(|calls| calls.parse::<u64>().ok())
-        .sum()
+/// What the server counts about itself: script calls (`EVALSHA`/`EVAL`), to count round trips per
+/// assignment, and its main thread's CPU time, which is what bounds its throughput.
+struct RedisCounters {
+    script_calls: u64,
+    cpu_seconds: f64,
+}
+
+impl RedisCounters {
+    async fn read(url: &str) -> RedisCounters {
+        let client = redis::Client::open(url).expect("redis url");
+        let mut connection = client.get_multiplexed_async_connection().await.expect("redis connection");
+        let info: String =
+            redis::cmd("INFO").arg("commandstats").arg("cpu").query_async(&mut connection).await.expect("info");
+        let script_calls = info
+            .lines()
+            .filter(|line| line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_eval:"))
+            .filter_map(|line| line.split("calls=").nth(1))
+            .filter_map(|rest| rest.split(',').next())
+            .filter_map(|calls| calls.parse::<u64>().ok())
+            .sum();
+        let cpu_seconds = info
+            .lines()
+            .filter_map(|line| {
+                line.strip_prefix("used_cpu_user_main_thread:")
+                    .or_else(|| line.strip_prefix("used_cpu_sys_main_thread:"))
+            })
+            .filter_map(|seconds| seconds.trim().parse::<f64>().ok())
+            .sum();
+        RedisCounters { script_calls, cpu_seconds }
+    }
 }
 
 fn offers(actions: &[Action]) -> Vec<(WorkItemId, AgentId)> {
