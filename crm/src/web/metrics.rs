@@ -69,7 +69,7 @@ impl Default for Metrics {
         }
         registry.register(
             "overload",
-            "1 while new calls are refused because prompts go out with gaps",
+            "1 while prompts going out with gaps hold the calls alive under a ceiling (new calls beyond: 503)",
             telephony.overload.clone(),
         );
         Metrics { registry: Arc::new(registry), requests, logins, telephony }

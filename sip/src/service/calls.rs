@@ -21,7 +21,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use rsipstack::sip::{Header, Method, Request, Response};
@@ -102,7 +102,7 @@ pub struct CallSettings {
     pub max_calls_per_second: u32,
     /// The Retry-After of those 503s, in seconds.
     pub retry_after: u32,
-    /// While raised, new calls are answered 503 too.
+    /// A ceiling below `max_calls` while loket falls behind.
     pub overload: Overload,
     /// Where the application's calls to numbers go, and where loket registers; `None`: numbers
     /// cannot be dialled.
@@ -125,26 +125,44 @@ impl Default for CallSettings {
     }
 }
 
-/// A flag whoever can tell that loket falls behind raises (the media engine's prompts going out
-/// late): new calls are then refused like calls beyond `max_calls`, so that the calls in progress
-/// keep their audio instead of every call losing it. It also counts the new calls refused with
-/// 503, for whichever of these reasons.
-#[derive(Debug, Clone, Default)]
+/// A ceiling on the legs alive at once, below `max_calls`, that whoever can tell that loket falls
+/// behind sets (the media engine's prompts going out late): new calls beyond it are refused like
+/// calls beyond `max_calls`, so that the calls in progress keep their audio instead of every call
+/// losing it. It shows the legs alive, to set the ceiling from, and counts the new calls refused
+/// with 503, for whichever reason.
+#[derive(Debug, Clone)]
 pub struct Overload(Arc<OverloadState>);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct OverloadState {
-    raised: AtomicBool,
+    /// `usize::MAX` when there is none.
+    ceiling: AtomicUsize,
+    legs: AtomicUsize,
     refused: AtomicU64,
 }
 
+impl Default for Overload {
+    fn default() -> Self {
+        Overload(Arc::new(OverloadState {
+            ceiling: AtomicUsize::new(usize::MAX),
+            legs: AtomicUsize::new(0),
+            refused: AtomicU64::new(0),
+        }))
+    }
+}
+
 impl Overload {
-    pub fn set(&self, raised: bool) {
-        self.0.raised.store(raised, Ordering::Relaxed);
+    pub fn set_ceiling(&self, ceiling: Option<usize>) {
+        self.0.ceiling.store(ceiling.unwrap_or(usize::MAX), Ordering::Relaxed);
     }
 
-    pub fn is_raised(&self) -> bool {
-        self.0.raised.load(Ordering::Relaxed)
+    pub fn ceiling(&self) -> Option<usize> {
+        Some(self.0.ceiling.load(Ordering::Relaxed)).filter(|&ceiling| ceiling != usize::MAX)
+    }
+
+    /// Legs alive (or about to be) when a call last started or ended.
+    pub fn legs(&self) -> usize {
+        self.0.legs.load(Ordering::Relaxed)
     }
 
     /// New calls answered 503 so far.
@@ -154,6 +172,10 @@ impl Overload {
 
     fn count_refusal(&self) {
         self.0.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn note_legs(&self, legs: usize) {
+        self.0.legs.store(legs, Ordering::Relaxed);
     }
 }
 
@@ -391,9 +413,15 @@ impl Calls {
         self.invites.contains_key(key)
     }
 
-    /// Whether `max_calls` legs are alive or about to be.
+    /// Legs alive or about to be.
+    fn legs(&self) -> usize {
+        self.calls.len() + self.originating.len()
+    }
+
+    /// Whether `max_calls` legs are alive or about to be, or the overload ceiling's number.
     fn is_full(&self) -> bool {
-        self.calls.len() + self.originating.len() >= self.settings.max_calls
+        let legs = self.legs();
+        legs >= self.settings.max_calls || self.settings.overload.ceiling().is_some_and(|ceiling| legs >= ceiling)
     }
 
     /// A callee reached over UDP at `addr`.
@@ -489,7 +517,8 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
         };
         // Only calls that would be taken use up the admission budget.
         let no_application = number.target == Target::Application && self.calls.application.is_none();
-        let refused = no_application || self.calls.is_full() || self.calls.settings.overload.is_raised();
+        self.calls.settings.overload.note_legs(self.calls.legs());
+        let refused = no_application || self.calls.is_full();
         if refused || !self.calls.new_calls.admit(now) {
             self.calls.settings.overload.count_refusal();
             let retry_after = self.calls.settings.retry_after.to_string();
@@ -1027,6 +1056,7 @@ impl<C: CredentialStore, L: LocationStore> Service<C, L> {
             Action::Ended(reason) => {
                 tracing::debug!(leg = id.0, ?reason, "call leg ended");
                 if let Some(call) = self.calls.calls.remove(&id) {
+                    self.calls.settings.overload.note_legs(self.calls.legs());
                     self.calls.dialogs.remove(&(call.dialog.call_id, call.dialog.local_tag));
                     if let Some((_, key)) = &call.invite {
                         self.calls.invites.remove(key);

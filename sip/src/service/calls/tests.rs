@@ -336,7 +336,7 @@ async fn overload_is_refused_with_retry_after() {
 /// While the overload flag is raised new calls get 503 and the call in progress goes on; once
 /// lowered, calls are taken again.
 #[tokio::test]
-async fn a_raised_overload_flag_refuses_new_calls_only() {
+async fn an_overload_ceiling_refuses_new_calls_beyond_it_only() {
     let overload = Overload::default();
     let settings = CallSettings {
         numbers: vec![number(DEMO, Duration::ZERO, None)],
@@ -345,17 +345,25 @@ async fn a_raised_overload_flag_refuses_new_calls_only() {
     };
     let server = start(settings).await;
     let mut first = Caller::established(server, DEMO).await;
-    overload.set(true);
-    let mut second = Caller::new(server, DEMO).await;
-    second.send("INVITE", OFFER).await;
-    assert!(second.expect(503, "INVITE").await.contains("\r\nRetry-After: 5\r\n"));
+    let mut second = Caller::established(server, DEMO).await;
+    assert_eq!(overload.legs(), 1, "the legs alive when the second call came");
+    // Two legs alive, a ceiling of two: the calls in progress go on, a new one is refused.
+    overload.set_ceiling(Some(2));
+    let mut third = Caller::new(server, DEMO).await;
+    third.send("INVITE", OFFER).await;
+    assert!(third.expect(503, "INVITE").await.contains("\r\nRetry-After: 5\r\n"));
     assert_eq!(overload.refused(), 1);
+    assert_eq!(overload.legs(), 2);
+    // One ends: there is room under the ceiling again.
     first.send("BYE", "").await;
     first.expect(200, "BYE").await;
-    overload.set(false);
-    let mut third = Caller::established(server, DEMO).await;
-    third.send("BYE", "").await;
-    third.expect(200, "BYE").await;
+    let mut fourth = Caller::established(server, DEMO).await;
+    fourth.send("BYE", "").await;
+    fourth.expect(200, "BYE").await;
+    second.send("BYE", "").await;
+    second.expect(200, "BYE").await;
+    assert_eq!(overload.legs(), 0);
+    overload.set_ceiling(None);
     assert_eq!(overload.refused(), 1);
 }
 
