@@ -12,6 +12,7 @@
 //! task waits for its file before it ends.
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -489,13 +490,16 @@ pub(super) async fn run(
                 Some(command) => task.handle_command(Instant::now(), command),
                 None => break,
             },
-            ready = leg.rtp.readable(), if !read_on_tick => {
+            // Polled rather than awaited with `readable()`: that future enters the socket's waiter
+            // list under a lock each time it is made and leaves it when another branch wins, once
+            // or twice per packet; the poll keeps one waker, and only this task waits here.
+            ready = poll_fn(|context| leg.rtp.poll_recv_ready(context)), if !read_on_tick => {
                 if ready.is_err() {
                     break;
                 }
                 task.read_rtp(&mut rtp_buffer, None);
             },
-            ready = leg.rtcp.readable() => {
+            ready = poll_fn(|context| leg.rtcp.poll_recv_ready(context)) => {
                 if ready.is_err() {
                     break;
                 }
