@@ -12,7 +12,8 @@
 #   PROFILE=queue 11.5 s calls: the deflection message, then the queue taxes-en-l1 (case draft in
 #                 the database, work item in the router, announcements and music), then the
 #                 caller hangs up (the abandoned call is noted on the case).
-# Per rate it prints: achieved calls/s, calls ok / planned, failed calls, concurrent calls at the
+# Per rate it prints: achieved calls/s, calls ok / planned, failed calls (and how many of them loket
+# refused with 503, from its /metrics), concurrent calls at the
 # plateau, INVITE→200 p50/p99, loket's CPU (utime+stime of all its threads, /proc/PID/stat) in % of
 # a core and per call, with the share of its SQLite threads, loket's RSS at the plateau (idle →
 # plateau) and per concurrent call, the RTP packets/s loket delivered to the callers (the drop
@@ -59,12 +60,14 @@ esac
 QUIET_WAIT=${QUIET_WAIT:-60}
 OTHERS_MAX=${OTHERS_MAX:-30}
 LOKET_SIP_PORT=15080
+# The console's port, for /metrics: the 503s loket answered (loket_sip_calls_refused_total).
+LOKET_HTTP_PORT=15088
 CALLER_SIP_PORT=15061
 CALLER_MEDIA_PORT=16000
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 LOKET=$CARGO_TARGET_DIR/release/loket
-for tool in sipp python3; do
-    command -v $tool >/dev/null || { echo "ivr-load.sh needs $tool (apt-get install sip-tester python3)"; exit 1; }
+for tool in sipp python3 curl; do
+    command -v $tool >/dev/null || { echo "ivr-load.sh needs $tool (apt-get install sip-tester python3 curl)"; exit 1; }
 done
 if [ -n "${IVR_LOAD_DATABASE_URL:-}" ]; then
     command -v psql >/dev/null || { echo "IVR_LOAD_DATABASE_URL needs psql to count the cases"; exit 1; }
@@ -138,7 +141,7 @@ loket_start() {  # $1 run directory; sets LOKET_PID
     db=${IVR_LOAD_DATABASE_URL:-"sqlite://$dir/data/loket.db?mode=rwc"}
     cat > "$dir/loket.toml" <<EOF
 [http]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:$LOKET_HTTP_PORT"
 
 [database]
 url = "$db"
@@ -461,7 +464,7 @@ cmd = sys.argv[1]
 if cmd == "merge":
     r = json.loads(sys.argv[2])
     r.update(cases=int(sys.argv[3] or 0), log_warn=int(sys.argv[4]), log_error=int(sys.argv[5]),
-             loket_alive=sys.argv[6] == "true")
+             loket_alive=sys.argv[6] == "true", refused=int(float(sys.argv[7])) if sys.argv[7] else None)
     print(json.dumps(r))
 elif cmd == "others":
     # (perf record's own CPU counts among the others: a profiled step is not repeated.)
@@ -473,6 +476,7 @@ elif cmd == "line":
     r = json.loads(sys.argv[2])
     rt = r["invite_200_ms"]
     print(f"r={r['rate']}: achieved={r['achieved_cps']} ok={r['successful']}/{r['calls_planned']} failed={r['failed']} "
+          f"(refused with 503 by loket: {f(r.get('refused'))}) "
           f"concurrent={r['concurrent']} INVITE->200 p50/p99={rt['p50']}/{rt['p99']} ms loket={r['loket_cpu_pct']}% "
           f"({r['loket_ms_per_call']} ms/call, sqlite {sqlite(r):.1f}%) rss={r['rss_idle_kib']}->{r['rss_plateau_kib']} KiB "
           f"rtp->callers={r['rtp_to_callers_pps']}/s ({r['rtp_per_concurrent_call_pps']}/call) UDP drops loket media/loket SIP/SIPp SIP="
@@ -483,13 +487,13 @@ elif cmd == "line":
 elif cmd == "table":
     rows = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
     print()
-    print("| target cps | achieved cps | ok / planned | failed | concurrent | INVITE→200 p50 / p99 ms | loket CPU % core "
+    print("| target cps | achieved cps | ok / planned | failed (of which 503) | concurrent | INVITE→200 p50 / p99 ms | loket CPU % core "
           "| CPU ms / call | SQLite threads % core | RSS MiB idle → plateau | KiB / concurrent call | RTP pkts/s to callers "
           "| per call | UDP drops: loket media / loket SIP / SIPp SIP | cases | log warn / error | SIPp % core | others % core |")
     print("|" + "---|" * 18)
     for r in rows:
         rt = r["invite_200_ms"]
-        print(f"| {r['rate']} | {f(r['achieved_cps'], 1)} | {r['successful']:,} / {r['calls_planned']:,} | {r['failed']} "
+        print(f"| {r['rate']} | {f(r['achieved_cps'], 1)} | {r['successful']:,} / {r['calls_planned']:,} | {r['failed']} ({f(r.get('refused'))}) "
               f"| {f(r['concurrent'])} | {f(rt['p50'], 1)} / {f(rt['p99'], 1)} | {f(r['loket_cpu_pct'], 1)} "
               f"| {f(r['loket_ms_per_call'], 2)} | {f(sqlite(r), 1)} "
               f"| {f((r['rss_idle_kib'] or 0) / 1024)} → {f((r['rss_plateau_kib'] or 0) / 1024)} "
@@ -513,7 +517,7 @@ echo "# profile $PROFILE, keys by $DTMF: ${CALL_MS} ms calls, ${DURATION} s of c
 echo "# $(nproc) cores, $(uname -r), $(sipp -v 2>/dev/null | grep -o 'SIPp v[^ ]*'); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 # One rate: loket afresh, the load, the figures; sets $line.
 step() {  # $1 rate
-    local rate=$1 perf=false args cases0 log0 cases alive
+    local rate=$1 perf=false args cases0 log0 cases alive refused
     RUN=$OUT/r$rate
     loket_start "$RUN" || return 1
     sleep 1
@@ -530,13 +534,15 @@ step() {  # $1 rate
     STEP_PID=""
     line=$(cat "$RUN/step.json")
     [ -n "$line" ] || { echo "the step at $rate calls/s gave no figures"; loket_stop; return 1; }
-    sleep 1  # the last calls' hang-ups reach the database
+    sleep 1  # the last calls' hang-ups reach the database, and the metrics their second's figures
+    # A fresh loket per step: its count is the step's.
+    refused=$(curl -s --max-time 5 "http://127.0.0.1:$LOKET_HTTP_PORT/metrics" | awk '$1 == "loket_sip_calls_refused_total" {print $2}')
     cases=$(( $(count_cases "$RUN" || echo 0) - ${cases0:-0} ))
     # The step's log lines, without colours.
     tail -n +$((log0 + 1)) "$RUN/err.log" | sed -E 's/\x1b\[[0-9;]*m//g' > "$RUN/step.log"
     alive=true; kill -0 "$LOKET_PID" 2>/dev/null || alive=false
     line=$(python3 "$OUT/ivr-report.py" merge "$line" "$cases" "$(grep -c ' WARN ' "$RUN/step.log")" \
-        "$(grep -c ' ERROR ' "$RUN/step.log")" "$alive")
+        "$(grep -c ' ERROR ' "$RUN/step.log")" "$alive" "$refused")
     python3 "$OUT/ivr-report.py" line "$line"
     if grep -q -E ' (WARN|ERROR) ' "$RUN/step.log"; then
         echo "  loket's log during the step, distinct warnings and errors (numbers as N):"
