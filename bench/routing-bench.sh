@@ -5,6 +5,8 @@
 #      pipeline 1, exactly as shared/bench/run-redis.sh drives it;
 #   2. loket's routing stores (in-process and Redis): 10,000 items, 200 agents, printed as a table
 #      with the ratio to the goals (in-process 200,000 assignments/s; Redis a third of the anchor).
+#      Also Redis's main-thread CPU per assignment (INFO cpu) against three times the anchor's per
+#      claim: the same goal, steadier than the rates when other processes load the machine.
 # Everything is bounded: fixed counts and a timeout on each step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
