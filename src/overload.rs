@@ -114,8 +114,14 @@ pub async fn watch(media: MediaEngine, overload: Overload, metrics: TelephonyMet
         metrics.late_prompt_ticks.inc_by(verdict.late);
         metrics.calls_refused.inc_by(refused.saturating_sub(refused_before));
         metrics.overload.set(i64::from(verdict.ceiling.is_some()));
+        metrics.ceiling.set(verdict.ceiling.map_or(0, gauge_value));
+        metrics.legs.set(gauge_value(legs));
         refused_before = refused;
     }
+}
+
+fn gauge_value(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

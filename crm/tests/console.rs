@@ -535,6 +535,8 @@ async fn health_readiness_and_metrics() {
         "loket_media_prompt_ticks_total 0",
         "loket_media_late_prompt_ticks_total 0",
         "loket_overload 0",
+        "loket_overload_ceiling 0",
+        "loket_sip_legs 0",
     ] {
         assert!(metrics.lines().any(|metric| metric == line), "{line} in {metrics}");
     }

@@ -37,6 +37,8 @@ pub struct TelephonyMetrics {
     pub prompt_ticks: Counter,
     pub late_prompt_ticks: Counter,
     pub overload: Gauge,
+    pub legs: Gauge,
+    pub ceiling: Gauge,
 }
 
 impl Default for Metrics {
@@ -67,11 +69,26 @@ impl Default for Metrics {
         for (name, help, counter) in counters {
             registry.register(name, help, counter.clone());
         }
-        registry.register(
-            "overload",
-            "1 while prompts going out with gaps hold the calls alive under a ceiling (new calls beyond: 503)",
-            telephony.overload.clone(),
-        );
+        let gauges = [
+            (
+                "overload",
+                "1 while prompts going out with gaps hold the calls alive under a ceiling (new calls beyond: 503)",
+                &telephony.overload,
+            ),
+            (
+                "overload_ceiling",
+                "The ceiling on call legs alive while prompts go out with gaps; 0 when there is none",
+                &telephony.ceiling,
+            ),
+            (
+                "sip_legs",
+                "Call legs alive (a bridged call counts its caller and each phone rung) when a call last started or ended",
+                &telephony.legs,
+            ),
+        ];
+        for (name, help, gauge) in gauges {
+            registry.register(name, help, gauge.clone());
+        }
         Metrics { registry: Arc::new(registry), requests, logins, telephony }
     }
 }
