@@ -82,7 +82,7 @@ impl Default for Metrics {
             ),
             (
                 "sip_legs",
-                "Call legs alive (a bridged call counts its caller and each phone rung) when a call last started or ended",
+                "Call legs alive (a bridged call counts its caller and each phone rung) when a new call last came in or a leg ended",
                 &telephony.legs,
             ),
         ];

@@ -1048,6 +1048,7 @@ impl RouterCore {
         }
         if let Some(since) = new_since {
             for queue in new_queues {
+                // Looked up first, so that the hot path does not clone the queue id for `entry`.
                 if let Some(routable) = self.routable.get_mut(queue) {
                     routable.insert((since, agent));
                 } else {

@@ -160,7 +160,8 @@ impl Overload {
         Some(self.0.ceiling.load(Ordering::Relaxed)).filter(|&ceiling| ceiling != usize::MAX)
     }
 
-    /// Legs alive (or about to be) when a call last started or ended.
+    /// Legs alive (or about to be) when a new call last came in, before it was judged, or a leg
+    /// last ended.
     pub fn legs(&self) -> usize {
         self.0.legs.load(Ordering::Relaxed)
     }
