@@ -11,7 +11,6 @@
 //!   the offer it returns.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use loket_routing::core::{Action, Input};
@@ -45,10 +44,14 @@ fn main() {
         return;
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-    let (redis_throughput, redis_latency) = runtime.block_on(async {
-        let throughput = redis_throughput(&workload, &redis_url).await;
-        let latency = redis_latency(&workload, &redis_url).await;
-        (throughput, latency)
+    // One node is the goal's figure; two show what their conflicts cost (each node's losing
+    // commits are decided again on the other's changes).
+    let [(redis_throughput, redis_latency), (two_throughput, two_latency)] = [1, 2].map(|nodes| {
+        runtime.block_on(async {
+            let throughput = redis_throughput(&workload, &redis_url, nodes).await;
+            let latency = redis_latency(&workload, &redis_url, nodes).await;
+            (throughput, latency)
+        })
     });
 
     println!(
@@ -77,6 +80,13 @@ fn main() {
         redis_goal.map_or("anchor/3 (no anchor given)".to_owned(), |goal| format!("{goal:.0}/s (anchor/3)")),
         redis_goal.map_or("-".to_owned(), |goal| format!("{:.2}", redis_throughput.assignments_per_second / goal)),
     );
+    println!(
+        "| redis, 2 nodes | {:.0} | {:.0} | {} | {} | | |",
+        two_throughput.assignments_per_second,
+        two_throughput.enqueues_per_second,
+        micros(two_latency.p50),
+        micros(two_latency.p99),
+    );
     if let Some(anchor) = anchor {
         println!(
             "anchor: redis-benchmark EVALSHA ZPOPMIN+HSET, 50 clients: {anchor:.0}/s; redis store reaches {:.1} % of it",
@@ -95,8 +105,13 @@ fn main() {
         ))
     );
     println!(
-        "redis round trips per assignment: {:.2} (script calls: one per accept or completion, two for a fallback)",
+        "redis round trips per assignment: {:.2} (script calls; steps decided at once share one commit)",
         redis_throughput.round_trips_per_assignment
+    );
+    println!(
+        "2 nodes: redis CPU per assignment {:.1} µs, {:.2} round trips per assignment (with the commits that conflicted)",
+        two_throughput.redis_cpu_per_assignment.as_secs_f64() * 1e6,
+        two_throughput.round_trips_per_assignment
     );
 }
 
@@ -276,29 +291,34 @@ fn memory_latency(workload: &Workload) -> Latency {
     percentiles(latencies)
 }
 
-async fn redis_store(workload: &Workload, url: &str, presence: Presence) -> RedisStore {
+/// `nodes` stores on one prefix, each with its own replica, as separate loket processes would be.
+async fn redis_nodes(workload: &Workload, url: &str, presence: Presence, nodes: usize) -> Vec<RedisStore> {
     let prefix = format!("loket-bench:{}:{}", std::process::id(), Timestamp::now().0);
-    let store = RedisStore::connect(url, &prefix, settings()).await.unwrap_or_else(|error| panic!("{error}"));
+    let first = RedisStore::connect(url, &prefix, settings()).await.unwrap_or_else(|error| panic!("{error}"));
     for queue in workload.queues() {
-        store.configure_queue(queue).await.expect("configure");
+        first.configure_queue(queue).await.expect("configure");
     }
     let now = Timestamp::now();
     let logins = workload.agents.iter().map(|profile| {
-        let store = store.clone();
+        let store = first.clone();
         let input = Input::AgentLoggedIn { profile: profile.clone(), presence: presence.clone() };
         async move { store.apply(now, input).await.expect("login") }
     });
     futures_util::future::join_all(logins).await;
-    store
+    let mut stores = vec![first];
+    for _ in 1..nodes {
+        stores.push(RedisStore::connect(url, &prefix, settings()).await.unwrap_or_else(|error| panic!("{error}")));
+    }
+    stores
 }
 
-async fn redis_throughput(workload: &Workload, url: &str) -> Throughput {
-    let store = redis_store(workload, url, Presence::Away { reason: "bench".to_owned() }).await;
+async fn redis_throughput(workload: &Workload, url: &str, nodes: usize) -> Throughput {
+    let stores = redis_nodes(workload, url, Presence::Away { reason: "bench".to_owned() }, nodes).await;
     let enqueue_start = Instant::now();
     let chunks: Vec<Vec<NewWorkItem>> =
         workload.items.chunks(workload.items.len().div_ceil(PRODUCERS)).map(<[NewWorkItem]>::to_vec).collect();
-    let producers = chunks.into_iter().map(|chunk| {
-        let store = store.clone();
+    let producers = chunks.into_iter().enumerate().map(|(index, chunk)| {
+        let store = stores[index % nodes].clone();
         async move {
             for spec in chunk {
                 store.enqueue(Timestamp::now(), spec).await.expect("enqueue");
@@ -309,8 +329,8 @@ async fn redis_throughput(workload: &Workload, url: &str) -> Throughput {
     let enqueue_elapsed = enqueue_start.elapsed();
     let before = RedisCounters::read(url).await;
     let start = Instant::now();
-    let workers = workload.agents.iter().map(|profile| {
-        let store = store.clone();
+    let workers = workload.agents.iter().enumerate().map(|(index, profile)| {
+        let store = stores[index % nodes].clone();
         let agent = profile.agent;
         async move {
             let mut pending: VecDeque<WorkItemId> = VecDeque::new();
@@ -336,7 +356,7 @@ async fn redis_throughput(workload: &Workload, url: &str) -> Throughput {
     let elapsed = start.elapsed();
     let after = RedisCounters::read(url).await;
     assert_eq!(assignments, workload.items.len(), "every item must be assigned");
-    store.delete_everything().await.expect("clean up");
+    stores[0].delete_everything().await.expect("clean up");
     Throughput {
         assignments_per_second: assignments as f64 / elapsed.as_secs_f64(),
         enqueues_per_second: workload.items.len() as f64 / enqueue_elapsed.as_secs_f64(),
@@ -348,12 +368,12 @@ async fn redis_throughput(workload: &Workload, url: &str) -> Throughput {
     }
 }
 
-async fn redis_latency(workload: &Workload, url: &str) -> Latency {
-    let store = Arc::new(redis_store(workload, url, Presence::Available).await);
+async fn redis_latency(workload: &Workload, url: &str, nodes: usize) -> Latency {
+    let stores = redis_nodes(workload, url, Presence::Available, nodes).await;
     let chunks: Vec<Vec<NewWorkItem>> =
         workload.items.chunks(workload.items.len().div_ceil(PRODUCERS)).map(<[NewWorkItem]>::to_vec).collect();
-    let producers = chunks.into_iter().map(|chunk| {
-        let store = store.clone();
+    let producers = chunks.into_iter().enumerate().map(|(index, chunk)| {
+        let store = stores[index % nodes].clone();
         async move {
             let mut latencies = Vec::with_capacity(chunk.len());
             for spec in chunk {
@@ -369,7 +389,7 @@ async fn redis_latency(workload: &Workload, url: &str) -> Latency {
         }
     });
     let latencies: Vec<Duration> = futures_util::future::join_all(producers).await.into_iter().flatten().collect();
-    store.delete_everything().await.expect("clean up");
+    stores[0].delete_everything().await.expect("clean up");
     percentiles(latencies)
 }
 

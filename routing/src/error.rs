@@ -57,4 +57,6 @@ pub enum StoreError {
     },
     #[error("gave up after {attempts} conflicting attempts")]
     Contended { attempts: u32 },
+    #[error("the routing commit did not complete ({reason}); the step may or may not have been applied")]
+    CommitUncertain { reason: String },
 }

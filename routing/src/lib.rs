@@ -67,30 +67,23 @@
 //! passed, an item that no logged-in member of its queue could ever take moves to the queue's
 //! supervisor queue.
 //!
-//! # Redis key layout
+//! # The Redis store
 //!
-//! Under the prefix `{p}` (braces: one Redis Cluster hash slot):
+//! Each node keeps a replica of the routing state (the same [`core::RouterCore`]) and decides
+//! every step there; Redis holds the committed records and orders the nodes' commits. A
+//! committer task per node sends the decided steps in batches, one at a time, to a Lua script that
+//! applies a batch only if no other node committed since the version it was decided on; a node
+//! that lost the race reads the other commits from the change stream and decides its steps again.
+//! See [`store::redis`]. Under the prefix `{p}` (braces: one Redis Cluster hash slot):
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `{p}:item:<id>` | hash | `rec` (JSON [`core::WorkItem`]; `state` overrides its state), `queue`, `excl`, `ver` |
-//! | `{p}:agent:<id>` | hash | [`core::AgentRecord`] field by field (`profile`, `work`, …), `ver`, links |
-//! | `{p}:queue:<q>:waiting` | zset | waiting items by score |
-//! | `{p}:queue:<q>:waiting:<channel>` | zset | the same, per channel |
-//! | `{p}:queue:<q>:by-sig:<channel>:<sig>` | zset | the same per requirement signature, members `<score>\|<id>` |
-//! | `{p}:queue:<q>:routing` | hash | `*` → default skills; `<channel>:<sig>` → the head of each non-empty list above |
-//! | `{p}:queue:<q>:routable` | zset | agents that can take work now, by idle-since |
-//! | `{p}:queue:<q>:members` | set | agents of the queue |
-//! | `{p}:deadlines` | zset | `i:<id>` / `a:<id>` by due time (ms) |
-//! | `{p}:queues`, `{p}:queues:version` | hash, counter | queue configs (JSON) |
-//! | `{p}:seq` | counter | item ids |
-//! | `{p}:events` | stream | one entry per step, field `e` per event: JSON [`event::RoutingEvent`] |
-//! | `{p}:notify` | pub/sub channel | JSON [`store::redis::Notice`] after each commit |
-//!
-//! Accept and complete are one script each (`step.lua`, which also offers the agent its next
-//! item); every other step is two: `load.lua` reads the records it needs and `commit.lua` writes
-//! the changes only if every changed record still has the version it was read at (with up to four
-//! alternatives for contested records); see [`store::redis`].
+//! | `{p}:items`, `{p}:agents`, `{p}:queues` | hash | JSON [`core::WorkItem`], [`core::AgentRecord`], [`model::QueueConfig`] by id |
+//! | `{p}:version` | counter | commits that changed a record |
+//! | `{p}:next-item` | string | the next item id |
+//! | `{p}:changes` | stream | one entry per commit: `v` version, `c` the records it changed (JSON); the last 100,000 |
+//! | `{p}:events` | stream | one entry per commit, field `e`: JSON array of [`event::RoutingEvent`]; about a million |
+//! | `{p}:notify` | pub/sub channel | JSON [`store::redis::Notice`] after each commit with actions |
 
 pub mod core;
 pub mod engine;

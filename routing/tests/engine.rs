@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::*;
 use loket_routing::core::{Action, Input};
 use loket_routing::engine::{EngineOptions, Router};
+use loket_routing::error::{RoutingError, StoreError};
 use loket_routing::event::EventKind;
 use loket_routing::model::{AgentId, AgentState, Channel, Presence, RouterSettings, Timestamp, WorkItemId};
 use loket_routing::store::memory::MemoryStore;
@@ -84,9 +85,7 @@ async fn a_surviving_node_expires_the_leases_of_a_dead_one() {
         dead.store.enqueue(now, item(Channel::Voice, "population", "nl", &[])).await.expect("enqueue");
     assert_eq!(offers(&actions), vec![(item, AgentId(1))]);
     // The deciding node has no engine: it "crashed" right after offering.
-    let survivor = loket_routing::store::redis::RedisStore::connect(&redis_url(), &prefix_of(&dead), fast_settings())
-        .await
-        .expect("connect");
+    let survivor = dead.another_node(fast_settings()).await;
     let router = Router::start(Arc::new(survivor), options());
     let mut actions = router.subscribe();
     wait_for(&mut actions, Duration::from_secs(3), |action| {
@@ -97,9 +96,29 @@ async fn a_surviving_node_expires_the_leases_of_a_dead_one() {
     assert!(events.iter().any(|event| event.kind == EventKind::TimedOut && event.item == Some(item)));
 }
 
-fn prefix_of(fixture: &RedisFixture) -> String {
-    let pattern = fixture.store.key_pattern();
-    pattern.trim_start_matches('{').trim_end_matches("}:*").to_owned()
+#[tokio::test]
+async fn a_node_starts_again_from_what_redis_holds_when_redis_lost_its_keys() {
+    let fixture = RedisFixture::new("emptied", fast_settings()).await;
+    let store = &fixture.store;
+    let population = queue("population");
+    store.configure_queue(population.clone()).await.expect("configure");
+    let now = Timestamp::now();
+    let profile = agent(1, &[("nl", 5)], &["population"]);
+    store.apply(now, Input::AgentLoggedIn { profile, presence: Presence::Available }).await.expect("login");
+    let (first, _) = store.enqueue(now, item(Channel::Email, "population", "nl", &[])).await.expect("enqueue");
+    store.delete_everything().await.expect("Redis emptied");
+    // The replica still has agent 1; its commit finds Redis at version 0, so the node reloads
+    // the (now empty) records and decides again, at once, instead of trying the stale version.
+    let away = Input::PresenceChanged { agent: AgentId(1), presence: Presence::Away { reason: "break".to_owned() } };
+    let answer = tokio::time::timeout(Duration::from_secs(5), store.apply(now, away)).await.expect("answered in time");
+    assert!(
+        matches!(answer, Err(StoreError::Rejected(RoutingError::UnknownAgent(AgentId(1))))),
+        "the agent is gone with the keys: {answer:?}"
+    );
+    store.configure_queue(population.clone()).await.expect("configure again");
+    let (again, _) = store.enqueue(now, item(Channel::Email, "population", "nl", &[])).await.expect("enqueue");
+    assert_eq!(again, first, "item ids start again with the records");
+    assert_eq!(store.waiting(&population.id, 10).await.expect("waiting").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,9 +127,7 @@ async fn two_routers_on_one_redis_never_double_assign() {
     const ITEMS: usize = 240;
     let fixture = RedisFixture::new("two-routers", fast_settings()).await;
     fixture.store.configure_queue(queue("population")).await.expect("configure");
-    let other = loket_routing::store::redis::RedisStore::connect(&redis_url(), &prefix_of(&fixture), fast_settings())
-        .await
-        .expect("connect");
+    let other = fixture.another_node(fast_settings()).await;
     let routers = [
         Arc::new(Router::start(Arc::new(fixture.store.clone()), options())),
         Arc::new(Router::start(Arc::new(other), options())),

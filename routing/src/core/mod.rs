@@ -6,8 +6,10 @@
 //! check, after-call-work timeouts). It never reads a clock, spawns, locks or does IO.
 //!
 //! Indices (waiting items per queue by score, routable agents per queue by idle time, deadlines)
-//! are derived from the records by [`item_index`] and [`agent_index`], so that the Redis store can
-//! rebuild a partial core from the records it loaded and derive the same index entries to write.
+//! are derived from the records, so that a core can be built from records ([`RouterCore::from_records`])
+//! and kept in step with another core by copying records ([`RouterCore::put_item`],
+//! [`RouterCore::put_agent`]): the Redis store keeps a replica this way, and learns which records a
+//! step changed from the core's journal ([`RouterCore::keep_journal`]).
 
 pub mod decide;
 
@@ -151,25 +153,23 @@ fn item_event(now: Timestamp, item: &WorkItem, agent: Option<AgentId>, kind: Eve
 
 /// Where an item appears in the indices.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ItemIndex {
+struct ItemIndex {
     /// The queue, the item's channel (waiting lists are split by channel so that an agent with
     /// room for an email only never scans calls) and the score.
-    pub waiting: Option<(QueueId, Channel, i64)>,
-    pub deadline: Option<Timestamp>,
+    waiting: Option<(QueueId, Channel, i64)>,
+    deadline: Option<Timestamp>,
 }
 
 /// Where an agent appears in the indices.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AgentIndex {
+struct AgentIndex {
     /// Present in the routable set of each of its queues, ordered by this idle time.
-    pub routable_since: Option<Timestamp>,
-    pub queues: Vec<QueueId>,
-    /// The channels it has room for an ordinary-size item of.
-    pub room: decide::ChannelSet,
-    pub deadline: Option<Timestamp>,
+    routable_since: Option<Timestamp>,
+    queues: Vec<QueueId>,
+    deadline: Option<Timestamp>,
 }
 
-pub fn item_index(settings: &RouterSettings, item: &WorkItem) -> ItemIndex {
+fn item_index(settings: &RouterSettings, item: &WorkItem) -> ItemIndex {
     match item.state {
         ItemState::Waiting => {
             let relaxation = decide::next_relaxation(item, item.relaxed_until);
@@ -184,18 +184,12 @@ pub fn item_index(settings: &RouterSettings, item: &WorkItem) -> ItemIndex {
     }
 }
 
-pub fn agent_index(agent: &AgentRecord) -> AgentIndex {
-    let (routable_since, room) = routable_slot(agent);
-    AgentIndex { routable_since, queues: agent.profile.queues.clone(), room, deadline: agent.after_work_until }
-}
-
-/// The agent's place in its queues' routable sets, if any, and the channels it has room for. An
-/// agent without room for any channel is left out of the routable sets, so that offering a new
-/// item scans only agents that could take it.
-fn routable_slot(agent: &AgentRecord) -> (Option<Timestamp>, decide::ChannelSet) {
-    let room = decide::room(agent);
-    let routable = decide::is_routable(agent) && !room.is_empty();
-    (routable.then_some(agent.idle_since), room)
+/// The agent's place in its queues' routable sets, if any. An agent without room for any channel
+/// is left out of the routable sets, so that offering a new item scans only agents that could take
+/// it.
+fn routable_slot(agent: &AgentRecord) -> Option<Timestamp> {
+    let routable = decide::is_routable(agent) && !decide::room(agent).is_empty();
+    routable.then_some(agent.idle_since)
 }
 
 /// Deadlines due at the same moment are handled agents first, then items, each by id: the same
@@ -206,6 +200,7 @@ pub enum DeadlineOwner {
     Item(WorkItemId),
 }
 
+#[derive(Clone)]
 pub struct RouterCore {
     settings: RouterSettings,
     queues: HashMap<QueueId, QueueConfig>,
@@ -221,6 +216,16 @@ pub struct RouterCore {
     actions: Vec<Action>,
     events: Vec<RoutingEvent>,
     changed_agents: Vec<AgentId>,
+    /// Records changed since the last [`RouterCore::take_journal`], kept only when asked for.
+    journal: Option<Journal>,
+}
+
+/// The items and agents whose records a step changed (or may have: a record rewritten with the
+/// same value is listed too).
+#[derive(Clone, Debug, Default)]
+pub struct Journal {
+    pub items: Vec<WorkItemId>,
+    pub agents: Vec<AgentId>,
 }
 
 impl RouterCore {
@@ -239,6 +244,7 @@ impl RouterCore {
             actions: Vec::new(),
             events: Vec::new(),
             changed_agents: Vec::new(),
+            journal: None,
         }
     }
 
@@ -251,16 +257,49 @@ impl RouterCore {
     ) -> RouterCore {
         let mut core = RouterCore::new(settings, queues);
         for item in items {
-            let id = item.id;
-            core.items.insert(id, item);
-            core.reindex_item(id);
+            core.put_item(item.id, Some(item));
         }
         for agent in agents {
-            let id = agent.profile.agent;
-            core.agents.insert(id, agent);
-            core.reindex_agent_quietly(id);
+            core.put_agent(agent.profile.agent, Some(agent));
         }
         core
+    }
+
+    /// Replaces (or with `None` removes) an item's record as another core decided it, and
+    /// re-derives its index entries. No routing decision is made.
+    pub fn put_item(&mut self, id: WorkItemId, item: Option<WorkItem>) {
+        match item {
+            Some(item) => self.items.insert(id, item),
+            None => self.items.remove(&id),
+        };
+        self.reindex_item(id);
+    }
+
+    /// [`RouterCore::put_item`] for an agent.
+    pub fn put_agent(&mut self, id: AgentId, agent: Option<AgentRecord>) {
+        match agent {
+            Some(agent) => self.agents.insert(id, agent),
+            None => self.agents.remove(&id),
+        };
+        self.reindex_agent_quietly(id);
+    }
+
+    /// From now on, lists the records each step changes, for [`RouterCore::take_journal`].
+    pub fn keep_journal(&mut self) {
+        self.journal.get_or_insert_with(Journal::default);
+    }
+
+    /// The records changed since the last call, each once, in id order.
+    pub fn take_journal(&mut self) -> Journal {
+        let Some(journal) = self.journal.as_mut() else {
+            return Journal::default();
+        };
+        let mut taken = std::mem::take(journal);
+        taken.items.sort_unstable();
+        taken.items.dedup();
+        taken.agents.sort_unstable();
+        taken.agents.dedup();
+        taken
     }
 
     pub fn settings(&self) -> &RouterSettings {
@@ -934,6 +973,9 @@ impl RouterCore {
     }
 
     fn reindex_item(&mut self, item: WorkItemId) {
+        if let Some(journal) = &mut self.journal {
+            journal.items.push(item);
+        }
         let new_index = self.items.get(&item).map(|work_item| item_index(&self.settings, work_item));
         let old_index = match &new_index {
             Some(index) => self.item_indices.insert(item, index.clone()),
@@ -999,6 +1041,9 @@ impl RouterCore {
     /// changed: on the hot path (accept, complete) that is its routable entries, not its
     /// memberships.
     fn reindex_agent_quietly(&mut self, agent: AgentId) {
+        if let Some(journal) = &mut self.journal {
+            journal.agents.push(agent);
+        }
         let old = self.agent_indices.remove(&agent);
         let Some(record) = self.agents.get(&agent) else {
             if let Some(old) = old {
@@ -1008,7 +1053,7 @@ impl RouterCore {
             }
             return;
         };
-        let (routable_since, room) = routable_slot(record);
+        let routable_since = routable_slot(record);
         let deadline = record.after_work_until;
         let (old_queues, old_since, old_deadline) = match old {
             Some(old) => (old.queues, old.routable_since, old.deadline),
@@ -1028,7 +1073,7 @@ impl RouterCore {
         if old_deadline != deadline {
             self.move_deadline(agent, old_deadline, deadline);
         }
-        self.agent_indices.insert(agent, AgentIndex { routable_since, queues, room, deadline });
+        self.agent_indices.insert(agent, AgentIndex { routable_since, queues, deadline });
     }
 
     fn move_routable(

@@ -76,6 +76,7 @@ pub fn redis_url() -> String {
 /// test panicked.
 pub struct RedisFixture {
     pub store: RedisStore,
+    prefix: String,
 }
 
 impl RedisFixture {
@@ -88,7 +89,12 @@ impl RedisFixture {
                 panic!("Redis is missing for the routing tests. {error} (or `apt-get install redis-server` first)")
             }
         };
-        RedisFixture { store }
+        RedisFixture { store, prefix }
+    }
+
+    /// A second node on the same keys, with its own replica.
+    pub async fn another_node(&self, settings: RouterSettings) -> RedisStore {
+        RedisStore::connect(&redis_url(), &self.prefix, settings).await.expect("a second node connects")
     }
 }
 
