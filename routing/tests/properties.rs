@@ -379,10 +379,12 @@ proptest! {
 
     /// The Redis store decides on a replica of the same core and commits the records the core's
     /// journal lists; any difference would be a bug in the journal, the commit or the replication.
-    /// A second node, connected before the first step, follows through the change stream, and a
-    /// third, connected after the last, loads the records: both must see the same waiting lists
-    /// and deadlines, and the event log must be the in-process one. Every agent logs in first, so
-    /// that offers, accepts and completions make up much of each sequence.
+    /// Two nodes take the steps in turn, so that each step meets a replica one step behind: its
+    /// commit conflicts, and the node catches up from the change stream, undoes its own decision
+    /// and decides again. A third node, connected after the last step, loads the records. All
+    /// must see the in-process waiting lists and deadlines, and the event log must be the
+    /// in-process one. Every agent logs in first, so that offers, accepts and completions make up
+    /// much of each sequence.
     #[test]
     fn redis_decides_like_memory(
         seeds in proptest::collection::vec(any::<u32>(), AGENTS as usize),
@@ -394,16 +396,18 @@ proptest! {
         runtime.block_on(async {
             let memory = MemoryStore::new(settings());
             let fixture = RedisFixture::new("differential", settings()).await;
-            let redis = &fixture.store;
-            let follower = fixture.another_node(settings()).await;
+            let second = fixture.another_node(settings()).await;
+            let nodes = [&fixture.store, &second];
+            let redis = nodes[0];
             for config in queues() {
                 memory.configure_queue(config.clone()).await.expect("configure");
                 redis.configure_queue(config).await.expect("configure");
             }
             let mut reference = TestRouter::new(settings(), queues(), T0);
-            for op in &ops {
+            for (turn, op) in ops.iter().enumerate() {
                 let Some(step) = resolve(&reference.core, op) else { continue };
                 let now = reference.now;
+                let redis = nodes[turn % 2];
                 let (expected, actual) = match step {
                     Step::Enqueue(spec) => {
                         let _ = reference.enqueue(spec.clone());
@@ -450,7 +454,7 @@ proptest! {
             }
             let latecomer = fixture.another_node(settings()).await;
             let expected_deadline = memory.next_deadline().await.expect("deadline");
-            for (name, node) in [("follower", &follower), ("latecomer", &latecomer)] {
+            for (name, node) in [("first", nodes[0]), ("second", nodes[1]), ("latecomer", &latecomer)] {
                 prop_assert_eq!(expected_deadline, node.next_deadline().await.expect("deadline"), "{} deadline", name);
                 for queue in queues() {
                     let expected = memory.waiting(&queue.id, 100).await.expect("waiting");

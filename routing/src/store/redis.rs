@@ -30,7 +30,6 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -105,7 +104,6 @@ struct Shared {
     /// Wakes the committer task; it holds this and a `Weak` of the rest, so that it ends when the
     /// last store handle is dropped.
     wake: Arc<Notify>,
-    commits: AtomicU64,
 }
 
 impl Drop for Shared {
@@ -197,16 +195,7 @@ impl RedisStore {
         let connection = client.get_multiplexed_async_connection_with_config(&config).await.map_err(unreachable)?;
         let prefix = format!("{{{prefix}}}");
         let snapshot = read_snapshot(&mut connection.clone(), &prefix).await?;
-        let committed = RouterCore::new(settings.clone(), []);
-        let replica = Replica {
-            ahead: committed.clone(),
-            committed,
-            next_item: 1,
-            version: 0,
-            last_change: String::new(),
-            ahead_next_item: 1,
-            pending: VecDeque::new(),
-        };
+        let replica = Replica::new(&settings, snapshot);
         let wake = Arc::new(Notify::new());
         let shared = Arc::new(Shared {
             connection,
@@ -217,17 +206,9 @@ impl RedisStore {
             commit_script: Script::new(include_str!("lua/commit.lua")),
             replica: Mutex::new(replica),
             wake: wake.clone(),
-            commits: AtomicU64::new(0),
         });
-        shared.lock().install(&shared.settings, snapshot);
         tokio::spawn(run_committer(Arc::downgrade(&shared), wake));
         Ok(RedisStore { shared })
-    }
-
-    /// Script calls this node made to commit, on this store and its clones: with many steps
-    /// at once, far fewer than steps.
-    pub fn commits(&self) -> u64 {
-        self.shared.commits.load(Ordering::Relaxed)
     }
 
     /// The id this node puts in its notices.
@@ -325,7 +306,6 @@ impl Shared {
             let Some(batch) = self.lock().next_batch() else {
                 return;
             };
-            self.commits.fetch_add(1, Ordering::Relaxed);
             match self.send(&batch).await {
                 Ok(Committed::Applied(new_version)) => {
                     conflicts = 0;
@@ -480,6 +460,21 @@ async fn run_committer(shared: Weak<Shared>, wake: Arc<Notify>) {
 }
 
 impl Replica {
+    fn new(settings: &RouterSettings, snapshot: Snapshot) -> Replica {
+        let committed = RouterCore::from_records(settings.clone(), snapshot.queues, snapshot.items, snapshot.agents);
+        let mut ahead = committed.clone();
+        ahead.keep_journal();
+        Replica {
+            committed,
+            next_item: snapshot.next_item,
+            version: snapshot.version,
+            last_change: snapshot.last_change,
+            ahead,
+            ahead_next_item: snapshot.next_item,
+            pending: VecDeque::new(),
+        }
+    }
+
     /// The pending steps not yet sent, merged into one commit.
     fn next_batch(&mut self) -> Option<Batch> {
         if self.pending.is_empty() {
@@ -555,11 +550,8 @@ impl Replica {
 
     /// Replaces the replica by what Redis holds.
     fn install(&mut self, settings: &RouterSettings, snapshot: Snapshot) {
-        self.committed = RouterCore::from_records(settings.clone(), snapshot.queues, snapshot.items, snapshot.agents);
-        self.next_item = snapshot.next_item;
-        self.version = snapshot.version;
-        self.last_change = snapshot.last_change;
-        self.copy_committed();
+        let pending = std::mem::take(&mut self.pending);
+        *self = Replica { pending, ..Replica::new(settings, snapshot) };
         self.decide_pending();
     }
 
