@@ -11,8 +11,9 @@
 //! the version the batch was decided on; it then writes the changed records, bumps the version,
 //! appends the changes to `{p}:changes`, the events to `{p}:events`, and publishes the actions on
 //! `{p}:notify`. A batch that finds the version moved (another node committed first) is not
-//! written: the node reads the other commits from `{p}:changes` into `committed`, decides its
-//! pending steps again on top of them, and sends them again. So the commits of all nodes form one
+//! written: the node reads the other commits from `{p}:changes` into both cores, copies the
+//! records its pending steps changed back from `committed` into `ahead`, decides those steps again
+//! on top, and sends them again. So the commits of all nodes form one
 //! sequence, every step is decided on the state every earlier step left, and the Redis store
 //! decides exactly what the in-process store decides; no item is ever held by two agents.
 //!
