@@ -200,7 +200,6 @@ pub enum DeadlineOwner {
     Item(WorkItemId),
 }
 
-#[derive(Clone)]
 pub struct RouterCore {
     settings: RouterSettings,
     queues: HashMap<QueueId, QueueConfig>,
