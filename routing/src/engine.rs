@@ -17,6 +17,10 @@ use crate::error::StoreError;
 use crate::model::{NewWorkItem, Timestamp, WorkItemId};
 use crate::store::QueueStore;
 
+/// How long the listener for other nodes' actions waits before subscribing again after it lost
+/// the channel (Redis restarting, the network gone).
+const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(1);
+
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
     /// Upper bound on the timer sleep, so deadlines written by other nodes are seen.
@@ -50,15 +54,24 @@ impl<S: QueueStore> Router<S> {
             let actions = actions.clone();
             let wake_timer = wake_timer.clone();
             tokio::spawn(async move {
-                let forward = |remote: Vec<Action>| {
-                    for action in remote {
-                        // No subscriber is not an error: nobody is watching yet.
-                        let _ = actions.send(action);
+                loop {
+                    let forward = |remote: Vec<Action>| {
+                        for action in remote {
+                            // No subscriber is not an error: nobody is watching yet.
+                            let _ = actions.send(action);
+                        }
+                        wake_timer.notify_one();
+                    };
+                    match store.follow_other_nodes(forward).await {
+                        Ok(()) => tracing::warn!("routing: the other nodes' channel closed; subscribing again"),
+                        Err(error) => {
+                            tracing::warn!(%error, "routing: following other nodes failed; subscribing again")
+                        }
                     }
+                    // Other nodes' offers made while this node was not listening are not pushed
+                    // again; their leases run out and they are offered anew. The timer catches up.
                     wake_timer.notify_one();
-                };
-                if let Err(error) = store.follow_other_nodes(forward).await {
-                    tracing::warn!(%error, "routing: stopped following other nodes");
+                    tokio::time::sleep(RESUBSCRIBE_AFTER).await;
                 }
             })
         };

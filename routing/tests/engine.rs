@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::private_redis::PrivateRedis;
 use common::*;
 use loket_routing::core::{Action, Input};
 use loket_routing::engine::{EngineOptions, Router};
@@ -14,6 +15,7 @@ use loket_routing::error::{RoutingError, StoreError};
 use loket_routing::event::EventKind;
 use loket_routing::model::{AgentId, AgentState, Channel, Presence, RouterSettings, Timestamp, WorkItemId};
 use loket_routing::store::memory::MemoryStore;
+use loket_routing::store::redis::RedisStore;
 use loket_routing::store::{EventCursor, QueueStore};
 use tokio::sync::broadcast;
 
@@ -119,6 +121,85 @@ async fn a_node_starts_again_from_what_redis_holds_when_redis_lost_its_keys() {
     let (again, _) = store.enqueue(now, item(Channel::Email, "population", "nl", &[])).await.expect("enqueue");
     assert_eq!(again, first, "item ids start again with the records");
     assert_eq!(store.waiting(&population.id, 10).await.expect("waiting").len(), 1);
+}
+
+#[tokio::test]
+async fn a_node_carries_on_when_its_redis_restarts() {
+    let mut server = PrivateRedis::start();
+    let store = RedisStore::connect(&server.url(), "restart", fast_settings()).await.expect("connect");
+    let population = queue("population");
+    store.configure_queue(population.clone()).await.expect("configure");
+    let now = Timestamp::now();
+    let profile = agent(1, &[("nl", 5)], &["population"]);
+    store.apply(now, Input::AgentLoggedIn { profile, presence: Presence::Available }).await.expect("login");
+    let (item_id, actions) = store.enqueue(now, item(Channel::Email, "population", "nl", &[])).await.expect("enqueue");
+    assert_eq!(offers(&actions), vec![(item_id, AgentId(1))]);
+    server.stop();
+    let accept = Input::OfferAccepted { agent: AgentId(1), item: item_id };
+    let during = tokio::time::timeout(Duration::from_secs(15), store.apply(now, accept)).await.expect("answered");
+    assert!(matches!(during, Err(StoreError::CommitUncertain { .. })), "no Redis, no commit: {during:?}");
+    // The server comes back empty: the connection is made again by itself, and the node starts
+    // again from the empty records (as when Redis lost its keys).
+    server.restart();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while let Err(error) = store.configure_queue(population.clone()).await {
+        assert!(tokio::time::Instant::now() < deadline, "no commit 10 s after Redis came back: {error}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (again, _) = store.enqueue(now, item(Channel::Email, "population", "nl", &[])).await.expect("enqueue");
+    assert_eq!(again, WorkItemId(1), "item ids start again with the records");
+    assert_eq!(store.waiting(&population.id, 10).await.expect("waiting").len(), 1);
+}
+
+#[tokio::test]
+async fn other_nodes_are_heard_again_after_redis_restarts() {
+    let mut server = PrivateRedis::start();
+    let deciding = RedisStore::connect(&server.url(), "resubscribe", fast_settings()).await.expect("connect");
+    let listening = RedisStore::connect(&server.url(), "resubscribe", fast_settings()).await.expect("connect");
+    let router = Router::start(Arc::new(listening), options());
+    let mut heard = router.subscribe();
+    deciding.configure_queue(queue("population")).await.expect("configure");
+    hear_the_other_node(&deciding, &mut heard, Duration::from_secs(5), "before the restart").await;
+    server.stop();
+    server.restart();
+    // The listener lost its channel with the server and subscribes again a second later; until
+    // then the other node's actions are not heard.
+    hear_the_other_node(&deciding, &mut heard, Duration::from_secs(10), "after the restart").await;
+}
+
+/// Has `deciding` change agent 1's presence until the listener hears it, for at most `within`.
+async fn hear_the_other_node(
+    deciding: &RedisStore,
+    heard: &mut broadcast::Receiver<Action>,
+    within: Duration,
+    when: &str,
+) {
+    let profile = agent(1, &[("nl", 5)], &["population"]);
+    let deadline = tokio::time::Instant::now() + within;
+    let mut presence = Presence::Available;
+    loop {
+        let input = Input::AgentLoggedIn { profile: profile.clone(), presence: presence.clone() };
+        // A commit may fail while the connection is made again: then the next turn tries again.
+        if deciding.apply(Timestamp::now(), input).await.is_ok() {
+            let listened = tokio::time::timeout(Duration::from_millis(200), async {
+                loop {
+                    match heard.recv().await {
+                        Ok(Action::ShowAgentState { agent: AgentId(1), .. }) => return,
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => panic!("action stream closed"),
+                    }
+                }
+            });
+            if listened.await.is_ok() {
+                return;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the other node was not heard {when}, within {within:?}");
+        presence = match presence {
+            Presence::Available => Presence::Away { reason: "break".to_owned() },
+            _ => Presence::Available,
+        };
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

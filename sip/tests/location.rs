@@ -8,6 +8,9 @@ use loket_sip::registrar::redis::RedisStore;
 use loket_sip::registrar::{Binding, LocationStore, MemoryStore, Refusal};
 use loket_sip::transport::Protocol;
 
+#[path = "../../tests/support/private_redis.rs"]
+mod private_redis;
+
 /// Whole seconds at the start of the run: Redis expires keys on the real clock, so the simulated
 /// times must be near it (and whole milliseconds, which is what Redis stores).
 static START: LazyLock<u64> =
@@ -121,4 +124,31 @@ async fn the_redis_store_conforms() {
     assert_eq!(expires_at as u64, (*START + 5_000) * 1_000);
     let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut connection).await.unwrap();
     let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut connection).await.unwrap();
+}
+
+/// A Redis restart (empty, without persistence) costs the registrations made before it, not the
+/// store: the next REGISTER is stored again once the connection is back.
+#[tokio::test]
+async fn the_redis_store_carries_on_when_redis_restarts() {
+    let mut server = private_redis::PrivateRedis::start();
+    let store = RedisStore::connect(&server.url(), "restart").await.expect("connect");
+    let aor = "agent@loket.test";
+    let first = binding("sip:agent@10.0.0.5", 1_060, 1);
+    store.update(aor, at(1_000), &add(first.clone())).await.unwrap().unwrap();
+    server.stop();
+    assert!(store.lookup(aor, at(1_000)).await.is_err(), "no Redis, no answer");
+    server.restart();
+    let again = binding("sip:agent@10.0.0.5", 1_060, 2);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let stored = loop {
+        match store.update(aor, at(1_000), &add(again.clone())).await {
+            Ok(stored) => break stored.unwrap(),
+            Err(error) => {
+                assert!(tokio::time::Instant::now() < deadline, "no update 10 s after Redis came back: {error}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert_eq!(stored, vec![again.clone()], "the binding from before the restart is gone with Redis");
+    assert_eq!(store.lookup(aor, at(1_000)).await.unwrap(), vec![again]);
 }

@@ -34,7 +34,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, oneshot};
@@ -134,7 +134,8 @@ pub struct RedisStore {
 }
 
 struct Shared {
-    connection: MultiplexedConnection,
+    /// Reconnects by itself after Redis restarts or the network drops.
+    connection: ConnectionManager,
     client: redis::Client,
     prefix: String,
     node: String,
@@ -229,8 +230,8 @@ impl RedisStore {
         let client = redis::Client::open(url).map_err(unreachable)?;
         // The default 500 ms response timeout counts time the caller's runtime was busy
         // elsewhere; under load that fails healthy requests, so only a dead server times out.
-        let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
-        let connection = client.get_multiplexed_async_connection_with_config(&config).await.map_err(unreachable)?;
+        let config = ConnectionManagerConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
+        let connection = client.get_connection_manager_with_config(config).await.map_err(unreachable)?;
         let prefix = format!("{{{prefix}}}");
         let snapshot = read_snapshot(&mut connection.clone(), &prefix).await?;
         let replica = Replica::new(settings, snapshot);
@@ -719,7 +720,7 @@ fn changes_json(
     json
 }
 
-async fn read_snapshot(connection: &mut MultiplexedConnection, prefix: &str) -> Result<Snapshot, StoreError> {
+async fn read_snapshot(connection: &mut ConnectionManager, prefix: &str) -> Result<Snapshot, StoreError> {
     type Reply =
         (Option<u64>, Option<u64>, Vec<String>, Vec<String>, Vec<String>, Vec<(String, HashMap<String, String>)>);
     let (version, next_item, queues, items, agents, last): Reply = redis::pipe()

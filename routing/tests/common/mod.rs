@@ -11,6 +11,9 @@ use loket_routing::model::{
 };
 use loket_routing::store::redis::RedisStore;
 
+#[path = "../../../tests/support/private_redis.rs"]
+pub mod private_redis;
+
 pub const T0: Timestamp = Timestamp(1_700_000_000_000);
 
 pub fn at(seconds: u64) -> Timestamp {

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
 use super::location::{Change, LocationStore, StoreError};
@@ -21,7 +21,8 @@ const MAX_ATTEMPTS: usize = 32;
 
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: MultiplexedConnection,
+    /// Reconnects by itself after Redis restarts or the network drops.
+    connection: ConnectionManager,
     prefix: String,
     commit: Script,
 }
@@ -33,8 +34,8 @@ impl RedisStore {
         let client = redis::Client::open(url).map_err(unreachable)?;
         // As in loket-routing: the default 500 ms response timeout fails healthy requests when the
         // runtime is busy, so only a dead server should time out.
-        let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
-        let connection = client.get_multiplexed_async_connection_with_config(&config).await.map_err(unreachable)?;
+        let config = ConnectionManagerConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
+        let connection = client.get_connection_manager_with_config(config).await.map_err(unreachable)?;
         Ok(RedisStore { connection, prefix: prefix.to_owned(), commit: Script::new(include_str!("commit.lua")) })
     }
 
