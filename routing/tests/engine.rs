@@ -98,16 +98,23 @@ async fn a_surviving_node_expires_the_leases_of_a_dead_one() {
     assert!(events.iter().any(|event| event.kind == EventKind::TimedOut && event.item == Some(item)));
 }
 
+/// The queue "population", agent 1 logged in to it, and an email offered to the agent.
+async fn an_offer_to_agent_1(store: &RedisStore, now: Timestamp) -> WorkItemId {
+    store.configure_queue(queue("population")).await.expect("configure");
+    let profile = agent(1, &[("nl", 5)], &["population"]);
+    store.apply(now, Input::AgentLoggedIn { profile, presence: Presence::Available }).await.expect("login");
+    let (item, actions) = store.enqueue(now, item(Channel::Email, "population", "nl", &[])).await.expect("enqueue");
+    assert_eq!(offers(&actions), vec![(item, AgentId(1))]);
+    item
+}
+
 #[tokio::test]
 async fn a_node_starts_again_from_what_redis_holds_when_redis_lost_its_keys() {
     let fixture = RedisFixture::new("emptied", fast_settings()).await;
     let store = &fixture.store;
     let population = queue("population");
-    store.configure_queue(population.clone()).await.expect("configure");
     let now = Timestamp::now();
-    let profile = agent(1, &[("nl", 5)], &["population"]);
-    store.apply(now, Input::AgentLoggedIn { profile, presence: Presence::Available }).await.expect("login");
-    let (first, _) = store.enqueue(now, item(Channel::Email, "population", "nl", &[])).await.expect("enqueue");
+    let first = an_offer_to_agent_1(store, now).await;
     store.delete_everything().await.expect("Redis emptied");
     // The replica still has agent 1; its commit finds Redis at version 0, so the node reloads
     // the (now empty) records and decides again, at once, instead of trying the stale version.
@@ -128,12 +135,8 @@ async fn a_node_carries_on_when_its_redis_restarts() {
     let mut server = PrivateRedis::start();
     let store = RedisStore::connect(&server.url(), "restart", fast_settings()).await.expect("connect");
     let population = queue("population");
-    store.configure_queue(population.clone()).await.expect("configure");
     let now = Timestamp::now();
-    let profile = agent(1, &[("nl", 5)], &["population"]);
-    store.apply(now, Input::AgentLoggedIn { profile, presence: Presence::Available }).await.expect("login");
-    let (item_id, actions) = store.enqueue(now, item(Channel::Email, "population", "nl", &[])).await.expect("enqueue");
-    assert_eq!(offers(&actions), vec![(item_id, AgentId(1))]);
+    let item_id = an_offer_to_agent_1(&store, now).await;
     server.stop();
     let accept = Input::OfferAccepted { agent: AgentId(1), item: item_id };
     let during = tokio::time::timeout(Duration::from_secs(15), store.apply(now, accept)).await.expect("answered");
