@@ -198,11 +198,24 @@ async fn hear_the_other_node(
             }
         }
         assert!(tokio::time::Instant::now() < deadline, "the other node was not heard {when}, within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
         presence = match presence {
             Presence::Available => Presence::Away { reason: "break".to_owned() },
             _ => Presence::Available,
         };
     }
+}
+
+/// A node ignores notices that carry its own id, so two nodes with one id would not hear each
+/// other. Connections made within one millisecond, in one process, must still differ.
+#[tokio::test]
+async fn every_node_has_its_own_id() {
+    let fixture = RedisFixture::new("node-ids", fast_settings()).await;
+    let mut ids = BTreeSet::from([fixture.store.node().to_owned()]);
+    for _ in 0..20 {
+        ids.insert(fixture.another_node(fast_settings()).await.node().to_owned());
+    }
+    assert_eq!(ids.len(), 21, "{ids:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

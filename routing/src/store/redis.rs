@@ -31,6 +31,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -240,7 +241,7 @@ impl RedisStore {
             connection,
             client,
             prefix,
-            node: format!("{}-{}", std::process::id(), Timestamp::now().0),
+            node: node_id(),
             commit_script: Script::new(include_str!("lua/commit.lua")),
             replica: Mutex::new(replica),
             wake: wake.clone(),
@@ -485,6 +486,15 @@ impl Shared {
             }
         }
     }
+}
+
+/// Unique among the nodes on one Redis: the process, the time it connected, and a count, because
+/// one process may connect twice within a millisecond (tests do) and a node ignores notices
+/// carrying its own id.
+fn node_id() -> String {
+    static CONNECTED: AtomicU64 = AtomicU64::new(0);
+    let count = CONNECTED.fetch_add(1, Ordering::Relaxed);
+    format!("{}-{}-{count}", std::process::id(), Timestamp::now().0)
 }
 
 async fn run_committer(shared: Weak<Shared>, wake: Arc<Notify>) {
