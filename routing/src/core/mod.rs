@@ -221,7 +221,7 @@ pub struct RouterCore {
 
 /// The items and agents whose records a step changed (or may have: a record rewritten with the
 /// same value is listed too).
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Journal {
     pub items: Vec<WorkItemId>,
     pub agents: Vec<AgentId>,

@@ -173,6 +173,8 @@ enum Step {
     Enqueue(Timestamp, NewWorkItem),
     Input(Timestamp, Input),
     Expire(Timestamp),
+    /// Changes nothing; committed only for its version check (see `RedisStore::catch_up`).
+    CatchUp,
 }
 
 /// What a step gives its caller: the new item's id (for an enqueue) and the actions.
@@ -305,30 +307,10 @@ impl RedisStore {
         result.await.map_err(|_| StoreError::CommitUncertain { reason: "the committer stopped".to_owned() })?
     }
 
-    /// Brings the replica up to the newest commit, unless steps of this node are pending: then
-    /// their commit will do it, and the replica is at most as old as they are.
+    /// Brings the replica up to the newest commit: an empty step goes through the committer,
+    /// whose version check makes it follow the other nodes' commits first if there are any.
     async fn catch_up(&self) -> Result<(), StoreError> {
-        let (after, idle) = {
-            let replica = self.shared.lock();
-            (replica.last_change.clone(), replica.pending.is_empty())
-        };
-        if !idle {
-            return Ok(());
-        }
-        let entries = self.shared.changes_since(&after).await?;
-        {
-            let mut replica = self.shared.lock();
-            // A step that arrived meanwhile may be in flight already; its commit will catch up.
-            if !replica.pending.is_empty() || replica.absorb(entries) {
-                return Ok(());
-            }
-        }
-        let snapshot = read_snapshot(&mut self.shared.connection.clone(), &self.shared.prefix).await?;
-        let mut replica = self.shared.lock();
-        if replica.pending.is_empty() && snapshot.version >= replica.version {
-            replica.install(snapshot);
-        }
-        Ok(())
+        self.submit(Step::CatchUp).await.map(drop)
     }
 }
 
@@ -674,6 +656,7 @@ fn decide(core: &mut RouterCore, next_item: &mut u64, step: &Step) -> Decision {
             core.handle_timeout(*now);
             Ok(None)
         }
+        Step::CatchUp => Ok(None),
     };
     let actions: Vec<Action> = core.drain_actions().collect();
     let events = core.drain_events().collect();
